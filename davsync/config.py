@@ -1,0 +1,158 @@
+"""The client's configuration: where it is found, and the typed `[server]`, `[device]`, `[state]`.
+
+Lookup order: `--config PATH`, else `$DAVSYNC_CONFIG`, else
+`$XDG_CONFIG_HOME/davsync/config.toml`. Sections owned by other rooms (`[backup]`) are
+kept raw here and parsed by their owner, so one broken section does not block another command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from davsync.credentials.secret import Secret
+from davsync.settings import Table, load_toml, run_secret_command
+
+CONFLICT_POLICIES = ("keep-both", "device-wins", "server-wins")
+AUTH_MODES = ("basic", "provision")
+TOP_LEVEL = ("server", "device", "state", "backup", "daemon", "log")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """`[server]`: which DAV account, how to authenticate, and how hard to push it."""
+
+    url: str | None
+    username: str | None
+    password: Secret | None
+    password_command: str | None
+    addressbook: str = "contacts"
+    calendar: str = "personal"
+    verify_tls: bool = True
+    conflict: str = "keep-both"
+    auth: str = "basic"
+    provision_url: str | None = None
+    assertion_command: str | None = None
+    issuer: str | None = None
+    client_id: str | None = None
+    device_name: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    multiget_batch: int = 50
+    concurrency: int = 4
+    max_retries: int = 4
+
+    def resolve_password(self) -> Secret:
+        """The basic-auth password: inline, or the first line of `password_command`."""
+        if self.password is not None:
+            return self.password
+        if self.password_command is not None:
+            return run_secret_command(self.password_command, "[server] password_command")
+        return Secret("")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """`[device]`: the local stores davsync keeps in step with the server."""
+
+    contacts: Path | None
+    calendars: Path | None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    device: DeviceConfig
+    state_dir: Path
+    raw: dict[str, Any] = field(repr=False)
+
+    def section(self, name: str) -> Table:
+        """A raw section for the room that owns it (e.g. `[backup]`)."""
+        return Table(self.raw.get(name, {}), f"{self.path} [{name}]", self.path.parent)
+
+    def has_section(self, name: str) -> bool:
+        return name in self.raw
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("DAVSYNC_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "davsync" / "config.toml"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "davsync"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load and validate the client config; raises ConfigError naming the key."""
+    path = path or default_config_path()
+    raw = load_toml(path)
+    root = Table(raw, str(path), path.parent)
+    root.check_keys(TOP_LEVEL)
+    server = _server(Table(raw.get("server", {}), f"{path} [server]", path.parent))
+    dev = Table(raw.get("device", {}), f"{path} [device]", path.parent)
+    dev.check_keys(["contacts", "calendars"])
+    device = DeviceConfig(contacts=dev.path("contacts"), calendars=dev.path("calendars"))
+    state = Table(raw.get("state", {}), f"{path} [state]", path.parent)
+    state.check_keys(["dir"])
+    state_dir = state.path("dir") or default_state_dir()
+    return Config(path=path, server=server, device=device, state_dir=state_dir, raw=raw)
+
+
+def _server(t: Table) -> ServerConfig:
+    t.check_keys(
+        [
+            "url", "username", "password", "password_command", "addressbook", "calendar",
+            "verify_tls", "conflict", "auth", "provision_url", "assertion_command", "issuer",
+            "client_id", "device_name", "connect_timeout", "read_timeout", "multiget_batch",
+            "concurrency", "max_retries",
+        ]
+    )
+    auth = t.choice("auth", AUTH_MODES, "basic")
+    url = t.str("url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise t.error("url", f"must start with http:// or https://, not {url!r}")
+    if auth == "basic":
+        if url is None:
+            raise t.error("url", "is required (or set auth = \"provision\")")
+        if t.str("username") is None:
+            raise t.error("username", "is required with auth = \"basic\"")
+        if t.str("password") is not None and t.str("password_command") is not None:
+            raise t.error("password", "give either password or password_command, not both")
+    else:
+        if t.str("provision_url") is None:
+            raise t.error("provision_url", "is required with auth = \"provision\"")
+        if t.str("assertion_command") is None and (t.str("issuer") is None or t.str("client_id") is None):
+            raise t.error(
+                "assertion_command",
+                "auth = \"provision\" needs assertion_command, or issuer and client_id "
+                "for `davsync login`",
+            )
+    return ServerConfig(
+        url=url,
+        username=t.str("username"),
+        password=t.secret("password"),
+        password_command=t.str("password_command"),
+        addressbook=t.str("addressbook", "contacts") or "contacts",
+        calendar=t.str("calendar", "personal") or "personal",
+        verify_tls=t.bool("verify_tls", True),
+        conflict=t.choice("conflict", CONFLICT_POLICIES, "keep-both"),
+        auth=auth,
+        provision_url=t.str("provision_url"),
+        assertion_command=t.str("assertion_command"),
+        issuer=t.str("issuer"),
+        client_id=t.str("client_id"),
+        device_name=t.str("device_name"),
+        connect_timeout=t.float("connect_timeout", 10.0, minimum=0.1),
+        read_timeout=t.float("read_timeout", 60.0, minimum=0.1),
+        multiget_batch=t.int("multiget_batch", 50, minimum=1, maximum=1000),
+        concurrency=t.int("concurrency", 4, minimum=1, maximum=32),
+        max_retries=t.int("max_retries", 4, minimum=0, maximum=20),
+    )

@@ -1,0 +1,1 @@
+"""Credentials: the Secret type, secure storage, and assertion -> device credential provisioning."""

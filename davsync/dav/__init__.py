@@ -1,0 +1,1 @@
+"""WebDAV, CardDAV and CalDAV over httpx: one layer serving both protocols."""

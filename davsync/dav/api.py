@@ -1,0 +1,155 @@
+"""The contract between the sync engine and a DAV collection.
+
+The engine only sees these types; `davsync.dav.client` implements them over httpx. Every
+method raises `DavError` subclasses, never httpx exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from davsync.credentials.secret import Secret
+from davsync.errors import AuthError, DavsyncError, UnreachableError
+
+Kind = Literal["contacts", "calendars"]
+
+
+class DavError(DavsyncError):
+    """A request failed in a way that concerns one item or one collection."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PreconditionFailed(DavError):
+    """412 on a conditional PUT/DELETE: someone else changed the item; never overwrite blindly."""
+
+
+class InvalidSyncToken(DavError):
+    """403/412 with DAV:valid-sync-token: do a full etag listing and start from a fresh token."""
+
+
+class DavUnreachable(UnreachableError):
+    """Connection refused, DNS failure, timeouts after all retries, or 5xx after all retries."""
+
+
+class DavAuthError(AuthError):
+    """401 even after the authenticator's one refresh."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The cheapest change marker a collection offers (CalendarServer getctag, else sync-token)."""
+
+    ctag: str | None
+    sync_token: str | None
+
+
+@dataclass(frozen=True)
+class SyncDelta:
+    """Result of RFC 6578 sync-collection, 507 continuations already followed to the end."""
+
+    changed: Mapping[str, str | None]  # href -> etag (None if the server gave none)
+    deleted: frozenset[str]  # hrefs answered with 404
+    sync_token: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One item from a multiget: `data` is None and `error` says why when it failed."""
+
+    href: str
+    etag: str | None
+    data: bytes | None
+    error: str | None = None
+
+
+@dataclass
+class Created:
+    """Where a bulk-created item landed."""
+
+    href: str
+    etag: str | None
+
+
+@dataclass
+class RequestCounter:
+    """Counts every HTTP request a run made (the `http_requests` of `sync --json`)."""
+
+    count: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+    def add(self, method: str) -> None:
+        self.count += 1
+        self.by_method[method] = self.by_method.get(method, 0) + 1
+
+
+class Authenticator(Protocol):
+    """Supplies credentials; on a 401 the client calls `refresh()` once and retries.
+
+    `refresh()` returns True when new credentials are available to retry with (the provisioning
+    authenticator clears and re-provisions once per run); basic auth returns False.
+    """
+
+    def credentials(self) -> tuple[str, Secret]: ...
+
+    def refresh(self) -> bool: ...
+
+
+class DavCollection(Protocol):
+    """One addressbook or calendar collection on the server.
+
+    Hrefs are absolute paths ("/user/contacts/abc.vcf"), exactly as the server spells them in
+    multistatus answers, so they compare equal across listings.
+    """
+
+    url: str
+    kind: Kind
+
+    def probe(self) -> Probe:
+        """PROPFIND Depth 0 for getctag and sync-token: one request."""
+        ...
+
+    def supports_sync_collection(self) -> bool: ...
+
+    def sync(self, token: str | None) -> SyncDelta:
+        """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
+        ...
+
+    def list_etags(self) -> dict[str, str | None]:
+        """PROPFIND Depth 1: every member href with its etag."""
+        ...
+
+    def multiget(self, hrefs: Sequence[str]) -> Iterator[Fetched]:
+        """addressbook-multiget / calendar-multiget in bounded batches, a few in flight;
+        a batch that fails as a whole is split until the bad href is isolated."""
+        ...
+
+    def href_for(self, uid: str) -> str:
+        """The href a new item with this UID gets (safe, percent-encoded file name)."""
+        ...
+
+    def create(self, href: str, data: bytes) -> str | None:
+        """PUT with If-None-Match: *; returns the new etag. 412 raises PreconditionFailed."""
+        ...
+
+    def update(self, href: str, data: bytes, etag: str | None) -> str | None:
+        """PUT with If-Match: etag (unconditional only if etag is None); returns the new etag."""
+        ...
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE with If-Match; a 404 counts as done."""
+        ...
+
+    def can_bulk_create(self) -> bool:
+        """True only where the quirks table says this server stores a whole multi-item body in
+        one PUT to a *new* collection URL, and this collection does not exist yet."""
+        ...
+
+    def bulk_create(self, items: Sequence[tuple[str, bytes]]) -> dict[str, Created]:
+        """Create the (not yet existing) collection holding all (uid, data) items in one PUT;
+        returns uid -> where it landed. Only after can_bulk_create() said True."""
+        ...
