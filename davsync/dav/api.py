@@ -108,6 +108,11 @@ class DavCollection(Protocol):
 
     url: str
     kind: Kind
+    exists: bool  # False when discovery found no collection of that name yet
+
+    def ensure_exists(self, displayname: str | None = None) -> None:
+        """Create the collection (extended MKCOL / MKCALENDAR) if it does not exist."""
+        ...
 
     def probe(self) -> Probe:
         """PROPFIND Depth 0 for getctag and sync-token: one request."""
