@@ -34,7 +34,9 @@ class _Group(click.Group):
 def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """Sync contacts and calendars with CardDAV/CalDAV, and back up media to encrypted S3."""
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
 
 

@@ -129,7 +129,8 @@ def _server(t: Table) -> ServerConfig:
     else:
         if t.str("provision_url") is None:
             raise t.error("provision_url", "is required with auth = \"provision\"")
-        if t.str("assertion_command") is None and (t.str("issuer") is None or t.str("client_id") is None):
+        no_grant = t.str("issuer") is None or t.str("client_id") is None
+        if t.str("assertion_command") is None and no_grant:
             raise t.error(
                 "assertion_command",
                 "auth = \"provision\" needs assertion_command, or issuer and client_id "

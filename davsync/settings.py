@@ -19,6 +19,7 @@ from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
 
 T = TypeVar("T")
+_Str = str  # `Table.str` shadows the builtin inside the class body
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -27,7 +28,9 @@ def load_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (see config/davsync.example.toml)") from None
+        raise ConfigError(
+            f"{path}: config file not found (see config/davsync.example.toml)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
@@ -53,7 +56,8 @@ class Table:
         for key in self.data:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else f"; known keys: {', '.join(allowed)}"
+                known = ", ".join(allowed)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else f"; known keys: {known}"
                 raise self.error(key, f"unknown key{extra}")
 
     def _get(self, key: str, kind: type[T] | tuple[type, ...], kind_name: str) -> Any:
@@ -74,16 +78,16 @@ class Table:
             raise self.error(key, "must not be empty")
         return value if value is not None else default
 
-    def req_str(self, key: str) -> str:
+    def req_str(self, key: _Str) -> _Str:
         value = self.str(key, required=True)
         assert value is not None
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: _Str, default: bool) -> bool:
         value = self._get(key, bool, "true or false")
         return default if value is None else bool(value)
 
-    def int(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def int(self, key: _Str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         value = self._get(key, int, "an integer")
         if value is None:
             return default
@@ -92,7 +96,7 @@ class Table:
             raise self.error(key, f"must be {bound}, not {value}")
         return int(value)
 
-    def float(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(self, key: _Str, default: float, *, minimum: float = 0.0) -> float:
         value = self._get(key, (int, float), "a number")
         if value is None:
             return default
@@ -100,15 +104,16 @@ class Table:
             raise self.error(key, f"must be >= {minimum}, not {value}")
         return float(value)
 
-    def choice(self, key: str, choices: Iterable[str], default: str) -> str:
+    def choice(self, key: _Str, choices: Iterable[_Str], default: _Str) -> _Str:
         options = list(choices)
         value = self.str(key, default)
         assert value is not None
         if value not in options:
-            raise self.error(key, f"must be one of {', '.join(repr(c) for c in options)}, not {value!r}")
+            listed = ", ".join(repr(c) for c in options)
+            raise self.error(key, f"must be one of {listed}, not {value!r}")
         return value
 
-    def path(self, key: str, default: Path | None = None) -> Path | None:
+    def path(self, key: _Str, default: Path | None = None) -> Path | None:
         value = self.str(key)
         if value is None:
             return default
@@ -117,7 +122,7 @@ class Table:
             path = self.base_dir / path
         return path
 
-    def paths(self, key: str) -> list[Path]:
+    def paths(self, key: _Str) -> list[Path]:
         value = self.data.get(key, [])
         if isinstance(value, str):
             value = [value]
@@ -131,11 +136,11 @@ class Table:
             out.append(path)
         return out
 
-    def secret(self, key: str) -> Secret | None:
+    def secret(self, key: _Str) -> Secret | None:
         value = self.str(key)
         return None if value is None else Secret(value)
 
-    def table(self, key: str) -> Table:
+    def table(self, key: _Str) -> Table:
         value = self.data.get(key, {})
         return Table(value, f"{self.where} [{key}]" if self.where else f"[{key}]", self.base_dir)
 

@@ -1,0 +1,1 @@
+"""The pure core: items, normalization, sync planning. No network, files, clock or sqlite."""

@@ -1,0 +1,169 @@
+"""The immutable `Item`: one contact or one event/task resource, with its UID and content hash.
+
+The hash ignores what servers and clients rewrite on their own (PRODID, REV, DTSTAMP,
+LAST-MODIFIED, line folding, parameter order and case, property order), so a server's
+re-serialization never looks like a user's edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from davsync.core.vtext import Component, ParseError, Prop, decode, escape_text, fold, parse, unfold
+
+Kind = Literal["contacts", "calendars"]
+ROOT = {"contacts": "VCARD", "calendars": "VCALENDAR"}
+SUFFIX = {"contacts": ".vcf", "calendars": ".ics"}
+IGNORED = frozenset({"PRODID", "REV", "DTSTAMP", "LAST-MODIFIED", "X-RADICALE-NAME"})
+CAL_ITEMS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
+
+
+@dataclass(frozen=True)
+class Item:
+    """`text` is what is stored and sent; `uid` may be None only for a vCard/event lacking one."""
+
+    kind: Kind
+    text: str
+    uid: str | None
+    hash: str
+    count: int  # contacts: 1; calendars: the number of VEVENT/VTODO/VJOURNAL components
+
+    @property
+    def data(self) -> bytes:
+        return self.text.encode("utf-8")
+
+
+def parse_item(data: bytes | str, kind: Kind) -> Item:
+    """Parse one resource of `kind`; raises ParseError saying what is wrong."""
+    text = decode(data) if isinstance(data, bytes) else data
+    roots = parse(text)
+    want = ROOT[kind]
+    if len(roots) != 1 or roots[0].name != want:
+        names = ", ".join(r.name for r in roots)
+        raise ParseError(f"expected one {want} object, found {names or 'none'}")
+    root = roots[0]
+    uid, count = _uid_and_count(root, kind)
+    return Item(kind, text, uid, content_hash(root), count)
+
+
+def _uid_and_count(root: Component, kind: Kind) -> tuple[str | None, int]:
+    if kind == "contacts":
+        prop = root.first("UID")
+        return (_clean_uid(prop.value) if prop else None), 1
+    items = [c for c in root.children if c.name in CAL_ITEMS]
+    if not items:
+        raise ParseError("VCALENDAR holds no VEVENT, VTODO or VJOURNAL")
+    uids = {_clean_uid(p.value) for c in items if (p := c.first("UID")) is not None}
+    uids.discard("")
+    if len(uids) > 1:
+        raise ParseError(f"one resource must hold one UID, found {len(uids)}: {sorted(uids)[:3]}")
+    missing = sum(1 for c in items if c.first("UID") is None)
+    if missing and (uids or missing > 1):
+        raise ParseError("some components have no UID; cannot tell which event they belong to")
+    return (next(iter(uids)) if uids else None), len(items)
+
+
+def _clean_uid(value: str) -> str:
+    return value.strip()
+
+
+def content_hash(root: Component) -> str:
+    return hashlib.sha256(_normalize(root).encode("utf-8")).hexdigest()
+
+
+def _normalize(comp: Component) -> str:
+    props = sorted(_norm_prop(p) for p in comp.props if p.name not in IGNORED)
+    children = sorted(_normalize(c) for c in comp.children)
+    return "\n".join([f"BEGIN:{comp.name}", *props, *children, f"END:{comp.name}"])
+
+
+def _norm_prop(prop: Prop) -> str:
+    params: set[tuple[str, str]] = set()
+    for key, raw in prop.params:
+        for value in _split_param_values(raw):
+            value = value.lower() if key in {"TYPE", "ENCODING", "VALUE"} else value
+            params.add((key, value))
+    if ("ENCODING", "b") in params or ("ENCODING", "base64") in params:
+        params -= {("ENCODING", "b"), ("ENCODING", "base64")}
+        params.add(("ENCODING", "b"))
+    head = ";".join([prop.name, *(f"{k}={v}" for k, v in sorted(params))])
+    return f"{head}:{prop.value.rstrip()}"
+
+
+def _split_param_values(raw: str) -> list[str]:
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in raw:
+        if char == '"':
+            quoted = not quoted
+            continue
+        if char == "," and not quoted:
+            out.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    out.append("".join(current))
+    return out
+
+
+def new_uid() -> str:
+    return str(uuid.uuid4())
+
+
+def with_uid(item: Item, uid: str) -> Item:
+    """The same item carrying `uid` (replacing any UID it had), re-serialized with CRLF."""
+    out: list[str] = []
+    for line in unfold(item.text):
+        upper = line.upper()
+        if upper.startswith(("UID:", "UID;")):
+            continue
+        name = upper[4:].strip() if upper.startswith("END:") else ""
+        if name == "VCARD" or name in CAL_ITEMS:
+            out.append(f"UID:{uid}")  # before END: vCard 4.0 wants VERSION right after BEGIN
+        out.append(line)
+    return parse_item(_serialize(out), item.kind)
+
+
+def with_note(item: Item, note: str) -> Item:
+    """The item with `note` added (vCard NOTE, or appended to each event's DESCRIPTION)."""
+    lines = unfold(item.text)
+    out: list[str] = []
+    depth_has_desc: list[bool] = []
+    for line in lines:
+        upper = line.upper()
+        if upper.startswith("BEGIN:"):
+            depth_has_desc.append(False)
+        if item.kind == "calendars" and upper.startswith(("DESCRIPTION:", "DESCRIPTION;")):
+            line = f"{line}\\n\\n{escape_text(note)}"
+            depth_has_desc[-1] = True
+        if upper.startswith("END:"):
+            name = upper[4:].strip()
+            if item.kind == "contacts" and name == "VCARD":
+                out.append(f"NOTE:{escape_text(note)}")
+            elif name in CAL_ITEMS and depth_has_desc and not depth_has_desc[-1]:
+                out.append(f"DESCRIPTION:{escape_text(note)}")
+            if depth_has_desc:
+                depth_has_desc.pop()
+        out.append(line)
+    return parse_item(_serialize(out), item.kind)
+
+
+def _serialize(lines: list[str]) -> str:
+    return "".join(fold(line) + "\r\n" for line in lines)
+
+
+__all__ = [
+    "SUFFIX",
+    "Item",
+    "Kind",
+    "ParseError",
+    "content_hash",
+    "new_uid",
+    "parse_item",
+    "with_note",
+    "with_uid",
+]

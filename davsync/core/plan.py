@@ -1,0 +1,170 @@
+"""Sync planning: from the last synced state and what changed on each side, decide the actions.
+
+Pure: no I/O. The engine gathers the inputs, calls `plan`, resolves conflicts with
+`resolve_conflicts`, checks `mass_deletion`, then executes and records each action.
+
+Rules that protect data: an edit always beats a deletion; identical content on both sides is
+not a conflict; an item that could not be read on a side never appears here, so it can never be
+deleted or overwritten because of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from davsync.core.item import Item, with_note, with_uid
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What the state store remembers of one item after its last successful sync."""
+
+    uid: str
+    filename: str | None
+    device_sig: str | None
+    href: str | None
+    etag: str | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A new or changed version found on one side: where it is, its tag, and its content."""
+
+    ref: str  # device: file name; server: href
+    tag: str | None  # device: stat signature; server: etag
+    item: Item
+
+
+# uid -> new/changed version, or None when deleted; a uid not present is unchanged.
+Changes = Mapping[str, Seen | None]
+
+
+class Op(Enum):
+    CREATE_REMOTE = "create_remote"
+    UPDATE_REMOTE = "update_remote"
+    DELETE_REMOTE = "delete_remote"
+    CREATE_LOCAL = "create_local"
+    UPDATE_LOCAL = "update_local"
+    DELETE_LOCAL = "delete_local"
+    RECORD = "record"  # both sides already agree: remember the new tags only
+    FORGET = "forget"  # gone on both sides
+    CONFLICT = "conflict"
+    CREATE_COPY = "create_copy"  # keep-both: the losing copy, new on both sides
+
+
+@dataclass(frozen=True)
+class Action:
+    op: Op
+    uid: str
+    device: Seen | None = None
+    server: Seen | None = None
+    base: Synced | None = None
+    reason: str = ""
+
+
+def plan(state: Mapping[str, Synced], device: Changes, server: Changes) -> list[Action]:
+    """Decide one action per UID that changed anywhere; sorted by UID for determinism."""
+    actions = []
+    for uid in sorted(set(device) | set(server)):
+        action = _decide(uid, state.get(uid), device, server)
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def _decide(uid: str, base: Synced | None, device: Changes, server: Changes) -> Action | None:
+    d_known, s_known = uid in device, uid in server
+    d, s = device.get(uid), server.get(uid)
+    if base is None:
+        return _decide_new(uid, d, s)
+    if d_known and s_known:
+        return _decide_both(uid, base, d, s)
+    if d_known:
+        if d is None:
+            return Action(Op.DELETE_REMOTE, uid, base=base)
+        if d.item.hash == base.hash:
+            return Action(Op.RECORD, uid, device=d, base=base)
+        return Action(Op.UPDATE_REMOTE, uid, device=d, base=base)
+    if s is None:
+        return Action(Op.DELETE_LOCAL, uid, base=base)
+    if s.item.hash == base.hash:
+        return Action(Op.RECORD, uid, server=s, base=base)
+    return Action(Op.UPDATE_LOCAL, uid, server=s, base=base)
+
+
+def _decide_new(uid: str, d: Seen | None, s: Seen | None) -> Action | None:
+    if d is not None and s is not None:
+        if d.item.hash == s.item.hash:
+            return Action(Op.RECORD, uid, device=d, server=s)
+        return Action(Op.CONFLICT, uid, device=d, server=s, reason="added on both sides")
+    if d is not None:
+        return Action(Op.CREATE_REMOTE, uid, device=d)
+    if s is not None:
+        return Action(Op.CREATE_LOCAL, uid, server=s)
+    return None  # deleted on a side we never synced: nothing to do
+
+
+def _decide_both(uid: str, base: Synced, d: Seen | None, s: Seen | None) -> Action:
+    if d is None and s is None:
+        return Action(Op.FORGET, uid, base=base)
+    if d is None:
+        assert s is not None
+        if s.item.hash == base.hash:
+            return Action(Op.DELETE_REMOTE, uid, server=s, base=base)
+        return Action(Op.CREATE_LOCAL, uid, server=s, base=base, reason="edited on the server")
+    if s is None:
+        if d.item.hash == base.hash:
+            return Action(Op.DELETE_LOCAL, uid, device=d, base=base)
+        return Action(Op.CREATE_REMOTE, uid, device=d, base=base, reason="edited on the device")
+    if d.item.hash == s.item.hash:
+        return Action(Op.RECORD, uid, device=d, server=s, base=base)
+    if d.item.hash == base.hash:
+        return Action(Op.UPDATE_LOCAL, uid, device=d, server=s, base=base)
+    if s.item.hash == base.hash:
+        return Action(Op.UPDATE_REMOTE, uid, device=d, server=s, base=base)
+    return Action(Op.CONFLICT, uid, device=d, server=s, base=base, reason="changed on both sides")
+
+
+def resolve_conflicts(
+    actions: Iterable[Action],
+    policy: str,
+    new_uid: Callable[[], str],
+    note: Callable[[Action], str],
+) -> list[Action]:
+    """Replace each CONFLICT by what `policy` says. keep-both keeps the server copy under the
+    UID and turns the device copy into a new item (new UID, a note saying why) on both sides."""
+    out: list[Action] = []
+    for action in actions:
+        if action.op is not Op.CONFLICT:
+            out.append(action)
+            continue
+        d, s = action.device, action.server
+        assert d is not None and s is not None
+        if policy == "server-wins":
+            out.append(replace(action, op=Op.UPDATE_LOCAL))
+        elif policy == "device-wins":
+            out.append(replace(action, op=Op.UPDATE_REMOTE))
+        else:
+            out.append(replace(action, op=Op.UPDATE_LOCAL))
+            copy_uid = new_uid()
+            copy = with_note(with_uid(d.item, copy_uid), note(action))
+            out.append(Action(Op.CREATE_COPY, copy_uid, device=Seen("", None, copy),
+                              reason=f"conflict copy of {action.uid}"))
+    return out
+
+
+def mass_deletion(actions: Iterable[Action], device_count: int, server_count: int) -> str | None:
+    """A message when the run would delete more than half of a side (and at least 10 items)."""
+    actions = list(actions)
+    local = sum(1 for a in actions if a.op is Op.DELETE_LOCAL)
+    remote = sum(1 for a in actions if a.op is Op.DELETE_REMOTE)
+    for count, total, side in ((local, device_count, "device"), (remote, server_count, "server")):
+        if count >= 10 and count * 2 > total:
+            return (
+                f"would delete {count} of {total} items on the {side}; stopped for safety. "
+                "If that is intended, run again with --allow-mass-delete"
+            )
+    return None

@@ -1,0 +1,502 @@
+"""One sync run of one collection: gather changes, plan, execute, record.
+
+Cost model: an unchanged collection costs one PROPFIND (the ctag/sync-token probe) and a stat
+of each device file; only changed items are read, parsed, downloaded or uploaded.
+
+Crash safety: each item's outcome is recorded the moment it happens; the collection's ctag and
+sync token are saved only after everything they covered was applied. A run killed at any
+instant is therefore followed by one that re-lists the same server changes and finds most of
+them already applied (same etag, or same content on both sides: recorded, not duplicated).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from davsync.core.item import ParseError, new_uid, parse_item, with_uid
+from davsync.core.plan import (
+    Action,
+    Changes,
+    Op,
+    Seen,
+    Synced,
+    mass_deletion,
+    plan,
+    resolve_conflicts,
+)
+from davsync.dav.api import DavCollection, DavError, InvalidSyncToken, PreconditionFailed
+from davsync.sources.base import Source, SourceError
+from davsync.state.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CollectionReport:
+    uploaded: int = 0
+    updated: int = 0
+    downloaded: int = 0
+    deleted_local: int = 0
+    deleted_remote: int = 0
+    conflicts: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def error(self, item: str, reason: str) -> None:
+        log.warning("%s: %s", item, reason)
+        with self._lock:
+            self.errors.append({"item": item, "reason": reason})
+
+    def count(self, counter: str) -> None:
+        """Thread-safe increment: uploads and downloads run in a worker pool."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "uploaded": self.uploaded,
+            "updated": self.updated,
+            "downloaded": self.downloaded,
+            "deleted_local": self.deleted_local,
+            "deleted_remote": self.deleted_remote,
+            "conflicts": self.conflicts,
+            "errors": list(self.errors),
+        }
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    conflict: str = "keep-both"
+    allow_mass_delete: bool = False
+    concurrency: int = 4
+    device_label: str = "this device"
+
+
+# What a worker returns for the main thread to record: a record, a forget, or nothing.
+Outcome = tuple[str, Synced | None, str | None]  # (uid, record or None = forget, text)
+
+
+@dataclass
+class _ServerView:
+    changes: dict[str, Seen | None]
+    ctag: str | None
+    token: str | None
+    read: bool  # False: the probe said nothing changed, so marks stay as they are
+    failed: set[str] = field(default_factory=set)  # hrefs to look at again next run
+
+
+class CollectionSync:
+    """Syncs one device source with one DAV collection, recording into `store` as `name`."""
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        remote: DavCollection,
+        store: StateStore,
+        options: SyncOptions,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.remote = remote
+        self.store = store
+        self.options = options
+        self.now = now
+        self.report = CollectionReport()
+        self._wrote_remote = False
+        self._exists = remote.exists
+        self._recheck: set[str] = set()  # hrefs to compare again next run (thread-safe add)
+
+    # ---- gathering ---------------------------------------------------------------------
+
+    def device_changes(self, state: dict[str, Synced]) -> Changes:
+        """New, changed and deleted device items; unreadable ones are reported and kept out."""
+        scan = self.source.scan()
+        by_file = {rec.filename: rec for rec in state.values() if rec.filename}
+        owner: dict[str, str] = {}  # uid -> file name that holds it
+        changes: dict[str, Seen | None] = {}
+        changed_files = []
+        for name, sig in sorted(scan.items()):
+            rec = by_file.get(name)
+            if rec is not None and rec.device_sig == sig:
+                owner[rec.uid] = name
+            else:
+                changed_files.append((name, sig, rec))
+        for name, sig, rec in changed_files:
+            seen = self._read_device(name, sig, owner, changes, state)
+            if seen is None:
+                if rec is not None:
+                    owner.setdefault(rec.uid, name)  # unreadable: never treat as deleted
+                continue
+            assert seen.item.uid is not None
+            owner[seen.item.uid] = name
+            changes[seen.item.uid] = seen
+        for uid, rec in state.items():
+            if rec.filename is not None and uid not in owner:
+                changes[uid] = None
+        return changes
+
+    def _read_device(
+        self, name: str, sig: str, owner: dict[str, str], changes: dict[str, Seen | None],
+        state: dict[str, Synced],
+    ) -> Seen | None:
+        where = f"{self.source.location}/{name}"
+        try:
+            item = parse_item(self.source.read(name), self.source.kind)
+        except (ParseError, SourceError) as exc:
+            self.report.error(where, f"cannot parse, left untouched: {exc}")
+            return None
+        if item.uid is not None and item.uid in owner:
+            other = changes.get(item.uid)
+            other_hash = other.item.hash if other else state[item.uid].hash \
+                if item.uid in state else None
+            if other_hash == item.hash:
+                self.report.error(where, f"duplicate of {owner[item.uid]} (same UID and "
+                                  "content); not synced, left untouched")
+                return None
+            log.info("%s: UID %s also in %s; giving this copy a new UID", where, item.uid,
+                     owner[item.uid])
+            item = with_uid(item, new_uid())
+        elif item.uid is None:
+            log.info("%s: no UID; assigning one and writing it back", where)
+            item = with_uid(item, new_uid())
+        else:
+            return Seen(name, sig, item)
+        try:
+            sig = self.source.write(name, item.data, sig)
+        except SourceError as exc:
+            self.report.error(where, str(exc))
+            return None
+        return Seen(name, sig, item)
+
+    def server_changes(self, state: dict[str, Synced]) -> _ServerView:
+        """Probe first, so that a change made while we list is seen by the next run."""
+        coll = self.store.collection(self.name)
+        old_ctag = coll.ctag if coll else None
+        old_token = coll.sync_token if coll else None
+        pending = self.store.pending(self.name)
+        if not self._exists:
+            return _ServerView({}, None, None, read=False)
+        try:
+            probe = self.remote.probe()
+        except DavError as exc:
+            if exc.status != 404:
+                raise
+            log.warning("%s: collection %s is gone from the server", self.name, self.remote.url)
+            self._exists = False
+            gone: dict[str, Seen | None] = {u: None for u, r in state.items() if r.href}
+            return _ServerView(gone, None, None, read=True)
+        unchanged = (probe.ctag is not None and probe.ctag == old_ctag) or (
+            probe.ctag is None and probe.sync_token is not None and probe.sync_token == old_token
+        )
+        if unchanged and not pending:
+            return _ServerView({}, old_ctag, old_token, read=False)
+        changed, deleted, token = self._list_server(state, old_token)
+        changed.update({h: None for h in pending if h not in changed and h not in deleted})
+        view = _ServerView({}, probe.ctag, token, read=True)
+        self._fetch_server(state, changed, deleted, view)
+        return view
+
+    def _list_server(
+        self, state: dict[str, Synced], token: str | None
+    ) -> tuple[dict[str, str | None], set[str], str | None]:
+        by_href = {rec.href: rec for rec in state.values() if rec.href}
+        if self.remote.supports_sync_collection():
+            try:
+                delta = self.remote.sync(token)
+                if token is not None:
+                    changed = {h: e for h, e in delta.changed.items()
+                               if e is None or by_href.get(h) is None or by_href[h].etag != e}
+                    return changed, set(delta.deleted) & set(by_href), delta.sync_token
+            except InvalidSyncToken:
+                log.info("%s: sync token no longer valid; doing a full listing", self.name)
+                delta = self.remote.sync(None)
+            listing: dict[str, str | None] = dict(delta.changed)
+            new_token: str | None = delta.sync_token
+        else:
+            listing, new_token = self.remote.list_etags(), None
+        changed = {h: e for h, e in listing.items()
+                   if e is None or h not in by_href or by_href[h].etag != e}
+        return changed, set(by_href) - set(listing), new_token
+
+    def _fetch_server(
+        self, state: dict[str, Synced], changed: dict[str, str | None], deleted: set[str],
+        view: _ServerView,
+    ) -> None:
+        by_href = {rec.href: rec for rec in state.values() if rec.href}
+        for href in deleted:
+            view.changes[by_href[href].uid] = None
+        owner = {r.uid: r.href for r in state.values() if r.href and r.href not in deleted}
+        for fetched in self.remote.multiget(sorted(changed)):
+            href = fetched.href
+            if fetched.data is None:
+                if fetched.error and fetched.error.startswith("404") and href in by_href:
+                    view.changes[by_href[href].uid] = None
+                elif fetched.error and not fetched.error.startswith("404"):
+                    self.report.error(href, f"cannot download: {fetched.error}")
+                    view.failed.add(href)
+                continue
+            seen = self._parse_server(href, fetched.etag, fetched.data, owner, view)
+            if seen is not None:
+                assert seen.item.uid is not None
+                owner[seen.item.uid] = href
+                view.changes[seen.item.uid] = seen
+
+    def _parse_server(
+        self, href: str, etag: str | None, data: bytes, owner: dict[str, str], view: _ServerView
+    ) -> Seen | None:
+        try:
+            item = parse_item(data, self.source.kind)
+        except ParseError as exc:
+            self.report.error(href, f"cannot parse server copy, left untouched: {exc}")
+            return None
+        if item.uid is not None and owner.get(item.uid, href) != href:
+            self.report.error(href, f"UID {item.uid} is also at {owner[item.uid]} on the server; "
+                              "not synced, left untouched")
+            return None
+        if item.uid is None:
+            item = with_uid(item, new_uid())
+            try:
+                etag = self.remote.update(href, item.data, etag)
+            except DavError as exc:
+                self.report.error(href, f"has no UID and assigning one failed: {exc}")
+                view.failed.add(href)
+                return None
+            self._wrote_remote = True
+        return Seen(href, etag, item)
+
+    # ---- the run -----------------------------------------------------------------------
+
+    def run(self) -> CollectionReport:
+        state = self.store.items(self.name)
+        device = self.device_changes(state)
+        server = self.server_changes(state)
+        planned = plan(state, device, server.changes)
+        self.report.conflicts = sum(1 for a in planned if a.op is Op.CONFLICT)
+        actions = resolve_conflicts(planned, self.options.conflict, new_uid, self._note)
+        device_count = len([r for r in state.values() if r.filename])
+        server_count = len([r for r in state.values() if r.href])
+        guard = mass_deletion(actions, device_count, server_count)
+        if guard and not self.options.allow_mass_delete:
+            self.report.error(self.name, guard)
+            return self.report
+        self._execute(actions)
+        self._save_marks(server)
+        return self.report
+
+    def _note(self, action: Action) -> str:
+        when = self.now().strftime("%Y-%m-%d %H:%M UTC")
+        return (f"davsync: conflicting copy of {action.uid}, kept on {when}: this is "
+                f"{self.options.device_label}'s version ({action.reason}); the other version "
+                "kept the original")
+
+    def _execute(self, actions: list[Action]) -> None:
+        if not self._exists:
+            creates = [a for a in actions if a.op is Op.CREATE_REMOTE]
+            if creates and self.remote.can_bulk_create():
+                self._bulk_create(creates)
+                actions = [a for a in actions if a.op is not Op.CREATE_REMOTE]
+            else:
+                self.remote.ensure_exists()
+            self._exists = True
+        local = [a for a in actions if not _touches_remote(a)]
+        remote = [a for a in actions if _touches_remote(a)]
+        for action in local:
+            self._apply(action)
+        with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+            for outcome in pool.map(self._perform_safely, remote):
+                self._record(outcome)
+
+    def _bulk_create(self, creates: list[Action]) -> None:
+        items = [(a.uid, _seen(a.device).item.data) for a in creates]
+        created = self.remote.bulk_create(items)
+        self._wrote_remote = True
+        rows = []
+        for action in creates:
+            d = _seen(action.device)
+            where = created.get(action.uid)
+            if where is None:
+                self.report.error(d.ref, "the server did not store it in the bulk upload")
+                continue
+            rows.append((Synced(action.uid, d.ref, d.tag, where.href, where.etag, d.item.hash),
+                         d.item.text))
+            self.report.count("uploaded")
+        self.store.record_many(self.name, rows)
+
+    def _apply(self, action: Action) -> None:
+        self._record(self._perform_safely(action))
+
+    def _perform_safely(self, action: Action) -> Outcome | None:
+        try:
+            return self._perform(action)
+        except (DavError, SourceError) as exc:
+            ref = (action.device.ref if action.device else None) or (
+                action.base.filename if action.base else None) or action.uid
+            self.report.error(ref, str(exc))
+            return None
+
+    def _record(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            return
+        uid, synced, text = outcome
+        if synced is None:
+            self.store.forget(self.name, uid)
+        else:
+            self.store.record(self.name, synced, text)
+
+    def _perform(self, action: Action) -> Outcome | None:
+        op, uid, d, s, base = action.op, action.uid, action.device, action.server, action.base
+        if op is Op.RECORD:
+            item = (d or _seen(s)).item
+            filename = d.ref if d else _base(base).filename
+            sig = d.tag if d else _base(base).device_sig
+            href = s.ref if s else _base(base).href
+            etag = s.tag if s else _base(base).etag
+            return uid, Synced(uid, filename, sig, href, etag, item.hash), item.text
+        if op is Op.FORGET:
+            return uid, None, None
+        if op is Op.CREATE_REMOTE:
+            return self._create_remote(uid, _seen(d))
+        if op is Op.UPDATE_REMOTE:
+            return self._update_remote(action)
+        if op is Op.DELETE_REMOTE:
+            b = _base(base)
+            try:
+                self.remote.delete(_href(b), s.tag if s else b.etag)
+            except PreconditionFailed:
+                return self._retry_after_412(action)
+            self._wrote_remote = True
+            self.report.count("deleted_remote")
+            return uid, None, None
+        if op is Op.CREATE_LOCAL or op is Op.CREATE_COPY:
+            return self._create_local(action)
+        if op is Op.UPDATE_LOCAL:
+            server = _seen(s)
+            name = d.ref if d else _base(base).filename
+            assert name is not None
+            sig = self.source.write(name, server.item.data, d.tag if d else _base(base).device_sig)
+            self.report.count("downloaded")
+            return uid, Synced(uid, name, sig, server.ref, server.tag, server.item.hash), \
+                server.item.text
+        if op is Op.DELETE_LOCAL:
+            b = _base(base)
+            assert b.filename is not None
+            self.source.delete(b.filename, d.tag if d else b.device_sig)
+            self.report.count("deleted_local")
+            return uid, None, None
+        raise AssertionError(f"unplanned operation {op}")  # pragma: no cover
+
+    def _create_remote(self, uid: str, d: Seen) -> Outcome:
+        href = self.remote.href_for(uid)
+        try:
+            etag = self.remote.create(href, d.item.data)
+        except PreconditionFailed:
+            self._recheck.add(href)
+            raise DavError(f"{href} already exists on the server; it will be compared with "
+                           f"{d.ref} on the next run") from None
+        self._wrote_remote = True
+        self.report.count("uploaded")
+        return uid, Synced(uid, d.ref, d.tag, href, etag, d.item.hash), d.item.text
+
+    def _update_remote(self, action: Action) -> Outcome | None:
+        d, b = _seen(action.device), _base(action.base)
+        if_match = action.server.tag if action.server else b.etag
+        try:
+            etag = self.remote.update(_href(b), d.item.data, if_match)
+        except PreconditionFailed:
+            return self._retry_after_412(action)
+        self._wrote_remote = True
+        self.report.count("updated")
+        return action.uid, Synced(action.uid, d.ref, d.tag, _href(b), etag, d.item.hash), \
+            d.item.text
+
+    def _retry_after_412(self, action: Action) -> Outcome | None:
+        """The server copy changed under us: fetch it and decide again; never overwrite blindly."""
+        b = _base(action.base)
+        fetched = next(iter(self.remote.multiget([_href(b)])), None)
+        server: Seen | None = None
+        if fetched is not None and fetched.data is not None:
+            try:
+                server = Seen(_href(b), fetched.etag, parse_item(fetched.data, self.source.kind))
+            except ParseError as exc:
+                raise DavError(f"{_href(b)} changed on the server and cannot be parsed: {exc}") \
+                    from None
+        device: Changes = {action.uid: action.device}
+        again = plan({action.uid: b}, device, {action.uid: server})
+        again = resolve_conflicts(again, self.options.conflict, new_uid, self._note)
+        last: Outcome | None = None
+        for retry in again:
+            if retry.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and retry.server is None:
+                raise DavError(f"{_href(b)} keeps changing on the server; retrying next run")
+            outcome = self._perform(retry)
+            if retry.uid == action.uid:
+                last = outcome
+            else:
+                self._record(outcome)
+        return last
+
+    def _create_local(self, action: Action) -> Outcome:
+        src = _seen(action.server if action.op is Op.CREATE_LOCAL else action.device)
+        name, sig = self.source.create(action.uid, src.item.data)
+        if action.op is Op.CREATE_COPY:
+            href = self.remote.href_for(action.uid)
+            etag = self.remote.create(href, src.item.data)
+            self._wrote_remote = True
+            return action.uid, Synced(action.uid, name, sig, href, etag, src.item.hash), \
+                src.item.text
+        self.report.count("downloaded")
+        return action.uid, Synced(action.uid, name, sig, src.ref, src.tag, src.item.hash), \
+            src.item.text
+
+    def _save_marks(self, server: _ServerView) -> None:
+        """Remember how far the server was read; after our own writes, settle on a fresh mark
+        so the next no-op run costs one probe, and keep foreign changes pending."""
+        failed = set(server.failed) | self._recheck
+        if not server.read and not self._wrote_remote:
+            if failed:
+                self.store.set_pending(self.name, self.store.pending(self.name) | failed)
+            return
+        ctag, token = server.ctag, server.token
+        if self._wrote_remote and self.remote.supports_sync_collection():
+            probe = self.remote.probe()
+            try:
+                delta = self.remote.sync(token)
+            except InvalidSyncToken:
+                delta = self.remote.sync(None)
+            state = self.store.items(self.name)
+            etags = {rec.href: rec.etag for rec in state.values() if rec.href}
+            for href, etag in delta.changed.items():
+                if href not in etags or etags[href] is None or etags[href] != etag:
+                    failed.add(href)
+            failed |= set(delta.deleted) & set(etags)
+            ctag, token = probe.ctag, delta.sync_token
+        elif self._wrote_remote:
+            ctag = None  # cannot tell our writes from others': list again next run
+        self.store.set_pending(self.name, failed)
+        self.store.save_marks(self.name, ctag, token)
+
+
+def _touches_remote(action: Action) -> bool:
+    return action.op in (Op.CREATE_REMOTE, Op.UPDATE_REMOTE, Op.DELETE_REMOTE, Op.CREATE_COPY)
+
+
+def _seen(seen: Seen | None) -> Seen:
+    assert seen is not None
+    return seen
+
+
+def _base(base: Synced | None) -> Synced:
+    assert base is not None
+    return base
+
+
+def _href(base: Synced) -> str:
+    assert base.href is not None
+    return base.href
+

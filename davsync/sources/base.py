@@ -1,0 +1,41 @@
+"""The contract every device store meets, so the engine never knows which one it syncs."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from davsync.core.item import Kind
+from davsync.errors import DavsyncError
+
+
+class SourceError(DavsyncError):
+    """One item of a device store could not be read or written."""
+
+
+class Source(Protocol):
+    """A device store holding items of one kind, addressed by a name (e.g. a file name).
+
+    `sig` is a cheap change marker (for files: mtime, size, inode) so that unchanged items are
+    never read. Writes are atomic: a reader sees the old or the new item, never half of one.
+    `write`/`delete` take the sig the caller last saw and refuse (SourceError) if the item
+    changed since, so a user's concurrent edit is never overwritten.
+    """
+
+    kind: Kind
+    location: str
+
+    def scan(self) -> dict[str, str]:
+        """Every item name with its current sig."""
+        ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def create(self, uid: str, data: bytes) -> tuple[str, str]:
+        """Store a new item; returns (name, sig). Never replaces an existing item."""
+        ...
+
+    def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
+        """Replace an item; returns the new sig."""
+        ...
+
+    def delete(self, name: str, expect_sig: str | None) -> None: ...

@@ -1,0 +1,117 @@
+"""vdir storage (https://vdirsyncer.pimutils.org/en/stable/vdir.html): one .vcf/.ics per item."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from davsync.core.item import SUFFIX, Kind
+from davsync.sources.base import SourceError
+
+_SAFE = re.compile(r"[^A-Za-z0-9._@-]")
+
+
+def _sig(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
+
+
+class VdirSource:
+    def __init__(self, path: Path, kind: Kind) -> None:
+        self.path = path
+        self.kind: Kind = kind
+        self.suffix = SUFFIX[kind]
+        self.location = str(path)
+
+    def scan(self) -> dict[str, str]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        out = {}
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if entry.name.endswith(self.suffix) and not entry.name.startswith("."):
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            out[entry.name] = _sig(entry.stat(follow_symlinks=False))
+                    except FileNotFoundError:  # deleted while we looked
+                        continue
+        return out
+
+    def _file(self, name: str) -> Path:
+        if "/" in name or "\\" in name or name in {"", ".", ".."} or "\0" in name:
+            raise SourceError(f"refusing unsafe item name {name!r} in {self.path}")
+        return self.path / name
+
+    def read(self, name: str) -> bytes:
+        try:
+            return self._file(name).read_bytes()
+        except OSError as exc:
+            raise SourceError(f"{self.path / name}: cannot read: {exc.strerror}") from None
+
+    def name_for(self, uid: str) -> str:
+        stem = uid if not _SAFE.search(uid) and 0 < len(uid) <= 120 else ""
+        if not stem or stem.startswith("."):
+            stem = hashlib.sha1(uid.encode("utf-8"), usedforsecurity=False).hexdigest()
+        return stem + self.suffix
+
+    def create(self, uid: str, data: bytes) -> tuple[str, str]:
+        base = self.name_for(uid)
+        for attempt in range(100):
+            name = base if attempt == 0 else f"{base[: -len(self.suffix)]}-{attempt}{self.suffix}"
+            if not (self.path / name).exists():
+                return name, self._atomic_write(name, data, exclusive=True)
+        raise SourceError(f"{self.path}: no free file name for UID {uid!r}")
+
+    def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
+        self._check(name, expect_sig)
+        return self._atomic_write(name, data, exclusive=False)
+
+    def delete(self, name: str, expect_sig: str | None) -> None:
+        self._check(name, expect_sig)
+        try:
+            self._file(name).unlink()
+        except FileNotFoundError:
+            return
+        self._fsync_dir()
+
+    def _check(self, name: str, expect_sig: str | None) -> None:
+        if expect_sig is None:
+            return
+        try:
+            current = _sig(self._file(name).stat())
+        except FileNotFoundError:
+            current = None
+        if current is not None and current != expect_sig:
+            raise SourceError(f"{self.path / name} changed while syncing; left untouched")
+
+    def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
+        target = self._file(name)
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".davsync-", suffix=".tmp", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if exclusive:
+                os.link(tmp, target)  # fails if the name was taken meanwhile
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, target)
+        except FileExistsError:
+            os.unlink(tmp)
+            raise SourceError(f"{target} appeared while syncing; left untouched") from None
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
+        self._fsync_dir()
+        return _sig(target.stat())
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

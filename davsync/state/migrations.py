@@ -1,0 +1,40 @@
+"""Schema versions of the state store. Append only: never edit a released step.
+
+`PRAGMA user_version` holds the number of steps applied.
+"""
+
+from __future__ import annotations
+
+STEPS: tuple[str, ...] = (
+    # 1: collections, items (with the last synced content for later field-by-field merges),
+    #    and hrefs whose server changes still have to be looked at (pending).
+    """
+    CREATE TABLE collections (
+        name        TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        url         TEXT,
+        ctag        TEXT,
+        sync_token  TEXT,
+        last_sync   TEXT,
+        last_result TEXT
+    );
+    CREATE TABLE items (
+        collection  TEXT NOT NULL,
+        uid         TEXT NOT NULL,
+        filename    TEXT,
+        device_sig  TEXT,
+        href        TEXT,
+        etag        TEXT,
+        hash        TEXT NOT NULL,
+        content     BLOB,
+        PRIMARY KEY (collection, uid)
+    );
+    CREATE INDEX items_by_href ON items (collection, href);
+    CREATE INDEX items_by_file ON items (collection, filename);
+    CREATE TABLE pending (
+        collection  TEXT NOT NULL,
+        href        TEXT NOT NULL,
+        PRIMARY KEY (collection, href)
+    );
+    """,
+)

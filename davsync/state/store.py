@@ -1,0 +1,169 @@
+"""SQLite state in WAL mode: collections (URL, ctag, sync token) and synced items.
+
+Every item outcome is committed on its own as soon as it happens, and the collection's token
+only after the whole run applied what it listed: a kill -9 at any instant leaves a state from
+which the next run converges without losing or duplicating anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from davsync.core.plan import Synced
+from davsync.errors import DavsyncError
+from davsync.state.migrations import STEPS
+
+
+class StateError(DavsyncError):
+    """The state database is unreadable or from a newer davsync."""
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    name: str
+    kind: str
+    url: str | None
+    ctag: str | None
+    sync_token: str | None
+    last_sync: str | None
+    last_result: dict[str, object] | None
+
+
+class StateStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"state database {path} is unusable: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(STEPS):
+            raise StateError(
+                f"state database {self.path} has schema {version}, newer than this davsync "
+                f"({len(STEPS)}); upgrade davsync"
+            )
+        for number, script in enumerate(STEPS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # collections -----------------------------------------------------------------------
+
+    def collection(self, name: str) -> CollectionState | None:
+        row = self.db.execute(
+            "SELECT name, kind, url, ctag, sync_token, last_sync, last_result "
+            "FROM collections WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        result = json.loads(row[6]) if row[6] else None
+        name, kind, url, ctag, token, last_sync = row[:6]
+        return CollectionState(name, kind, url, ctag, token, last_sync, result)
+
+    def collections(self) -> list[CollectionState]:
+        names = [r[0] for r in self.db.execute("SELECT name FROM collections ORDER BY name")]
+        return [c for n in names if (c := self.collection(n)) is not None]
+
+    def save_collection(self, name: str, kind: str, url: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO collections (name, kind, url) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, url = excluded.url",
+            (name, kind, url),
+        )
+
+    def save_marks(self, name: str, ctag: str | None, sync_token: str | None) -> None:
+        self.db.execute(
+            "UPDATE collections SET ctag = ?, sync_token = ? WHERE name = ?",
+            (ctag, sync_token, name),
+        )
+
+    def save_result(self, name: str, when: str, result: dict[str, object]) -> None:
+        self.db.execute(
+            "UPDATE collections SET last_sync = ?, last_result = ? WHERE name = ?",
+            (when, json.dumps(result), name),
+        )
+
+    # items -----------------------------------------------------------------------------
+
+    def items(self, collection: str) -> dict[str, Synced]:
+        rows = self.db.execute(
+            "SELECT uid, filename, device_sig, href, etag, hash FROM items WHERE collection = ?",
+            (collection,),
+        )
+        return {row[0]: Synced(*row) for row in rows}
+
+    def content(self, collection: str, uid: str) -> str | None:
+        """The last synced text of an item: the base for a later field-by-field merge."""
+        row = self.db.execute(
+            "SELECT content FROM items WHERE collection = ? AND uid = ?", (collection, uid)
+        ).fetchone()
+        return zlib.decompress(row[0]).decode("utf-8") if row and row[0] else None
+
+    def record(self, collection: str, synced: Synced, text: str | None) -> None:
+        blob = zlib.compress(text.encode("utf-8")) if text is not None else None
+        self.db.execute(
+            "INSERT INTO items (collection, uid, filename, device_sig, href, etag, hash, content) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(collection, uid) DO UPDATE SET "
+            "filename = excluded.filename, device_sig = excluded.device_sig, "
+            "href = excluded.href, etag = excluded.etag, hash = excluded.hash, "
+            "content = COALESCE(excluded.content, items.content)",
+            (collection, synced.uid, synced.filename, synced.device_sig, synced.href,
+             synced.etag, synced.hash, blob),
+        )
+
+    def record_many(self, collection: str, rows: Iterable[tuple[Synced, str | None]]) -> None:
+        with self.transaction():
+            for synced, text in rows:
+                self.record(collection, synced, text)
+
+    def forget(self, collection: str, uid: str) -> None:
+        self.db.execute("DELETE FROM items WHERE collection = ? AND uid = ?", (collection, uid))
+
+    def forget_collection(self, collection: str) -> None:
+        with self.transaction():
+            for table in ("items", "pending"):
+                self.db.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))  # noqa: S608
+            self.db.execute("DELETE FROM collections WHERE name = ?", (collection,))
+
+    # pending server hrefs ----------------------------------------------------------------
+
+    def pending(self, collection: str) -> set[str]:
+        rows = self.db.execute("SELECT href FROM pending WHERE collection = ?", (collection,))
+        return {row[0] for row in rows}
+
+    def set_pending(self, collection: str, hrefs: Iterable[str]) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM pending WHERE collection = ?", (collection,))
+            self.db.executemany(
+                "INSERT OR IGNORE INTO pending (collection, href) VALUES (?, ?)",
+                [(collection, h) for h in hrefs],
+            )
