@@ -292,12 +292,13 @@ def authenticator_for(config: Config, *, scheduled: bool = False) -> Authenticat
 
 
 def _basic_authenticator(config: Config) -> Authenticator:
-    # davsync.dav.basic_auth is the DAV room's; imported late so this module stands alone.
-    import importlib
+    # The DAV room owns basic auth; imported late so provisioning never depends on it.
+    from davsync.dav.basic_auth import BasicAuthenticator
 
-    module = importlib.import_module("davsync.dav.basic_auth")
-    factory: Callable[[Config], Authenticator] = module.basic_authenticator
-    return factory(config)
+    username = config.server.username
+    if username is None:  # config.py requires it with auth = "basic"
+        raise AuthError(f"{config.path} [server] username: is required with auth = \"basic\"")
+    return BasicAuthenticator(username, config.server.resolve_password())
 
 
 def dav_url_for(config: Config, auth: Authenticator) -> str:
