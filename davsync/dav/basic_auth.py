@@ -1,0 +1,21 @@
+"""HTTP Basic credentials from configuration: the simplest Authenticator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from davsync.credentials.secret import Secret
+
+
+@dataclass(frozen=True)
+class BasicAuthenticator:
+    """A fixed username and password; a 401 cannot be cured, so `refresh()` says False."""
+
+    username: str
+    password: Secret
+
+    def credentials(self) -> tuple[str, Secret]:
+        return self.username, self.password
+
+    def refresh(self) -> bool:
+        return False

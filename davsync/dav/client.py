@@ -1,0 +1,674 @@
+"""DavClient and Collection: the DavCollection contract over httpx, for CardDAV and CalDAV.
+
+Every request goes through `DavClient._request`: it adds Basic credentials, counts the request,
+retries transient failures with the policy in `retry.py`, refreshes credentials once on a 401,
+and turns transport failures into davsync errors. Everything above it only builds bodies
+(`xmlbodies`), reads answers (`multistatus`) and decides.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Final
+from urllib.parse import quote, urljoin, urlsplit
+
+import httpx
+
+from davsync.dav import xmlbodies as xb
+from davsync.dav.api import (
+    Authenticator,
+    Created,
+    DavAuthError,
+    DavError,
+    DavUnreachable,
+    Fetched,
+    InvalidSyncToken,
+    Kind,
+    PreconditionFailed,
+    Probe,
+    RequestCounter,
+    SyncDelta,
+)
+from davsync.dav.bulkbody import calendar_body, vcard_body
+from davsync.dav.bulkmap import map_bulk, read_uid
+from davsync.dav.hrefs import (
+    href_for,
+    normalize_href,
+    radicale_bulk_fits,
+    suffix_for,
+    unique,
+)
+from davsync.dav.multistatus import (
+    DavResponse,
+    Multistatus,
+    SyncAccumulator,
+    error_conditions,
+    member_etags,
+    parse_multistatus,
+    read_sync_page,
+)
+from davsync.dav.quirks import (
+    RADICALE_NS,
+    UNKNOWN_SERVER,
+    ServerInfo,
+    identify,
+    rating,
+)
+from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
+
+_XML: Final = {"Content-Type": "application/xml; charset=utf-8"}
+_MEDIA_TYPE: Final[Mapping[str, str]] = {
+    "contacts": "text/vcard; charset=utf-8",
+    "calendars": "text/calendar; charset=utf-8",
+}
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS: Final = 5
+_MAX_SYNC_PAGES: Final = 1000
+_RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
+_REASON_CHARS: Final = 200
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _strip_userinfo(url: str) -> str:
+    """The URL as it may appear in messages: never with user:password@."""
+    parts = urlsplit(url)
+    return _origin(url) + parts.path
+
+
+class DavClient:
+    """One DAV server account: a keep-alive connection pool plus the credentials.
+
+    Thread-safe: multiget batches run on a small pool sharing this client. Refreshing
+    credentials happens at most once per client; create one client per sync run.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: Authenticator,
+        *,
+        verify_tls: bool = True,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        concurrency: int = 4,
+        multiget_batch: int = 50,
+        max_retries: int = 4,
+        counter: RequestCounter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = _strip_userinfo(url)
+        self.origin = _origin(url)
+        self.counter = counter if counter is not None else RequestCounter()
+        self.server: ServerInfo = UNKNOWN_SERVER
+        self.concurrency = max(1, concurrency)
+        self.multiget_batch = max(1, multiget_batch)
+        self._auth = auth
+        self._max_retries = max_retries
+        self._sleep = sleep
+        self._count_lock = threading.Lock()
+        self._auth_lock = threading.Lock()
+        self._refresh_result: bool | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._http = httpx.Client(
+            transport=transport,
+            verify=verify_tls,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+            follow_redirects=False,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._http.close()
+
+    def __enter__(self) -> DavClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def executor(self) -> ThreadPoolExecutor:
+        with self._count_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="davsync-dav")
+            return self._pool
+
+    # -- collections -----------------------------------------------------------------------
+
+    def open_collection(self, url: str, kind: Kind, displayname: str | None = None) -> Collection:
+        """A collection whose URL is already known (from state): no request is made."""
+        return Collection(self, urljoin(self.url, url), kind, exists=True, displayname=displayname)
+
+    def find_collection(self, kind: Kind, name: str, displayname: str | None = None) -> Collection:
+        """Discover the user's addressbook or calendar home (RFC 6764, 6352, 4791) and the
+        collection <home>/<name>/ in it; `exists` says whether it is there yet."""
+        home = self._find_home(kind)
+        url = urljoin(home if home.endswith("/") else home + "/", quote(name, safe="") + "/")
+        collection = Collection(self, url, kind, exists=False, displayname=displayname)
+        collection.load()
+        return collection
+
+    def _find_home(self, kind: Kind) -> str:
+        home_prop = xb.ADDRESSBOOK_HOME_SET if kind == "contacts" else xb.CALENDAR_HOME_SET
+        props = (xb.CURRENT_USER_PRINCIPAL, home_prop, xb.RESOURCETYPE, _RADICALE_VERSION)
+        well_known = urljoin(self.origin, "/.well-known/carddav" if kind == "contacts" else
+                             "/.well-known/caldav")
+        fallback: str | None = None
+        for start in (self.url, well_known):
+            found = self._propfind_optional(start, props)
+            if found is None:
+                continue
+            url, response = found
+            home = response.child_href(home_prop)
+            if home:
+                return urljoin(url, home)
+            principal = response.child_href(xb.CURRENT_USER_PRINCIPAL)
+            if principal:
+                found = self._propfind_optional(urljoin(url, principal), props)
+                if found is not None and found[1].child_href(home_prop):
+                    return urljoin(found[0], found[1].child_href(home_prop) or "")
+            if fallback is None and xb.COLLECTION in response.child_tags(xb.RESOURCETYPE):
+                fallback = url
+        if fallback is not None:
+            return fallback
+        raise DavError(
+            f"{self.url}: found no {kind} home on {self.origin} (tried the URL, "
+            "/.well-known and current-user-principal); configure the collection URL directly"
+        )
+
+    def _propfind_optional(
+        self, url: str, props: Sequence[str]
+    ) -> tuple[str, DavResponse] | None:
+        """PROPFIND Depth 0 during discovery: None where the URL is not a DAV resource."""
+        response = self.request(
+            "PROPFIND", url, headers={"Depth": "0", **_XML}, content=xb.propfind(props),
+            follow_redirects=True,
+        )
+        if response.status_code != 207:
+            return None
+        final_url = str(response.request.url)
+        ms = parse_multistatus(response.content, _strip_userinfo(final_url))
+        if not ms.responses:
+            return None
+        first = ms.responses[0]
+        self.learn(identify(radicale_version=first.text(_RADICALE_VERSION)))
+        return final_url, first
+
+    def learn(self, server: ServerInfo) -> None:
+        """Remember what server this is, the first time something tells us."""
+        if self.server == UNKNOWN_SERVER and server != UNKNOWN_SERVER:
+            self.server = server
+
+    # -- the one place that does network I/O ------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        follow_redirects: bool = False,
+        retry_server_errors: bool = True,
+    ) -> httpx.Response:
+        """Send one logical request: credentials, counting, retries, one credential refresh.
+
+        Returns any answer that is not 401 or transient; raises DavAuthError, DavUnreachable
+        (connection failures, 429/503 after all retries) or DavError (other 5xx after all
+        retries). `retry_server_errors=False` gives up on 500/502/504 at once (used while
+        bisecting a failing multiget, where the failure is the item, not the weather).
+        """
+        attempt = 0
+        redirects = 0
+        refreshed = False
+        while True:
+            try:
+                response = self._send(method, url, headers, content)
+            except httpx.TransportError as exc:
+                delay = self._delay(None, {}, attempt)
+                if delay is None:
+                    raise DavUnreachable(
+                        f"{self.origin}: {method} {_strip_userinfo(url)} failed after "
+                        f"{attempt + 1} attempt(s): {type(exc).__name__}. Check the server URL "
+                        "and that the server is running and reachable."
+                    ) from None
+                self._sleep(delay)
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 401:
+                self.learn(identify(www_authenticate=response.headers.get("www-authenticate")))
+                if not refreshed and self._refresh():
+                    refreshed = True
+                    continue
+                username = self._auth.credentials()[0]
+                raise DavAuthError(
+                    f"{self.origin} refused the credentials of user {username!r} (HTTP 401); "
+                    "check the username and password (or re-provision the device)"
+                )
+            if follow_redirects and status in _REDIRECTS and "location" in response.headers:
+                redirects += 1
+                url = self._redirect_target(url, response.headers["location"], redirects)
+                continue
+            if is_transient(status) and (retry_server_errors or status in RETRY_AFTER_STATUSES):
+                delay = self._delay(status, response.headers, attempt)
+                if delay is not None:
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+                if status in RETRY_AFTER_STATUSES:
+                    raise DavUnreachable(
+                        f"{self.origin}: {method} {_strip_userinfo(url)} still answered HTTP "
+                        f"{status} after {attempt + 1} attempt(s); the server is overloaded or "
+                        "down, try again later"
+                    )
+                raise self.failure(method, url, response, f" after {attempt + 1} attempt(s)")
+            return response
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None
+    ) -> httpx.Response:
+        with self._count_lock:
+            self.counter.add(method)
+        all_headers = {"Authorization": self._authorization(), **(headers or {})}
+        return self._http.request(method, url, headers=all_headers, content=content)
+
+    def _authorization(self) -> str:
+        username, password = self._auth.credentials()
+        pair = f"{username}:{password.reveal()}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def _refresh(self) -> bool:
+        """Ask the authenticator for new credentials once per client; remember its answer."""
+        with self._auth_lock:
+            if self._refresh_result is None:
+                self._refresh_result = self._auth.refresh()
+            return self._refresh_result
+
+    def _delay(self, status: int | None, headers: Mapping[str, str], attempt: int) -> float | None:
+        return retry_delay(
+            status, headers, attempt, self._max_retries, now=datetime.now(UTC),
+            jitter=random.random(),
+        )
+
+    def _redirect_target(self, url: str, location: str, redirects: int) -> str:
+        target = urljoin(url, location)
+        if redirects > _MAX_REDIRECTS:
+            raise DavError(f"{_strip_userinfo(url)}: more than {_MAX_REDIRECTS} redirects")
+        if _origin(target) != self.origin:
+            raise DavError(
+                f"{_strip_userinfo(url)} redirects to another server ({_origin(target)}); "
+                "credentials are only sent to the configured one: configure that URL instead"
+            )
+        return target
+
+    def failure(self, method: str, url: str, response: httpx.Response, extra: str = "") -> DavError:
+        """A DavError naming the request and the server's short reason, without secrets."""
+        return DavError(
+            f"{method} {_strip_userinfo(url)} on {self.origin}: HTTP {response.status_code}"
+            f"{extra}{self._reason(response)}",
+            response.status_code,
+        )
+
+    def _reason(self, response: httpx.Response) -> str:
+        conditions = error_conditions(response.content)
+        if conditions:
+            return ": " + ", ".join(sorted(c.rsplit("}", 1)[-1] for c in conditions))
+        text = " ".join(response.text.split())
+        password = self._auth.credentials()[1].reveal()
+        for secret in (password, self._authorization().split(" ", 1)[1]):
+            if secret:
+                text = text.replace(secret, "******")
+        text = text[:_REASON_CHARS]
+        return f": {text}" if text else ""
+
+
+class Collection:
+    """One addressbook or calendar; implements `davsync.dav.api.DavCollection`."""
+
+    def __init__(
+        self,
+        client: DavClient,
+        url: str,
+        kind: Kind,
+        *,
+        exists: bool,
+        displayname: str | None = None,
+    ) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+        self.kind: Kind = kind
+        self.exists = exists
+        self.displayname = displayname
+        self.path = normalize_href(self.url, self.url)
+        self.last_sync_token: str | None = None
+        self._client = client
+        self._reports: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Collection({self.url!r}, {self.kind!r}, exists={self.exists})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _propfind(self, props: Sequence[str], depth: str) -> Multistatus:
+        response = self._client.request(
+            "PROPFIND", self.url, headers={"Depth": depth, **_XML}, content=xb.propfind(props)
+        )
+        if response.status_code != 207:
+            raise self._client.failure("PROPFIND", self.url, response)
+        return parse_multistatus(response.content, self.url)
+
+    def _own(self, ms: Multistatus) -> DavResponse:
+        for response in ms.responses:
+            if response.href == self.path:
+                return response
+        if len(ms.responses) == 1:
+            return ms.responses[0]
+        raise DavError(f"{self.url}: the answer does not describe the collection itself")
+
+    def _observe(self, own: DavResponse) -> None:
+        if xb.SUPPORTED_REPORT_SET in own.props:
+            self._reports = own.reports()
+        self._client.learn(identify(sync_token=own.text(xb.SYNC_TOKEN)))
+
+    def load(self) -> None:
+        """Find out whether the collection exists and is of the right kind (one PROPFIND)."""
+        response = self._client.request(
+            "PROPFIND",
+            self.url,
+            headers={"Depth": "0", **_XML},
+            content=xb.propfind(
+                (xb.RESOURCETYPE, xb.GETCTAG, xb.SYNC_TOKEN, xb.SUPPORTED_REPORT_SET)
+            ),
+        )
+        if response.status_code == 404:
+            self.exists = False
+            return
+        if response.status_code != 207:
+            raise self._client.failure("PROPFIND", self.url, response)
+        own = self._own(parse_multistatus(response.content, self.url))
+        self._check_type(own)
+        self._observe(own)
+        self.exists = True
+
+    def _check_type(self, own: DavResponse) -> None:
+        types = own.child_tags(xb.RESOURCETYPE)
+        wanted, noun = (
+            (xb.ADDRESSBOOK, "an addressbook") if self.kind == "contacts" else
+            (xb.CALENDAR, "a calendar")
+        )
+        if wanted not in types:
+            raise DavError(
+                f"{self.url} exists but is not {noun}; choose another collection name"
+            )
+
+    def probe(self) -> Probe:
+        own = self._own(self._propfind((xb.GETCTAG, xb.SYNC_TOKEN, xb.SUPPORTED_REPORT_SET), "0"))
+        self._observe(own)
+        return Probe(own.text(xb.GETCTAG), own.text(xb.SYNC_TOKEN))
+
+    def supports_sync_collection(self) -> bool:
+        said = rating(self._client.server, "sync_collection")
+        if said is not None:
+            return said == "supported"
+        if self._reports is None:
+            self._observe(self._own(self._propfind((xb.SUPPORTED_REPORT_SET,), "0")))
+        return xb.SYNC_COLLECTION in (self._reports or frozenset())
+
+    def sync(self, token: str | None) -> SyncDelta:
+        merged = SyncAccumulator()
+        current = token
+        for _ in range(_MAX_SYNC_PAGES):
+            page = read_sync_page(self._sync_report(current), self.path, self.url)
+            merged.add(page)
+            if not page.truncated:
+                self.last_sync_token = page.token
+                return SyncDelta(dict(merged.changed), frozenset(merged.deleted), page.token)
+            if page.token == current:
+                raise DavError(f"{self.url}: sync answer truncated (507) without a new token")
+            current = page.token
+        raise DavError(f"{self.url}: sync still truncated after {_MAX_SYNC_PAGES} pages")
+
+    def _sync_report(self, token: str | None) -> Multistatus:
+        response = self._client.request(
+            "REPORT", self.url, headers={"Depth": "0", **_XML}, content=xb.sync_collection(token)
+        )
+        status = response.status_code
+        if status in (403, 412):
+            conditions = error_conditions(response.content)
+            detail = "valid-sync-token" if xb.VALID_SYNC_TOKEN in conditions else f"HTTP {status}"
+            raise InvalidSyncToken(
+                f"{self.url}: the server refused the sync token ({detail}); a full listing "
+                "is needed",
+                status,
+            )
+        if status != 207:
+            raise self._client.failure("REPORT sync-collection", self.url, response)
+        ms = parse_multistatus(response.content, self.url)
+        self._client.learn(identify(sync_token=ms.sync_token))
+        return ms
+
+    def list_etags(self) -> dict[str, str | None]:
+        return member_etags(self._propfind((xb.GETETAG, xb.RESOURCETYPE), "1"), self.path)
+
+    def multiget(self, hrefs: Sequence[str]) -> Iterator[Fetched]:
+        wanted = unique(normalize_href(href, self.url) for href in hrefs)
+        size = self._client.multiget_batch
+        batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
+        if len(batches) <= 1:
+            for batch in batches:
+                yield from self._fetch_batch(batch, retry_server_errors=True)
+            return
+        pool = self._client.executor()
+        queued = deque(batches)
+        running: deque[Future[list[Fetched]]] = deque()
+        try:
+            while queued or running:
+                while queued and len(running) < self._client.concurrency:
+                    running.append(pool.submit(self._fetch_batch, queued.popleft(), True))
+                yield from running.popleft().result()
+        finally:
+            for future in running:
+                future.cancel()
+
+    def _fetch_batch(self, hrefs: list[str], retry_server_errors: bool) -> list[Fetched]:
+        """One multiget REPORT; on a whole-batch failure, bisect until the bad href is alone."""
+        try:
+            response = self._client.request(
+                "REPORT",
+                self.url,
+                headers={"Depth": "1", **_XML},
+                content=xb.multiget(self.kind, hrefs),
+                retry_server_errors=retry_server_errors,
+            )
+            if response.status_code != 207:
+                raise self._client.failure("REPORT multiget", self.url, response)
+            ms = parse_multistatus(response.content, self.url)
+        except DavError as exc:
+            if len(hrefs) == 1:
+                return [Fetched(hrefs[0], None, None, error=str(exc))]
+            middle = len(hrefs) // 2
+            return self._fetch_batch(hrefs[:middle], False) + self._fetch_batch(
+                hrefs[middle:], False
+            )
+        return self._match(hrefs, ms)
+
+    def _match(self, hrefs: list[str], ms: Multistatus) -> list[Fetched]:
+        data_prop = xb.ADDRESS_DATA if self.kind == "contacts" else xb.CALENDAR_DATA
+        by_href = {response.href: response for response in ms.responses}
+        fetched: list[Fetched] = []
+        for href in hrefs:
+            response = by_href.get(href)
+            if response is None:
+                fetched.append(Fetched(href, None, None, "the server did not answer for it"))
+            elif response.status is not None and response.status // 100 != 2:
+                fetched.append(Fetched(href, None, None, f"HTTP {response.status}"))
+            elif data_prop not in response.props or response.props[data_prop].text is None:
+                fetched.append(Fetched(href, None, None, "the server sent no data for it"))
+            else:
+                data = (response.props[data_prop].text or "").encode("utf-8")
+                fetched.append(Fetched(href, response.text(xb.GETETAG), data))
+        return fetched
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def href_for(self, uid: str) -> str:
+        return href_for(self.path, uid, suffix_for(self.kind))
+
+    def _item_url(self, href: str) -> str:
+        return urljoin(self._client.origin, normalize_href(href, self.url))
+
+    def create(self, href: str, data: bytes) -> str | None:
+        return self._put(href, data, {"If-None-Match": "*"}, "it already exists on the server")
+
+    def update(self, href: str, data: bytes, etag: str | None) -> str | None:
+        condition = {} if etag is None else {"If-Match": etag}
+        return self._put(href, data, condition, "it changed on the server since it was read")
+
+    def _put(self, href: str, data: bytes, condition: Mapping[str, str], why: str) -> str | None:
+        url = self._item_url(href)
+        headers = {"Content-Type": _MEDIA_TYPE[self.kind], **condition}
+        response = self._client.request("PUT", url, headers=headers, content=data)
+        if response.status_code == 412:
+            raise PreconditionFailed(f"PUT {href} refused (412): {why}", 412)
+        if response.status_code // 100 != 2:
+            raise self._client.failure("PUT", url, response)
+        return response.headers.get("etag") or None
+
+    def delete(self, href: str, etag: str | None) -> None:
+        url = self._item_url(href)
+        headers = {} if etag is None else {"If-Match": etag}
+        response = self._client.request("DELETE", url, headers=headers)
+        if response.status_code == 412:
+            raise PreconditionFailed(
+                f"DELETE {href} refused (412): it changed on the server since it was read", 412
+            )
+        if response.status_code != 404 and response.status_code // 100 != 2:
+            raise self._client.failure("DELETE", url, response)
+
+    def ensure_exists(self, displayname: str | None = None) -> None:
+        """Create the collection if needed: extended MKCOL for an addressbook, MKCALENDAR
+        (events and tasks) for a calendar."""
+        if self.exists:
+            return
+        name = displayname or self.displayname
+        if self.kind == "contacts":
+            method, body = "MKCOL", xb.mkcol_addressbook(name)
+        else:
+            method, body = "MKCALENDAR", xb.mkcalendar(name)
+        response = self._client.request(method, self.url, headers=_XML, content=body)
+        if response.status_code in (405, 409):
+            self.load()  # created meanwhile by someone else: fine if it is the right kind
+            if self.exists:
+                return
+        if response.status_code // 100 != 2:
+            raise self._client.failure(method, self.url, response)
+        self.exists = True
+
+    def can_bulk_create(self) -> bool:
+        return (
+            rating(self._client.server, "bulk_put_new_collection") == "supported"
+            and not self.exists
+        )
+
+    def bulk_create(self, items: Sequence[tuple[str, bytes]]) -> dict[str, Created]:
+        """One PUT of every item to the new collection URL, then one listing to learn where
+        each landed. UIDs whose file name the server's OS would refuse go one by one."""
+        if self.exists:
+            raise DavError(f"{self.url}: bulk create refused, the collection already exists")
+        uids = [uid for uid, _ in items]
+        if len(set(uids)) != len(uids):
+            duplicate = next(uid for uid in uids if uids.count(uid) > 1)
+            raise DavError(f"{self.url}: bulk create needs unique UIDs; {duplicate!r} repeats")
+        suffix = suffix_for(self.kind)
+        bulk = [(uid, data) for uid, data in items if radicale_bulk_fits(uid, suffix)]
+        alone = [(uid, data) for uid, data in items if not radicale_bulk_fits(uid, suffix)]
+        if not bulk:
+            self.ensure_exists()
+            return {uid: Created(self.href_for(uid), self.create(self.href_for(uid), data))
+                    for uid, data in alone}
+        self._put_collection(bulk)
+        single_hrefs = {uid: self.href_for(uid) for uid, _ in alone}
+        for uid, data in alone:
+            self.create(single_hrefs[uid], data)
+        listing = self.sync(None).changed
+        mapping = map_bulk(
+            [uid for uid, _ in bulk], suffix, self.path, listing,
+            server_sorts=self.kind == "calendars",
+        )
+        created = dict(mapping.created)
+        created.update({uid: Created(href, listing.get(href)) for uid, href in
+                        single_hrefs.items()})
+        if mapping.unmatched_uids:
+            created.update(self._read_uids(mapping.unmatched_hrefs, set(mapping.unmatched_uids)))
+        return created
+
+    def _put_collection(self, bulk: Sequence[tuple[str, bytes]]) -> None:
+        if self.kind == "contacts":
+            body = vcard_body(bulk)
+        else:
+            body = calendar_body(bulk, self.displayname)
+        response = self._client.request(
+            "PUT", self.url,
+            headers={"Content-Type": _MEDIA_TYPE[self.kind], "If-None-Match": "*"},
+            content=body,
+        )
+        if response.status_code == 412:
+            raise PreconditionFailed(
+                f"PUT {self.url} refused (412): the collection appeared on the server "
+                "meanwhile; run the sync again", 412,
+            )
+        if response.status_code // 100 != 2:
+            raise self._client.failure("PUT (bulk create)", self.url, response)
+        self.exists = True
+        if self.kind == "contacts" and self.displayname:
+            self._set_displayname(self.displayname)
+
+    def _set_displayname(self, displayname: str) -> None:
+        response = self._client.request(
+            "PROPPATCH", self.url, headers=_XML, content=xb.proppatch_displayname(displayname)
+        )
+        if response.status_code // 100 != 2:
+            raise self._client.failure("PROPPATCH", self.url, response)
+
+    def _read_uids(self, hrefs: Sequence[str], wanted: set[str]) -> dict[str, Created]:
+        """Fallback for names we could not predict: read the UIDs from the items themselves."""
+        found: dict[str, Created] = {}
+        for item in self.multiget(hrefs):
+            uid = None if item.data is None else read_uid(item.data)
+            if uid in wanted and uid is not None:
+                found[uid] = Created(item.href, item.etag)
+        missing = wanted - set(found)
+        if missing:
+            raise DavError(
+                f"{self.url}: after the bulk upload {len(missing)} item(s) could not be found "
+                f"on the server, e.g. UID {sorted(missing)[0]!r}"
+            )
+        return found

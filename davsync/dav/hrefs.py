@@ -1,0 +1,110 @@
+"""Hrefs: one canonical spelling per resource, and the file names new items get.
+
+Servers spell the same path differently ("a b", "a%20b", "%40" vs "@"), so every href that
+enters davsync is normalised here to an absolute, percent-encoded path: equal items compare equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Final
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+# RFC 3986 pchar minus "/" (a %2F inside a segment must stay encoded).
+_SEGMENT_SAFE: Final = "!$&'()*+,;=:@-._~"
+_NAME_SAFE: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@"
+)
+MAX_NAME_LENGTH: Final = 200
+_FS_NAME_MAX_BYTES: Final = 255
+
+
+def normalize_href(href: str, base_url: str) -> str:
+    """The absolute path of `href` (relative, absolute path or full URL) against `base_url`,
+    with each segment decoded and re-encoded the same way."""
+    path = urlsplit(urljoin(base_url, href.strip())).path or "/"
+    return "/".join(quote(unquote(segment), safe=_SEGMENT_SAFE) for segment in path.split("/"))
+
+
+def suffix_for(kind: str) -> str:
+    return ".vcf" if kind == "contacts" else ".ics"
+
+
+def _is_odd(uid: str) -> bool:
+    return (
+        not uid
+        or uid.startswith(".")
+        or any(ord(c) < 0x20 or ord(c) == 0x7F or c in "/\\" for c in uid)
+    )
+
+
+def sha1_name(uid: str) -> str:
+    return hashlib.sha1(uid.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def item_name(uid: str, suffix: str) -> str:
+    """Percent-encoded file name for a new item: the UID itself when it is tame (what other
+    clients do, and readable on the server), a sha1 of it when it is long or odd."""
+    if not _is_odd(uid):
+        name = "".join(
+            c if c in _NAME_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in uid
+        )
+        if len(name) <= MAX_NAME_LENGTH:
+            return name + suffix
+    return sha1_name(uid) + suffix
+
+
+def _radicale_safe(name: str) -> bool:
+    """radicale.pathutils.is_safe_filesystem_path_component on POSIX."""
+    return (
+        bool(name)
+        and "/" not in name
+        and name not in (".", "..")
+        and not name.startswith(".")
+        and not name.endswith("~")
+    )
+
+
+def radicale_bulk_fits(uid: str, suffix: str) -> bool:
+    """False when Radicale would pick a file name the OS refuses (over 255 bytes): such a UID
+    makes the whole bulk PUT fail, so it must be uploaded on its own."""
+    name = uid if uid.lower().endswith(suffix.lower()) else uid + suffix
+    return not _radicale_safe(name) or len(name.encode("utf-8")) <= _FS_NAME_MAX_BYTES
+
+
+def radicale_bulk_names(uids: Sequence[str], suffix: str) -> list[str | None]:
+    """The file names Radicale's bulk upload gives `uids` when it stores them in this order
+    (radicale/storage/multifilesystem/upload.py): the UID (plus suffix) when it is a safe,
+    unused file name, else sha256(UID) plus suffix, else a random name (None here)."""
+    used: set[str] = set()
+    names: list[str | None] = []
+    for uid in uids:
+        chosen: str | None = None
+        plain = uid if uid.lower().endswith(suffix.lower()) else uid + suffix
+        hashed = hashlib.sha256(uid.encode()).hexdigest() + suffix
+        for name in (plain, hashed):
+            if _radicale_safe(name) and name not in used:
+                chosen = name
+                break
+        if chosen is not None:
+            used.add(chosen)
+        names.append(chosen)
+    return names
+
+
+def member_href(collection_path: str, raw_name: str) -> str:
+    """The canonical href of file `raw_name` (not yet percent-encoded) inside a collection."""
+    base = collection_path if collection_path.endswith("/") else collection_path + "/"
+    return normalize_href(base + quote(raw_name, safe=_SEGMENT_SAFE), "http://localhost/")
+
+
+def href_for(collection_path: str, uid: str, suffix: str) -> str:
+    """The canonical href a new item with this UID gets in the collection."""
+    base = collection_path if collection_path.endswith("/") else collection_path + "/"
+    return normalize_href(base + item_name(uid, suffix), "http://localhost/")
+
+
+def unique(hrefs: Iterable[str]) -> list[str]:
+    """Hrefs in first-seen order without repeats (a multiget asks for each once)."""
+    return list(dict.fromkeys(hrefs))
