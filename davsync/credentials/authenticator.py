@@ -173,6 +173,7 @@ class ProvisioningAuthenticator:
         self._refresh_lock = threading.Lock()
         self._refreshed = False
         self._refresh_ok = False
+        self._failure: AuthError | UnreachableError | None = None
 
     def current(self) -> DeviceCredentials:
         """The credentials to use: from memory, the store, or a fresh provisioning."""
@@ -180,6 +181,8 @@ class ProvisioningAuthenticator:
             if self._creds is None:
                 self._creds = load_device(self.store)
             if self._creds is None:
+                if self._failure is not None:
+                    raise self._failure  # one failed provisioning per run is enough
                 self._check_backoff()
                 self._creds = self.provision()
             return self._creds
@@ -223,9 +226,11 @@ class ProvisioningAuthenticator:
         except (AuthError, UnreachableError) as exc:
             retry = exc.retry_after if isinstance(exc, ProvisionError) else None
             self.status.save(after_failure(self.status.load(), str(exc), now, retry))
+            self._failure = exc
             raise
         save_device(self.store, creds)
         self.status.save(after_success(now))
+        self._failure = None
         log.info(
             "provisioned device %s as %r for %s", creds.device_id, creds.username, creds.dav_url
         )

@@ -203,3 +203,16 @@ def test_status_round_trips_and_tolerates_garbage(status: StatusFile) -> None:
     assert status.load() == record
     status.path.write_text("{not json", encoding="utf-8")
     assert status.load() is None
+
+
+def test_after_a_failed_refresh_credentials_do_not_provision_again(
+    store: FileSecretStore, fake: FakeProvisioner, status: StatusFile
+) -> None:
+    auth = _auth(store, fake, status)
+    auth.credentials()
+    fake.error = ProvisionError("refused", 401)
+    with pytest.raises(AuthError):
+        auth.refresh()
+    with pytest.raises(AuthError, match="refused"):
+        auth.credentials()
+    assert fake.calls == 2
