@@ -112,6 +112,7 @@ class CollectionSync:
         self._wrote_remote = False
         self._exists = remote.exists
         self._recheck: set[str] = set()  # hrefs to compare again next run (thread-safe add)
+        self._extra: list[Outcome] = []  # outcomes of follow-up actions taken in a worker
 
     # ---- gathering ---------------------------------------------------------------------
 
@@ -274,6 +275,8 @@ class CollectionSync:
     # ---- the run -----------------------------------------------------------------------
 
     def run(self) -> CollectionReport:
+        if self.store.collection(self.name) is None:
+            self.store.save_collection(self.name, self.source.kind, self.remote.url)
         state = self.store.items(self.name)
         device = self.device_changes(state)
         server = self.server_changes(state)
@@ -342,8 +345,13 @@ class CollectionSync:
             return None
 
     def _record(self, outcome: Outcome | None) -> None:
-        if outcome is None:
-            return
+        """Only ever called on the main thread: the state store is not shared with workers."""
+        while self._extra:
+            self._record_one(self._extra.pop())
+        if outcome is not None:
+            self._record_one(outcome)
+
+    def _record_one(self, outcome: Outcome) -> None:
         uid, synced, text = outcome
         if synced is None:
             self.store.forget(self.name, uid)
@@ -429,6 +437,8 @@ class CollectionSync:
                     from None
         device: Changes = {action.uid: action.device}
         again = plan({action.uid: b}, device, {action.uid: server})
+        for _ in (a for a in again if a.op is Op.CONFLICT):
+            self.report.count("conflicts")
         again = resolve_conflicts(again, self.options.conflict, new_uid, self._note)
         last: Outcome | None = None
         for retry in again:
@@ -437,8 +447,8 @@ class CollectionSync:
             outcome = self._perform(retry)
             if retry.uid == action.uid:
                 last = outcome
-            else:
-                self._record(outcome)
+            elif outcome is not None:
+                self._extra.append(outcome)  # recorded by the main thread
         return last
 
     def _create_local(self, action: Action) -> Outcome:

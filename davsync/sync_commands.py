@@ -2,16 +2,89 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import click
 
+from davsync.appctx import AppContext, pass_app
+from davsync.syncrun import SyncResult, run_sync
+
 
 @click.command()
-def sync() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Allow a run to delete more than half of a side (at least 10 items).")
+@click.option("--only", multiple=True, help="Sync only this kind (contacts, calendars) or "
+              "collection name; repeatable.")
+@pass_app
+def sync(app: AppContext, as_json: bool, allow_mass_delete: bool, only: tuple[str, ...]) -> None:
     """Make the device's contacts and calendars and the DAV account agree, both ways."""
-    raise click.UsageError("sync is not implemented yet")
+    config = app.config()
+    result = run_sync(config, allow_mass_delete=allow_mass_delete, only=only)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        _print_human(result)
+    sys.exit(result.exit_code)
+
+
+def _print_human(result: SyncResult) -> None:
+    for name, report in result.collections.items():
+        counts = report.as_json()
+        parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in
+                 ("uploaded", "updated", "downloaded", "deleted_local", "deleted_remote",
+                  "conflicts") if counts[k]]
+        click.echo(f"{name}: {', '.join(parts) or 'up to date'}")
+        for err in report.errors:
+            click.echo(f"  error: {err['item']}: {err['reason']}", err=True)
+    if result.fatal is not None:
+        click.echo(f"davsync: {result.fatal}", err=True)
 
 
 @click.command()
-def status() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
     """Show the last sync, sign-in and backup status."""
-    raise click.UsageError("status is not implemented yet")
+    config = app.config()
+    out: dict[str, Any] = {"sync": _sync_status(config)}
+    from davsync.credentials.authenticator import auth_status
+
+    out["auth"] = auth_status(config)
+    if config.has_section("backup"):
+        from davsync.backup.status import backup_status
+
+        out["backup"] = backup_status(config)
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, default=str))
+        return
+    for name, info in out["sync"].items():
+        click.echo(f"sync {name}: last run {info['last_sync'] or 'never'}")
+        result = info.get("last_result") or {}
+        for err in result.get("errors", []):
+            click.echo(f"  error: {err['item']}: {err['reason']}")
+    auth = out["auth"]
+    who = auth.get("username") or "nobody"
+    click.echo(f"auth: {auth.get('state')} as {who} on {auth.get('server')}"
+               + (f" ({auth['reason']})" if auth.get("reason") else ""))
+    if "backup" in out:
+        click.echo(json.dumps(out["backup"], indent=2, default=str))
+
+
+def _sync_status(config: Any) -> dict[str, Any]:
+    from davsync.state.store import StateStore
+    from davsync.syncrun import state_path
+
+    path = state_path(config)
+    if not path.exists():
+        return {}
+    store = StateStore(path)
+    try:
+        return {
+            c.name: {"url": c.url, "last_sync": c.last_sync, "last_result": c.last_result}
+            for c in store.collections()
+        }
+    finally:
+        store.close()

@@ -1,0 +1,51 @@
+"""A device vdir, an in-memory collection and a state store, wired to the real engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from davsync.core.item import parse_item
+from davsync.engine import CollectionReport, CollectionSync, SyncOptions
+from davsync.sources.vdir import VdirSource
+from davsync.state.store import StateStore
+from tests.unit.memdav import MemCollection
+
+
+def vcard(uid: str | None, fn: str) -> bytes:
+    uid_line = f"UID:{uid}\r\n" if uid else ""
+    return f"BEGIN:VCARD\r\nVERSION:3.0\r\n{uid_line}FN:{fn}\r\nN:{fn};;;;\r\nEND:VCARD\r\n".encode()
+
+
+class Rig:
+    def __init__(self, root: Path, **options: object) -> None:
+        self.dir = root / "device"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.remote = MemCollection()
+        self.store = StateStore(root / "state.sqlite")
+        self.options = SyncOptions(**options)  # type: ignore[arg-type]
+
+    def sync(self, **options: object) -> CollectionReport:
+        opts = SyncOptions(**{**self.options.__dict__, **options})  # type: ignore[arg-type]
+        engine = CollectionSync("c", VdirSource(self.dir, "contacts"), self.remote, self.store,
+                                opts, lambda: datetime(2026, 11, 22, tzinfo=UTC))
+        return engine.run()
+
+    def device(self) -> dict[str, str]:
+        """uid -> FN on the device."""
+        out = {}
+        for f in self.dir.glob("*.vcf"):
+            item = parse_item(f.read_bytes(), "contacts")
+            out[item.uid or ""] = _fn(item.text)
+        return out
+
+    def server(self) -> dict[str, str]:
+        out = {}
+        for _, data in self.remote.items.values():
+            item = parse_item(data, "contacts")
+            out[item.uid or ""] = _fn(item.text)
+        return out
+
+
+def _fn(text: str) -> str:
+    return next(line[3:] for line in text.splitlines() if line.startswith("FN:"))

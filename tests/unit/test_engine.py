@@ -1,0 +1,160 @@
+"""The sync engine over a real vdir and state store, with an in-memory DAV collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from davsync.core.item import parse_item
+from davsync.dav.api import DavError
+from tests.unit.rig import Rig, vcard
+
+
+def test_two_way_add_edit_delete_and_noop_costs_one_request(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
+    report = rig.sync()
+    assert (report.uploaded, report.downloaded, report.errors) == (1, 1, [])
+    assert rig.device() == rig.server() == {"a": "Anna", "b": "Bruno"}
+
+    rig.remote.requests = 0
+    assert rig.sync().as_json()["errors"] == []
+    assert rig.remote.requests == 1  # the probe only
+
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna Maria"))
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno B."))
+    report = rig.sync()
+    assert (report.updated, report.downloaded) == (1, 1)
+    assert rig.device() == rig.server() == {"a": "Anna Maria", "b": "Bruno B."}
+
+    (rig.dir / "a.vcf").unlink()
+    rig.remote.delete_raw("/u/c/b.vcf")
+    report = rig.sync()
+    assert (report.deleted_remote, report.deleted_local) == (1, 1)
+    assert rig.device() == rig.server() == {}
+
+
+def test_first_upload_to_a_new_collection_is_one_bulk_request(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.remote.exists = False
+    for i in range(30):
+        (rig.dir / f"{i}.vcf").write_bytes(vcard(f"u{i}", f"Person {i}"))
+    report = rig.sync()
+    assert report.uploaded == 30
+    assert rig.remote.requests <= 4  # bulk PUT, then probe + listing to settle
+    assert len(rig.server()) == 30
+
+
+def test_vcard_without_uid_gets_one_written_back(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "x.vcf").write_bytes(vcard(None, "No Uid"))
+    rig.sync()
+    uid = parse_item((rig.dir / "x.vcf").read_bytes(), "contacts").uid
+    assert uid and rig.server() == {uid: "No Uid"}
+
+
+def test_duplicate_uids_on_device_keep_both_contacts(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "1.vcf").write_bytes(vcard("dup", "First"))
+    (rig.dir / "2.vcf").write_bytes(vcard("dup", "Second"))
+    (rig.dir / "3.vcf").write_bytes(vcard("dup", "First"))  # an exact copy: reported, untouched
+    report = rig.sync()
+    assert sorted(rig.server().values()) == ["First", "Second"]
+    assert [e["item"].endswith("3.vcf") for e in report.errors] == [True]
+    assert (rig.dir / "3.vcf").read_bytes() == vcard("dup", "First")
+
+
+def test_unparseable_items_are_reported_and_never_deleted(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.sync()
+    broken = b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:Anna"
+    (rig.dir / "a.vcf").write_bytes(broken)
+    rig.remote.put_raw("/u/c/bad.vcf", b"BEGIN:VCARD\r\nnonsense")
+    report = rig.sync()
+    reasons = {e["item"].rsplit("/", 1)[-1]: e["reason"] for e in report.errors}
+    assert "never closed" in reasons["a.vcf"]
+    assert "cannot parse server copy" in reasons["bad.vcf"]
+    assert rig.server()["a"] == "Anna" if "/u/c/bad.vcf" not in rig.remote.items else True
+    assert (rig.dir / "a.vcf").read_bytes() == broken
+    assert "/u/c/bad.vcf" in rig.remote.items and "/u/c/a.vcf" in rig.remote.items
+
+
+def test_conflict_keep_both_loses_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Base"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+    report = rig.sync()
+    assert report.conflicts == 1
+    assert rig.device() == rig.server()
+    assert sorted(rig.device().values()) == ["Device", "Server"]
+    assert rig.device()["a"] == "Server"
+
+
+def test_conflict_device_wins(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, conflict="device-wins")
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Base"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+    rig.sync()
+    assert rig.device() == rig.server() == {"a": "Device"}
+
+
+def test_mass_deletion_stops_the_collection_unless_allowed(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    for i in range(12):
+        (rig.dir / f"{i}.vcf").write_bytes(vcard(f"u{i}", f"P{i}"))
+    rig.sync()
+    for href in list(rig.remote.items):
+        rig.remote.delete_raw(href)
+    report = rig.sync()
+    assert "--allow-mass-delete" in report.errors[0]["reason"]
+    assert len(rig.device()) == 12
+    assert rig.sync(allow_mass_delete=True).deleted_local == 12
+    assert rig.device() == {}
+
+
+def test_failed_upload_is_retried_next_run_without_duplicates(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.remote.fail_next_write = DavError("500 boom", 500)
+    report = rig.sync()
+    assert report.errors and rig.server() == {}
+    rig.sync()
+    assert rig.server() == {"a": "Anna"} and len(rig.remote.items) == 1
+
+
+def test_412_on_update_becomes_a_conflict_not_an_overwrite(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Base"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    # the server changes between our listing and our PUT: simulate by editing after the probe
+    original_probe = rig.remote.probe
+
+    def probe_then_edit():  # type: ignore[no-untyped-def]
+        probe = original_probe()
+        if rig.server().get("a") == "Base":
+            rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+        return probe
+
+    rig.remote.probe = probe_then_edit  # type: ignore[method-assign]
+    report = rig.sync()
+    rig.remote.probe = original_probe  # type: ignore[method-assign]
+    assert report.conflicts == 1
+    rig.sync()
+    assert sorted(rig.server().values()) == ["Device", "Server"]
+    assert rig.device() == rig.server()
+
+
+def test_invalid_sync_token_falls_back_to_full_listing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.sync()
+    rig.store.save_marks("c", None, "garbage")
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
+    assert rig.sync().downloaded == 1
+    assert rig.device() == {"a": "Anna", "b": "Bruno"}
