@@ -1,7 +1,12 @@
-"""The `davsync` command line: one group, each room contributing its own commands."""
+"""The `davsync` command line: one group; each room contributes its own commands.
+
+Commands are imported only when run (click's lazy-loading pattern), so `davsync sync` never
+pays for boto3, PyJWT or the server's modules: a no-op sync is dominated by the network probe.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -11,9 +16,32 @@ from davsync import __version__
 from davsync.appctx import AppContext
 from davsync.errors import DavsyncError
 
+COMMANDS = {
+    "sync": "davsync.sync_commands:sync",
+    "status": "davsync.sync_commands:status",
+    "login": "davsync.credentials.commands:login",
+    "logout": "davsync.credentials.commands:logout",
+    "whoami": "davsync.credentials.commands:whoami",
+    "backup": "davsync.backup.commands:backup",
+    "restore": "davsync.backup.commands:restore",
+    "server": "davsync.server.commands:server",
+}
+
 
 class _Group(click.Group):
-    """Turns DavsyncError into its message and exit code instead of a traceback."""
+    """Loads commands lazily and turns DavsyncError into its message and exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -40,15 +68,5 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
 
 
-def _register() -> None:
-    from davsync.backup.commands import backup, restore
-    from davsync.credentials.commands import login, logout, whoami
-    from davsync.server.commands import server
-    from davsync.sync_commands import status, sync
-
-    for command in (sync, status, login, logout, whoami, backup, restore, server):
-        main.add_command(command)
-
-
-_register()
-
+if __name__ == "__main__":
+    main()
