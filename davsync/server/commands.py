@@ -1,13 +1,199 @@
-"""`davsync server ...` (placeholder until the provisioning issue lands)."""
+"""`davsync --config server.toml server ...`: run the server, and administer its accounts.
+
+The server file has its own schema (davsync/server/settings.py), so these commands never load
+the client config.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
+
+from davsync.errors import DavsyncError
+from davsync.server.settings import ServerSettings, load_server_settings
+
+if TYPE_CHECKING:
+    from davsync.server.store import CredentialStore
+
+
+def _settings(ctx: click.Context) -> ServerSettings:
+    root = ctx.find_root().obj
+    return load_server_settings(getattr(root, "config_path", None))
+
+
+def _verbose(ctx: click.Context) -> int:
+    return int(getattr(ctx.find_root().obj, "verbose", 0) or 0)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @click.group(invoke_without_command=True)
 @click.pass_context
 def server(ctx: click.Context) -> None:
-    """Run the self-hosted server: Radicale plus the provisioning endpoint."""
-    if ctx.invoked_subcommand is None:
-        raise click.UsageError("server is not implemented yet")
+    """Run the self-hosted server: Radicale plus the provisioning endpoint.
+
+    Without a subcommand it serves in the foreground until SIGTERM or Ctrl-C.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from davsync.server.serve import configure_logging, run
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_level, _verbose(ctx))
+    run(settings)
+
+
+def _store(settings: ServerSettings) -> CredentialStore:
+    from davsync.server.store import CredentialStore
+
+    if not settings.credentials_db.exists():
+        raise DavsyncError(
+            f"no credential store at {settings.credentials_db}: has `davsync server` run with "
+            f"data_dir = {str(settings.data_dir)!r}?"
+        )
+    return CredentialStore(settings.credentials_db)
+
+
+@server.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def accounts(ctx: click.Context, as_json: bool) -> None:
+    """List accounts: username, issuer, subject, last e-mail seen, active devices."""
+    store = _store(_settings(ctx))
+    rows = store.accounts()
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r.username}  {r.active_devices} devices  {r.iss}  sub={r.sub}"
+                   f"  {r.email or '-'}  created {_when(r.created)}")
+
+
+@server.command()
+@click.argument("user")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def devices(ctx: click.Context, user: str, as_json: bool) -> None:
+    """List USER's devices: id, name, created, last used, revoked."""
+    store = _store(_settings(ctx))
+    if not store.has_account(user):
+        raise DavsyncError(f"no account {user!r} (see `davsync server accounts`)")
+    rows = store.devices(user)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    header = ("DEVICE", "NAME", "CREATED", "LAST USED", "REVOKED")
+    table = [header] + [
+        (d.device_id, d.name, _when(d.created), _when(d.last_used), _when(d.revoked))
+        for d in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@server.command()
+@click.argument("user")
+@click.argument("device")
+@click.pass_context
+def revoke(ctx: click.Context, user: str, device: str) -> None:
+    """Revoke USER's DEVICE: its password fails from the server's next request on."""
+    store = _store(_settings(ctx))
+    if not store.revoke(user, device):
+        raise DavsyncError(
+            f"user {user!r} has no active device {device!r} (see `davsync server devices {user}`)"
+        )
+    click.echo(f"revoked device {device} of {user}")
+
+
+@server.command("delete-account")
+@click.argument("user")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete_account_command(ctx: click.Context, user: str, yes: bool) -> None:
+    """Delete USER's collections (contacts, calendars) and all its device credentials."""
+    import radicale.storage
+
+    from davsync.server.accounts import delete_account
+    from davsync.server.app import radicale_configuration
+
+    settings = _settings(ctx)
+    store = _store(settings)
+    if not yes:
+        click.confirm(f"Delete all contacts, calendars and devices of {user}?", abort=True)
+    storage = radicale.storage.load(radicale_configuration(settings))
+    try:
+        found = delete_account(store, storage, settings.collections_dir, user)
+    except ValueError as exc:
+        raise DavsyncError(str(exc)) from None
+    if not found:
+        raise DavsyncError(f"no account {user!r} (see `davsync server accounts`)")
+    click.echo(f"deleted account {user}")
+
+
+@server.command("dev-issuer")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Keep the signing key here (PEM, 0600) so tokens survive restarts.")
+@click.option("--print-token", "token_sub", metavar="SUB",
+              help="Also print a token for subject SUB (needs --audience).")
+@click.option("--audience", help="The `aud` of the printed token: the server's client_id.")
+def dev_issuer(host: str, port: int, key_file: Path | None, token_sub: str | None,
+               audience: str | None) -> None:
+    """Run a local development OpenID issuer (demo and tests only; trust it in [[issuers]]).
+
+    Prints its issuer URL on the first line of stdout, then serves until Ctrl-C.
+    """
+    from davsync.server.devissuer import DevIssuer, load_or_create_key
+
+    if token_sub and not audience:
+        raise click.UsageError("--print-token needs --audience (the server's client_id)")
+    key = load_or_create_key(key_file) if key_file else None
+    try:
+        issuer = DevIssuer(host, port, key).start()
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(issuer.url)
+    if token_sub and audience:
+        click.echo(issuer.mint(token_sub, audience, ttl=3600))
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        issuer.stop()
+
+
+@server.command("dev-token")
+@click.option("--issuer", "issuer_url", required=True, help="The running dev issuer's URL.")
+@click.option("--audience", required=True, help="The server's client_id for that issuer.")
+@click.option("--email", help="An `email` claim (with email_verified = true).")
+@click.option("--ttl", default=300, show_default=True, help="Lifetime in seconds.")
+@click.argument("sub")
+def dev_token(issuer_url: str, audience: str, email: str | None, ttl: int, sub: str) -> None:
+    """Print an ID token for SUB from a running dev issuer (usable as `assertion_command`)."""
+    import httpx
+
+    from davsync.server.devissuer import request_token
+
+    claims: dict[str, object] = {"ttl": ttl}
+    if email:
+        claims.update(email=email, email_verified=True)
+    try:
+        click.echo(request_token(issuer_url, sub, audience, **claims))
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise DavsyncError(f"cannot get a token from the dev issuer at {issuer_url}: {exc}"
+                           ) from None

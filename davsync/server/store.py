@@ -1,0 +1,289 @@
+"""The credential store: accounts keyed by (iss, sub) and their devices' password hashes.
+
+SQLite in WAL mode, file mode 0600, shared by the running server and the admin commands
+(`davsync server revoke` in another process takes effect on the server's next request).
+Only slow salted hashes (argon2id) of device passwords are stored, never the passwords.
+Every revocation bumps `generation`, which login caches compare on each request.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from davsync.credentials.secret import Secret
+from davsync.errors import DavsyncError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0), ('schema', 1);
+CREATE TABLE IF NOT EXISTS accounts (
+    username TEXT PRIMARY KEY,
+    iss TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    email TEXT,
+    created REAL NOT NULL,
+    UNIQUE (iss, sub)
+);
+CREATE TABLE IF NOT EXISTS devices (
+    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+    device_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    password_hash TEXT,
+    created REAL NOT NULL,
+    provisioned REAL NOT NULL,
+    last_used REAL,
+    revoked REAL,
+    PRIMARY KEY (username, device_id)
+);
+"""
+
+
+class TooManyDevices(DavsyncError):
+    """The account already has `max_devices` active devices; revoke one first."""
+
+
+def derive_username(iss: str, sub: str) -> str:
+    """A stable DAV username for one (issuer, subject): the same on every server and reinstall.
+
+    Never the e-mail address: it can change hands and is not unique across issuers.
+    Lower-case letters and digits only, so it is a safe Radicale path component.
+    """
+    digest = hashlib.sha256(f"{iss}\n{sub}".encode()).digest()
+    return "u" + base64.b32encode(digest).decode("ascii").lower()[:24]
+
+
+def new_device_password() -> Secret:
+    return Secret(secrets.token_urlsafe(32))
+
+
+def default_hasher() -> PasswordHasher:
+    """argon2id with argon2-cffi's RFC 9106 low-memory profile (about 50 ms per check)."""
+    return PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Device:
+    username: str
+    device_id: str
+    name: str
+    created: float
+    provisioned: float
+    last_used: float | None
+    revoked: float | None
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    iss: str
+    sub: str
+    email: str | None
+    created: float
+    active_devices: int
+
+
+class CredentialStore:
+    """Thread-safe access to the credential database (one connection behind a lock).
+
+    Password hashing and checking happen outside the lock: they are the slow part.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.hasher = hasher or default_hasher()
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._db = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        # chmod before WAL mode: SQLite gives the -wal and -shm files the database's mode.
+        # (Never open+close the file ourselves: closing any descriptor of a database drops
+        # this process's POSIX locks on it, and SQLite would then read stale snapshots.)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", 0o600)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.executescript(SCHEMA)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        """One row, with the statement closed at once: an open SELECT would pin an old WAL
+        snapshot, and this connection would miss revocations made by other processes."""
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            try:
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        return None if row is None else tuple(row)
+
+    def _bump_generation(self, db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+
+    def generation(self) -> int:
+        """Changes whenever a device password stops being valid; cheap enough for every request."""
+        row = self._one("SELECT value FROM meta WHERE key = 'generation'")
+        assert row is not None
+        return int(row[0])
+
+    def provision(
+        self,
+        iss: str,
+        sub: str,
+        device_id: str,
+        device_name: str,
+        *,
+        email: str | None = None,
+        max_devices: int = 20,
+    ) -> tuple[str, Secret]:
+        """Create the account if needed and give `device_id` a new password.
+
+        Provisioning a device again replaces its password: the old one stops working at once.
+        """
+        username = derive_username(iss, sub)
+        password = new_device_password()
+        password_hash = self.hasher.hash(password.reveal())
+        now = self.clock()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO accounts (username, iss, sub, email, created) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (username) DO UPDATE SET email = coalesce(excluded.email, email)",
+                (username, iss, sub, email, now),
+            )
+            active = db.execute(
+                "SELECT count(*) FROM devices WHERE username = ? AND revoked IS NULL"
+                " AND device_id != ?",
+                (username, device_id),
+            ).fetchall()[0][0]
+            if active >= max_devices:
+                raise TooManyDevices(
+                    f"account {username} already has {active} active devices (limit {max_devices});"
+                    " revoke one with `davsync logout` or `davsync server revoke`"
+                )
+            replaced = db.execute(
+                "UPDATE devices SET name = ?, password_hash = ?, provisioned = ?, revoked = NULL"
+                " WHERE username = ? AND device_id = ?",
+                (device_name, password_hash, now, username, device_id),
+            ).rowcount
+            if replaced:
+                self._bump_generation(db)
+            else:
+                db.execute(
+                    "INSERT INTO devices (username, device_id, name, password_hash, created,"
+                    " provisioned) VALUES (?, ?, ?, ?, ?, ?)",
+                    (username, device_id, device_name, password_hash, now, now),
+                )
+        return username, password
+
+    def check_password(self, username: str, password: str) -> str | None:
+        """The id of the active device of `username` whose password this is, else None."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device_id, password_hash FROM devices WHERE username = ?"
+                " AND revoked IS NULL AND password_hash IS NOT NULL"
+                " ORDER BY coalesce(last_used, provisioned) DESC",
+                (username,),
+            ).fetchall()
+        for device_id, password_hash in rows:
+            try:
+                self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                continue
+            return str(device_id)
+        return None
+
+    def touch(self, username: str, device_id: str) -> None:
+        """Record a successful login (called on cache misses only, so about once a minute)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE devices SET last_used = ? WHERE username = ? AND device_id = ?",
+                (self.clock(), username, device_id),
+            )
+
+    def revoke(self, username: str, device_id: str) -> bool:
+        """Revoke one device (its hash is dropped); False if there is no such active device."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE devices SET revoked = ?, password_hash = NULL"
+                " WHERE username = ? AND device_id = ? AND revoked IS NULL",
+                (self.clock(), username, device_id),
+            ).rowcount
+            if changed:
+                self._bump_generation(db)
+        return bool(changed)
+
+    def delete_account(self, username: str) -> bool:
+        """Forget the account and all its devices; False if there was no such account."""
+        with self._write() as db:
+            changed = db.execute("DELETE FROM accounts WHERE username = ?", (username,)).rowcount
+            db.execute("DELETE FROM devices WHERE username = ?", (username,))
+            if changed:
+                self._bump_generation(db)
+        return bool(changed)
+
+    def username_for(self, iss: str, sub: str) -> str | None:
+        row = self._one("SELECT username FROM accounts WHERE iss = ? AND sub = ?", (iss, sub))
+        return None if row is None else str(row[0])
+
+    def has_account(self, username: str) -> bool:
+        row = self._one("SELECT 1 FROM accounts WHERE username = ?", (username,))
+        return row is not None
+
+    def devices(self, username: str) -> list[Device]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT username, device_id, name, created, provisioned, last_used, revoked"
+                " FROM devices WHERE username = ? ORDER BY created, device_id",
+                (username,),
+            ).fetchall()
+        return [Device(*row) for row in rows]
+
+    def accounts(self) -> list[Account]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.username, a.iss, a.sub, a.email, a.created,"
+                " (SELECT count(*) FROM devices d WHERE d.username = a.username"
+                "  AND d.revoked IS NULL)"
+                " FROM accounts a ORDER BY a.created, a.username"
+            ).fetchall()
+        return [Account(*row) for row in rows]
