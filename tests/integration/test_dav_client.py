@@ -1,0 +1,299 @@
+"""DavClient against a real Radicale: discovery, conditional writes, sync, multiget, bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from davsync.credentials.secret import Secret
+from davsync.dav import xmlbodies as xb
+from davsync.dav.api import (
+    DavAuthError,
+    DavError,
+    InvalidSyncToken,
+    PreconditionFailed,
+    RequestCounter,
+)
+from davsync.dav.basic_auth import BasicAuthenticator
+from davsync.dav.client import Collection, DavClient
+from davsync.dav.multistatus import parse_multistatus
+from tests.fixtures.radicale import DavAccount
+
+
+def vcard(uid: str, name: str = "Someone") -> bytes:
+    return (
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nEND:VCARD\r\n"
+    ).encode()
+
+
+TZ = (
+    "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+    "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n"
+    "END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nTZOFFSETFROM:+0100\r\n"
+    "TZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\n"
+    "END:VTIMEZONE\r\n"
+)
+
+
+def vevent(uid: str, day: int = 1, tz: bool = False) -> bytes:
+    """An event in UTC, or in Europe/Berlin with its VTIMEZONE (Radicale's vobject makes
+    TZID events slow to store, ~0.1 s each, so most tests use UTC)."""
+    start = f"DTSTART;TZID=Europe/Berlin:202401{day:02d}T100000" if tz else (
+        f"DTSTART:202401{day:02d}T090000Z")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + (TZ if tz else "")
+        + f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20240101T000000Z\r\n{start}\r\n"
+        f"DURATION:PT1H\r\nSUMMARY:Event {uid}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+RECURRING = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + TZ
+    + "BEGIN:VEVENT\r\nUID:weekly-standup\r\nDTSTAMP:20240101T000000Z\r\n"
+    "DTSTART;TZID=Europe/Berlin:20240101T090000\r\nDURATION:PT15M\r\n"
+    "RRULE:FREQ=WEEKLY;COUNT=10\r\nSUMMARY:Standup\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:weekly-standup\r\nDTSTAMP:20240101T000000Z\r\n"
+    "RECURRENCE-ID;TZID=Europe/Berlin:20240108T090000\r\n"
+    "DTSTART;TZID=Europe/Berlin:20240108T110000\r\nDURATION:PT15M\r\n"
+    "SUMMARY:Standup (moved)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+).encode()
+
+TODO = (
+    b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VTODO\r\n"
+    b"UID:todo/with slash\r\nDTSTAMP:20240101T000000Z\r\nSUMMARY:Buy milk\r\nEND:VTODO\r\n"
+    b"END:VCALENDAR\r\n"
+)
+
+
+def make_client(account: DavAccount, url: str | None = None, password: str | None = None,
+                counter: RequestCounter | None = None) -> DavClient:
+    auth = BasicAuthenticator(account.username, Secret(password or account.password))
+    return DavClient(url or account.url, auth, counter=counter, sleep=lambda _: None,
+                     multiget_batch=7)
+
+
+@pytest.fixture
+def client(dav_account: DavAccount) -> Iterator[DavClient]:
+    with make_client(dav_account) as dav:
+        yield dav
+
+
+@pytest.fixture
+def contacts(client: DavClient) -> Collection:
+    collection = client.find_collection("contacts", "contacts", displayname="Contacts")
+    collection.ensure_exists()
+    return collection
+
+
+@pytest.fixture
+def calendar(client: DavClient) -> Collection:
+    collection = client.find_collection("calendars", "calendar", displayname="Calendar")
+    collection.ensure_exists()
+    return collection
+
+
+def resource_props(client: DavClient, collection: Collection) -> dict[str, object]:
+    response = client.request(
+        "PROPFIND", collection.url, headers={"Depth": "0"},
+        content=xb.propfind((xb.RESOURCETYPE, xb.DISPLAYNAME)),
+    )
+    own = parse_multistatus(response.content, collection.url).responses[0]
+    return {"types": own.child_tags(xb.RESOURCETYPE), "name": own.text(xb.DISPLAYNAME)}
+
+
+def test_discovery_from_root_finds_home_and_identifies_radicale(dav_account: DavAccount) -> None:
+    counter = RequestCounter()
+    with make_client(dav_account, counter=counter) as dav:
+        found = dav.find_collection("contacts", "friends")
+    assert found.url == f"{dav_account.url}{dav_account.username}/friends/"
+    assert found.exists is False
+    assert dav.server.product == "radicale" and dav.server.version >= (3, 9)
+    assert counter.count == 3  # root -> principal -> collection
+    assert found.can_bulk_create()
+
+
+def test_discovery_from_a_url_inside_the_account(dav_account: DavAccount) -> None:
+    with make_client(dav_account) as dav:
+        dav.find_collection("calendars", "work").ensure_exists("Work")
+    inside = f"{dav_account.url}{dav_account.username}/work/"
+    with make_client(dav_account, url=inside) as dav:
+        found = dav.find_collection("calendars", "work")
+        missing = dav.find_collection("calendars", "nothere")
+    assert found.url == inside and found.exists
+    assert not found.can_bulk_create()
+    assert missing.exists is False
+
+
+def test_open_collection_makes_no_request(dav_account: DavAccount) -> None:
+    counter = RequestCounter()
+    with make_client(dav_account, counter=counter) as dav:
+        opened = dav.open_collection(f"/{dav_account.username}/x/", "contacts")
+    assert counter.count == 0
+    assert opened.url == f"{dav_account.url}{dav_account.username}/x/" and opened.exists
+
+
+def test_created_collections_have_the_right_type_and_name(
+    client: DavClient, contacts: Collection, calendar: Collection
+) -> None:
+    assert resource_props(client, contacts) == {
+        "types": {xb.COLLECTION, xb.ADDRESSBOOK}, "name": "Contacts"}
+    assert resource_props(client, calendar) == {
+        "types": {xb.COLLECTION, xb.CALENDAR}, "name": "Calendar"}
+    again = client.find_collection("contacts", "contacts")
+    assert again.exists
+    with pytest.raises(DavError, match="not a calendar"):
+        client.find_collection("calendars", "contacts")
+
+
+def test_conditional_create_update_delete(contacts: Collection) -> None:
+    href = contacts.href_for("alice@example.org")
+    assert href == f"{contacts.path}alice@example.org.vcf"
+    etag = contacts.create(href, vcard("alice@example.org", "Alice"))
+    assert etag and contacts.list_etags() == {href: etag}
+    with pytest.raises(PreconditionFailed):
+        contacts.create(href, vcard("alice@example.org", "Alice again"))
+    new_etag = contacts.update(href, vcard("alice@example.org", "Alice B."), etag)
+    assert new_etag and new_etag != etag
+    with pytest.raises(PreconditionFailed, match=href):
+        contacts.update(href, vcard("alice@example.org", "stale"), etag)
+    with pytest.raises(PreconditionFailed):
+        contacts.delete(href, etag)
+    contacts.delete(href, new_etag)
+    assert contacts.list_etags() == {}
+    contacts.delete(href, None)  # already gone: done
+
+
+def test_bad_item_is_a_dav_error_naming_the_href(contacts: Collection) -> None:
+    href = contacts.href_for("broken")
+    with pytest.raises(DavError, match=r"PUT .*broken\.vcf.*HTTP 400") as info:
+        contacts.create(href, b"this is not a vcard")
+    assert info.value.status == 400
+
+
+def test_sync_initial_incremental_and_bad_token(contacts: Collection) -> None:
+    assert contacts.supports_sync_collection()
+    hrefs = [contacts.href_for(f"c{i}") for i in range(3)]
+    etags = [contacts.create(h, vcard(f"c{i}")) for i, h in enumerate(hrefs)]
+    first = contacts.sync(None)
+    assert first.changed == dict(zip(hrefs, etags, strict=True)) and not first.deleted
+    changed = contacts.update(hrefs[0], vcard("c0", "Changed"), etags[0])
+    contacts.delete(hrefs[1], etags[1])
+    second = contacts.sync(first.sync_token)
+    assert second.changed == {hrefs[0]: changed}
+    assert second.deleted == {hrefs[1]}
+    assert second.sync_token != first.sync_token
+    assert contacts.sync(second.sync_token).changed == {}
+    with pytest.raises(InvalidSyncToken):
+        contacts.sync("http://radicale.org/ns/sync/not-a-token")
+
+
+def test_probe_ctag_changes_after_a_put(calendar: Collection) -> None:
+    before = calendar.probe()
+    assert before.ctag and before.sync_token
+    calendar.create(calendar.href_for("e1"), vevent("e1"))
+    after = calendar.probe()
+    assert after.ctag != before.ctag and after.sync_token != before.sync_token
+
+
+def test_multiget_batches_and_missing_href(calendar: Collection) -> None:
+    hrefs = [calendar.href_for(f"ev-{i}") for i in range(20)]
+    for i, href in enumerate(hrefs):
+        calendar.create(href, vevent(f"ev-{i}", day=1 + i))
+    missing = calendar.href_for("nope")
+    # Ask with a differently encoded spelling: results come back in canonical form.
+    asked = [*hrefs, missing, hrefs[3].replace("-", "%2D")]
+    fetched = {item.href: item for item in calendar.multiget(asked)}
+    assert set(fetched) == {*hrefs, missing}
+    assert fetched[missing].data is None and "404" in (fetched[missing].error or "")
+    etags = calendar.list_etags()
+    for i, href in enumerate(hrefs):
+        item = fetched[href]
+        assert item.error is None and item.etag == etags[href]
+        assert f"UID:ev-{i}" in (item.data or b"").decode()
+
+
+def test_bulk_create_contacts(client: DavClient) -> None:
+    collection = client.find_collection("contacts", "bulk", displayname="Bulk book")
+    assert collection.can_bulk_create()
+    uids = [f"uid-{i}" for i in range(195)] + [
+        "with space", "sl/ash", ".hidden", "ends.vcf", "ünïcödé"]
+    counter_before = client.counter.count
+    created = collection.bulk_create([(uid, vcard(uid, f"N{i}")) for i, uid in enumerate(uids)])
+    assert client.counter.count - counter_before == 3  # PUT, PROPPATCH, sync listing
+    assert collection.exists and not collection.can_bulk_create()
+    assert set(created) == set(uids)
+    listing = collection.list_etags()
+    assert {c.href: c.etag for c in created.values()} == listing
+    fetched = {f.href: f.data for f in collection.multiget([created["sl/ash"].href])}
+    assert b"UID:sl/ash" in (fetched[created["sl/ash"].href] or b"")
+    assert resource_props(client, collection) == {
+        "types": {xb.COLLECTION, xb.ADDRESSBOOK}, "name": "Bulk book"}
+    with pytest.raises(DavError, match="already exists"):
+        collection.bulk_create([("x", vcard("x"))])
+
+
+def test_bulk_create_calendar_with_recurrence_and_todo(client: DavClient) -> None:
+    collection = client.find_collection("calendars", "bulkcal", displayname="Bulk cal")
+    items = [(f"event-{i}", vevent(f"event-{i}", day=1 + i % 28, tz=i < 3)) for i in range(48)]
+    items += [("weekly-standup", RECURRING), ("todo/with slash", TODO)]
+    created = collection.bulk_create(items)
+    assert set(created) == {uid for uid, _ in items}
+    assert {c.href: c.etag for c in created.values()} == collection.list_etags()
+    standup = next(iter(collection.multiget([created["weekly-standup"].href])))
+    text = (standup.data or b"").decode()
+    assert "RECURRENCE-ID" in text and text.count("BEGIN:VEVENT") == 2
+    todo = next(iter(collection.multiget([created["todo/with slash"].href])))
+    assert b"BEGIN:VTODO" in (todo.data or b"")
+    assert resource_props(client, collection) == {
+        "types": {xb.COLLECTION, xb.CALENDAR}, "name": "Bulk cal"}
+
+
+def test_bulk_create_sends_overlong_uids_one_by_one(client: DavClient) -> None:
+    collection = client.find_collection("contacts", "longuids")
+    long_uid = "x" * 300
+    created = collection.bulk_create([("short", vcard("short")), (long_uid, vcard(long_uid))])
+    assert created[long_uid].href == collection.href_for(long_uid)
+    assert {c.href: c.etag for c in created.values()} == collection.list_etags()
+
+
+def test_wrong_password_is_an_auth_error_after_one_request(dav_account: DavAccount) -> None:
+    counter = RequestCounter()
+    with make_client(dav_account, password="wrong", counter=counter) as dav:
+        with pytest.raises(DavAuthError) as info:
+            dav.find_collection("contacts", "contacts")
+        assert counter.count == 1
+        with pytest.raises(DavAuthError):
+            dav.open_collection(dav_account.url + "u/c/", "contacts").probe()
+        assert counter.count == 2
+    message = str(info.value)
+    assert dav_account.username in message and "127.0.0.1" in message
+    assert "wrong" not in message and "Basic" not in message
+
+
+def test_counter_counts_every_request_by_method(dav_account: DavAccount) -> None:
+    counter = RequestCounter()
+    with make_client(dav_account, counter=counter) as dav:
+        collection = dav.find_collection("contacts", "counted")
+        collection.ensure_exists()
+        collection.create(collection.href_for("a"), vcard("a"))
+        collection.probe()
+        collection.sync(None)
+    assert counter.by_method == {"PROPFIND": 4, "MKCOL": 1, "PUT": 1, "REPORT": 1}
+    assert counter.count == 7
+
+
+def test_unreachable_server_is_dav_unreachable() -> None:
+    from davsync.dav.api import DavUnreachable
+    from tests.fixtures.ports import free_port
+
+    counter = RequestCounter()
+    slept: list[float] = []
+    auth = BasicAuthenticator("u", Secret("pw"))
+    url = f"http://127.0.0.1:{free_port()}/"
+    with (
+        DavClient(url, auth, counter=counter, sleep=slept.append, max_retries=2) as dav,
+        pytest.raises(DavUnreachable, match=r"127\.0\.0\.1"),
+    ):
+        dav.find_collection("contacts", "x")
+    assert counter.count == 3 and len(slept) == 2
