@@ -87,3 +87,14 @@ def take_snapshot(root: Path, category: str) -> SnapshotData:
     out.sha256 = digest.hexdigest()
     out.items = count_items("\n".join(texts), category)
     return out
+
+
+def tar_digest(tar_bytes: bytes) -> str:
+    """The digest `take_snapshot` records, recomputed from the tar (to verify a restore)."""
+    digest = hashlib.sha256()
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+        for member in tar.getmembers():
+            fh = tar.extractfile(member) if member.isreg() else None
+            data = fh.read() if fh is not None else b""
+            digest.update(member.name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()

@@ -1,0 +1,244 @@
+"""`davsync restore`: the manifest's live files and the snapshots, written below one folder.
+
+Every file is verified (AEAD per segment in client mode; size and SHA-256 against the manifest
+in both modes) into a temporary file that replaces the target only when complete, so a failed
+file leaves nothing half-written. Names that would leave the folder are refused, and the
+reasons are collected per file while the rest carries on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import secrets
+import stat
+import tarfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from davsync.backup.format import DecryptError, Decryptor
+from davsync.backup.keys import KdfParams
+from davsync.backup.manifest import Manifest, Snapshot
+from davsync.backup.model import Record
+from davsync.backup.progress import Progress
+from davsync.backup.repo import NoBackup, Repository, StoreWrapper, open_repository
+from davsync.backup.runner import iter_live, read_manifest
+from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
+from davsync.backup.snapshot import count_items, tar_digest
+from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
+from davsync.backup.store import StoreError
+
+log = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+class UnsafeName(ValueError):
+    """A name that would put a file outside the restore folder."""
+
+
+def safe_parts(name: str) -> list[str]:
+    """The path components of a stored name, or UnsafeName saying why it is refused (pure)."""
+    if not name or "\0" in name:
+        raise UnsafeName("empty name or NUL byte")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeName("absolute path")
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafeName("'..', '.' or empty path component")
+        if "\\" in part:
+            raise UnsafeName("backslash in a path component")
+    return parts
+
+
+def prepare_target(base: Path, parts: list[str]) -> Path:
+    """Create the parent folders below `base`, refusing to pass through any symbolic link."""
+    cur = base
+    for comp in [*parts[:-1], None]:
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            os.mkdir(cur, 0o755)
+        else:
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafeName(f"{cur} is a symbolic link")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeName(f"{cur} exists and is not a folder")
+        if comp is not None:
+            cur = cur / comp
+    target = base.joinpath(*parts)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return target
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeName(f"{target} is a symbolic link")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeName(f"{target} exists and is not a regular file")
+    return target
+
+
+def write_verified(target: Path, chunks: Iterable[bytes], size: int, sha256: str,
+                   mtime_ns: int, on_bytes: Callable[[int], None] = lambda n: None) -> None:
+    """Write to a temporary file beside `target`; replace `target` only if size and hash match."""
+    tmp = target.with_name(f".{target.name}.davsync-{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        digest = hashlib.sha256()
+        written = 0
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                on_bytes(len(chunk))
+        if written != size or digest.hexdigest() != sha256:
+            raise DecryptError(f"content does not match the manifest ({written} of {size} "
+                               "bytes, or another SHA-256): tampered or truncated")
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class RestoreOptions:
+    kdf: KdfParams | None = None
+    wrap: StoreWrapper | None = None
+    progress: bool = True
+
+
+class RestoreRun:
+    def __init__(self, cfg: BackupConfig, to: Path, categories: Iterable[str] | None = None,
+                 opts: RestoreOptions | None = None) -> None:
+        self.cfg = cfg
+        self.to = to
+        self.categories = list(categories or ALL_CATEGORIES)
+        self.opts = opts or RestoreOptions()
+        self.stats = Stats()
+        self.stats_file = StatsFile(cfg.state_dir)
+
+    def run(self) -> Stats:
+        self.stats.started_at = time.time()
+        repo = open_repository(self.cfg, create=False, kdf=self.opts.kdf, wrap=self.opts.wrap)
+        manifest = read_manifest(repo)
+        if manifest is None:
+            raise NoBackup(f"{repo.store.where}: no manifest yet (no backup has finished)")
+        self.to.mkdir(parents=True, exist_ok=True)
+        try:
+            self._files(repo, manifest)
+            for category in ("contacts", "calendars"):
+                if category in self.categories:
+                    self._snapshot(repo, manifest.snapshots.get(category), category)
+        finally:
+            self.stats_file.write("restore", self.stats, force=True)
+        return self.stats
+
+    def _files(self, repo: Repository, manifest: Manifest) -> None:
+        wanted = [r for r in iter_live(manifest) if r.category in self.categories]
+        cats = self.stats.categories
+        for c in CATEGORIES:
+            if c in self.categories:
+                cats[c].status = IN_PROGRESS
+        for rec in wanted:
+            cats[rec.category].total_files += 1
+        progress = Progress("restore", enabled=self.opts.progress)
+        progress.start(len(wanted), sum(r.size for r in wanted))
+        self.stats_file.write("restore", self.stats, force=True)
+        with ThreadPoolExecutor(self.cfg.concurrency, "restore") as pool:
+            jobs = {pool.submit(self._one, repo, rec, progress): rec for rec in wanted}
+            for fut in as_completed(jobs):
+                rec = jobs[fut]
+                error = fut.result()
+                progress.file_done()
+                cat = cats[rec.category]
+                cat.last_modified = time.time()
+                if error is None:
+                    cat.succeeded_files += 1
+                    cat.bytes_processed += rec.size
+                else:
+                    log.warning("restore: %s/%s: %s", rec.category, rec.name, error)
+                    cat.fail(f"{rec.category}/{rec.name}", error)
+                self.stats_file.write("restore", self.stats)
+        progress.close()
+        for c in CATEGORIES:
+            if c in self.categories:
+                cats[c].status = COMPLETED
+                cats[c].last_modified = time.time()
+
+    def _one(self, repo: Repository, rec: Record, progress: Progress) -> str | None:
+        """None when restored, else the reason it was not."""
+        try:
+            base = self.to / rec.category
+            target = prepare_target(base, safe_parts(rec.name))
+            chunks: Iterable[bytes] = repo.store.stream(rec.object, CHUNK + 64)
+            if repo.client_side:
+                chunks = _decrypt(repo.keys.data, chunks)
+            write_verified(target, chunks, rec.size, rec.sha256, rec.mtime_ns, progress.advance)
+        except UnsafeName as exc:
+            return f"refused: the name would leave {self.to} ({exc})"
+        except DecryptError as exc:
+            return f"not restored: {exc}"
+        except StoreError as exc:
+            return f"cannot download: {exc}"
+        except OSError as exc:
+            return f"cannot write: {exc.strerror or exc}"
+        return None
+
+    def _snapshot(self, repo: Repository, snap: Snapshot | None, category: str) -> None:
+        cat = self.stats.categories[category]
+        cat.status = IN_PROGRESS
+        if snap is not None:
+            try:
+                tar = repo.unseal(repo.store.get(snap.object))
+                if tar_digest(tar) != snap.sha256:
+                    raise DecryptError("content does not match the manifest: tampered or "
+                                       "truncated")
+                self._extract(tar, category)
+            except (DecryptError, StoreError, tarfile.TarError) as exc:
+                cat.fail(category, f"snapshot not restored: {exc}")
+                cat.failed_items = snap.items
+        cat.status = COMPLETED
+        cat.last_modified = time.time()
+
+    def _extract(self, tar_bytes: bytes, category: str) -> None:
+        cat = self.stats.categories[category]
+        texts = []
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+            for member in tar.getmembers():
+                cat.total_files += 1
+                where = f"{category}/{member.name}"
+                if not member.isreg():
+                    cat.fail(where, "refused: not a regular file (links are never restored)")
+                    continue
+                data = tar.extractfile(member)
+                content = data.read() if data is not None else b""
+                try:
+                    target = prepare_target(self.to / category, safe_parts(member.name))
+                    mtime = int(member.mtime) * 1_000_000_000
+                    write_verified(target, [content], len(content),
+                                   hashlib.sha256(content).hexdigest(), mtime)
+                except UnsafeName as exc:
+                    cat.fail(where, f"refused: the name would leave {self.to} ({exc})")
+                    continue
+                except OSError as exc:
+                    cat.fail(where, f"cannot write: {exc.strerror or exc}")
+                    continue
+                cat.succeeded_files += 1
+                cat.bytes_processed += len(content)
+                texts.append(content.decode("utf-8", "replace"))
+        cat.succeeded_items = count_items("\n".join(texts), category)
+        cat.total_items = cat.succeeded_items + cat.failed_items
+
+
+def _decrypt(key: bytes, chunks: Iterable[bytes]) -> Iterable[bytes]:
+    dec = Decryptor(key)
+    for chunk in chunks:
+        yield from dec.feed(chunk)
+    yield dec.finish()

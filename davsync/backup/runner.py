@@ -1,0 +1,510 @@
+"""One backup run: scan, plan, upload through a bounded worker pool, record, expire, snapshot,
+write the manifest. The only place that wires the pure parts (model, format) to the I/O
+(index, store, files).
+
+Memory stays bounded whatever the file sizes: a file is read one part (`part_size`) at a time,
+and a shared pool of buffer tokens caps how many parts exist at once, across all workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from davsync.backup.format import (
+    DEFAULT_SEGMENT_SIZE,
+    DecryptError,
+    Encryptor,
+    encrypted_size,
+    segment_count,
+)
+from davsync.backup.index import Index, MultipartState
+from davsync.backup.keys import KdfParams
+from davsync.backup.manifest import Manifest, ManifestError, Snapshot
+from davsync.backup.model import Record, ScannedFile, plan, undeleted
+from davsync.backup.network import MeteredCheck
+from davsync.backup.progress import Progress
+from davsync.backup.repo import MANIFEST, Repository, StoreWrapper, open_repository
+from davsync.backup.settings import CATEGORIES, BackupConfig
+from davsync.backup.snapshot import take_snapshot
+from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
+from davsync.backup.store import NotFound, Part, StoreError
+from davsync.errors import DavsyncError
+
+log = logging.getLogger(__name__)
+INDEX_FILE = "backup.sqlite"
+SEGMENT = DEFAULT_SEGMENT_SIZE
+MANIFEST_EVERY = 120.0
+
+
+class FileChanged(Exception):
+    """The file changed while it was being read; the next run picks up the new version."""
+
+
+@dataclass
+class Outcome:
+    scanned: ScannedFile
+    previous: Record | None
+    record: Record | None = None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- scanning
+
+def root_labels(roots: list[Path]) -> list[str]:
+    """A distinct top-level restore folder per root: its base name, "-2", "-3" on a clash."""
+    labels: list[str] = []
+    for root in roots:
+        base = root.name or "root"
+        label, n = base, 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels.append(label)
+    return labels
+
+
+def scan(roots: dict[str, list[Path]]) -> tuple[list[ScannedFile], list[tuple[str, str, str]]]:
+    """Regular files below each root (symlinks and special files are skipped, not followed),
+    and (category, path, reason) for what could not be read."""
+    found: list[ScannedFile] = []
+    errors: list[tuple[str, str, str]] = []
+    for category, paths in roots.items():
+        for root, label in zip(paths, root_labels(paths), strict=True):
+            if not root.is_dir():
+                errors.append((category, str(root), "folder not found (check [backup] "
+                               f"{category})"))
+                continue
+
+            def onerror(exc: OSError, category: str = category) -> None:
+                errors.append((category, str(exc.filename), exc.strerror or str(exc)))
+
+            for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+                dirnames.sort()
+                for fname in sorted(filenames):
+                    path = os.path.join(dirpath, fname)
+                    try:
+                        st = os.lstat(path)
+                    except OSError as exc:
+                        errors.append((category, path, exc.strerror or str(exc)))
+                        continue
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    rel = Path(path).relative_to(root).as_posix()
+                    found.append(ScannedFile(category, f"{label}/{rel}", path, st.st_size,
+                                             st.st_mtime_ns, st.st_ino))
+    return found, errors
+
+
+# ---------------------------------------------------------------- uploading
+
+def _same_file(fh: BinaryIO, f: ScannedFile) -> None:
+    st = os.fstat(fh.fileno())
+    if (st.st_size, st.st_mtime_ns, st.st_ino) != (f.size, f.mtime_ns, f.inode):
+        raise FileChanged("changed while being read; it will be backed up on the next run")
+
+
+def hash_file(path: str, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Uploader:
+    """Uploads one file at a time per calling thread; parts of big files go to `part_pool`."""
+
+    def __init__(self, repo: Repository, index: Index, part_size: int, progress: Progress,
+                 part_pool: ThreadPoolExecutor, buffers: int, now: float) -> None:
+        if part_size % SEGMENT:
+            raise ValueError("part_size must be a multiple of the segment size")
+        self.repo = repo
+        self.store = repo.store
+        self.index = index
+        self.part_size = part_size
+        self.progress = progress
+        self.part_pool = part_pool
+        self.tokens = threading.BoundedSemaphore(buffers)
+        self.now = now
+
+    def process(self, f: ScannedFile, prev: Record | None, check_hash: bool) -> Outcome:
+        out = Outcome(f, prev)
+        try:
+            if check_hash and prev is not None and hash_file(f.path) == prev.sha256:
+                self.progress.advance(f.size)
+                out.record = undeleted(prev, f)
+                return out
+            out.record = self.upload(f)
+        except FileNotFoundError:
+            out.error = "vanished before it could be read"
+        except OSError as exc:
+            out.error = f"cannot read: {exc.strerror or exc}"
+        except (FileChanged, StoreError) as exc:
+            out.error = str(exc)
+        return out
+
+    def _record(self, f: ScannedFile, obj: str, sha: str, stored: int) -> Record:
+        return Record(f.category, f.name, f.path, f.size, f.mtime_ns, f.inode, sha, obj, stored,
+                      self.now)
+
+    def upload(self, f: ScannedFile) -> Record:
+        obj = self.repo.data_object(
+            f"file\0{f.category}\0{f.name}\0{f.size}\0{f.mtime_ns}\0{f.inode}")
+        stored = encrypted_size(f.size, SEGMENT) if self.repo.client_side else f.size
+        if self.index.pending_size(obj) == stored and self.store.head(obj) == stored:
+            # An interrupted run stored it but did not record it: only the hash is missing.
+            sha = hash_file(f.path)
+            self.progress.advance(f.size)
+            return self._record(f, obj, sha, stored)
+        self.index.add_pending(obj, stored)
+        single = f.size <= self.part_size
+        sha = self._put_single(f, obj) if single else self._put_multipart(f, obj)
+        return self._record(f, obj, sha, stored)
+
+    def _seal_part(self, enc: Encryptor | None, plain: bytes, first_segment: int,
+                   total_segments: int, with_header: bool) -> bytes:
+        if enc is None:
+            return plain
+        out = [enc.header] if with_header else []
+        count = max(1, -(-len(plain) // SEGMENT))
+        for j in range(count):
+            index = first_segment + j
+            chunk = plain[j * SEGMENT:(j + 1) * SEGMENT]
+            out.append(enc.segment(index, chunk, index == total_segments - 1))
+        return b"".join(out)
+
+    def _put_single(self, f: ScannedFile, obj: str) -> str:
+        with self.tokens, open(f.path, "rb") as fh:
+            data = fh.read(f.size + 1)
+            if len(data) != f.size:
+                raise FileChanged("changed size while being read; it will be backed up on the "
+                                  "next run")
+            _same_file(fh, f)
+            sha = hashlib.sha256(data).hexdigest()
+            enc = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
+            body = self._seal_part(enc, data, 0, segment_count(f.size, SEGMENT), True)
+            del data
+            self.store.put(obj, body)
+        self.progress.advance(f.size)
+        return sha
+
+    def _resume_state(self, f: ScannedFile,
+                      obj: str) -> tuple[MultipartState | None, dict[int, Part]]:
+        state = self.index.multipart(obj)
+        if state is None:
+            return None, {}
+        if (state.size, state.mtime_ns, state.inode, state.part_size) == (
+                f.size, f.mtime_ns, f.inode, self.part_size):
+            try:
+                parts = self.store.list_parts(obj, state.upload_id)
+                log.info("%s: resuming upload, %d part(s) already stored", f.path, len(parts))
+                return state, {p.number: p for p in parts}
+            except NotFound:
+                pass
+        else:
+            self.store.abort_multipart(obj, state.upload_id)
+        self.index.drop_multipart(obj)
+        return None, {}
+
+    def _put_multipart(self, f: ScannedFile, obj: str) -> str:
+        state, done = self._resume_state(f, obj)
+        if state is None:
+            upload_id = self.store.create_multipart(obj)
+            fresh = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
+            state = MultipartState(obj, upload_id, f.size, f.mtime_ns, f.inode,
+                                   fresh.salt if fresh else None,
+                                   fresh.nonce_prefix if fresh else None, self.part_size)
+            self.index.save_multipart(state)
+        enc = None
+        if self.repo.client_side:
+            enc = Encryptor(self.repo.keys.data, SEGMENT, state.salt, state.nonce_prefix)
+        total_segments = segment_count(f.size, SEGMENT)
+        per_part = self.part_size // SEGMENT
+        digest = hashlib.sha256()
+        futures: list[Future[Part]] = []
+        parts: list[Part] = []
+        try:
+            with open(f.path, "rb") as fh:
+                number = 0
+                while True:
+                    number += 1
+                    for fut in futures:
+                        if fut.done() and fut.exception() is not None:
+                            fut.result()  # a part failed: stop reading, keep the rest resumable
+                    self.tokens.acquire()
+                    try:
+                        plain = fh.read(self.part_size)
+                    except BaseException:
+                        self.tokens.release()
+                        raise
+                    if not plain:
+                        self.tokens.release()
+                        break
+                    digest.update(plain)
+                    body_size = len(plain) + (16 * -(-len(plain) // SEGMENT) if enc else 0) + (
+                        36 if enc and number == 1 else 0)
+                    if number in done and done[number].size == body_size:
+                        self.tokens.release()
+                        parts.append(done[number])
+                        self.progress.advance(len(plain))
+                        continue
+                    body = self._seal_part(enc, plain, (number - 1) * per_part, total_segments,
+                                           number == 1)
+                    futures.append(self.part_pool.submit(self._send_part, obj,
+                                                         state.upload_id, number, body,
+                                                         len(plain)))
+                    del plain, body
+                _same_file(fh, f)
+            parts.extend(fut.result() for fut in futures)
+        finally:
+            for fut in futures:
+                fut.exception()  # wait, so no part is still in flight when we return
+        self.store.complete_multipart(obj, state.upload_id, parts)
+        self.index.drop_multipart(obj)
+        return digest.hexdigest()
+
+    def _send_part(self, obj: str, upload_id: str, number: int, body: bytes, plain: int) -> Part:
+        try:
+            part = self.store.upload_part(obj, upload_id, number, body)
+        finally:
+            self.tokens.release()
+        self.progress.advance(plain)
+        return part
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class RunOptions:
+    """Knobs for tests, the demo and the benchmark; the CLI uses the defaults."""
+
+    now: Callable[[], float] = time.time
+    kdf: KdfParams | None = None
+    wrap: StoreWrapper | None = None
+    progress: bool = True
+    metered: Callable[[], bool] | None = None
+    metered_wait: float = 60.0
+
+
+class BackupRun:
+    def __init__(self, cfg: BackupConfig, opts: RunOptions | None = None) -> None:
+        self.cfg = cfg
+        self.opts = opts or RunOptions()
+        self.stats = Stats()
+        self.stats_file = StatsFile(cfg.state_dir)
+
+    def _wait_unmetered(self) -> None:
+        if not self.cfg.unmetered_only:
+            return
+        check = self.opts.metered or MeteredCheck()
+        told = False
+        while check():
+            if not told:
+                log.warning("backup: the network is metered; waiting (unmetered_only = true)")
+                told = True
+            time.sleep(self.opts.metered_wait)
+
+    def run(self) -> Stats:
+        now = self.opts.now()
+        self.stats.started_at = now
+        repo = open_repository(self.cfg, create=True, kdf=self.opts.kdf, wrap=self.opts.wrap)
+        self._wait_unmetered()
+        index = Index(self.cfg.state_dir / INDEX_FILE)
+        try:
+            if index.bind(repo.identity):
+                import_manifest(repo, index)
+            self._abort_strays(repo, index)
+            self._files(repo, index, now)
+            self._snapshots(repo, index, now)
+            write_manifest(repo, index, now)
+        finally:
+            index.close()
+            self.stats_file.write("backup", self.stats, force=True)
+        return self.stats
+
+    def _abort_strays(self, repo: Repository, index: Index) -> None:
+        """Multipart uploads under our prefix that no index row can resume (a lost index)."""
+        known = {m.upload_id for m in index.multiparts()}
+        try:
+            uploads = repo.store.list_multipart_uploads()
+        except StoreError as exc:
+            log.info("cannot list unfinished uploads: %s", exc)
+            return
+        for name, upload_id in uploads:
+            if upload_id not in known and name.startswith("data/"):
+                repo.store.abort_multipart(name, upload_id)
+
+    def _files(self, repo: Repository, index: Index, now: float) -> None:
+        scanned, errors = scan(self.cfg.roots)
+        cats = self.stats.categories
+        for category, path, reason in errors:
+            cats[category].fail(path, reason)
+        for f in scanned:
+            cats[f.category].total_files += 1
+        for c in CATEGORIES:
+            cats[c].status = IN_PROGRESS
+            cats[c].last_modified = now
+        p = plan(index.records(), scanned, now, self.cfg.retention_days * 86400.0)
+        for rec in p.unchanged:
+            cats[rec.category].succeeded_files += 1
+        progress = Progress("backup", enabled=self.opts.progress)
+        progress.start(len(p.upload) + len(p.check_hash), p.upload_bytes)
+        self.stats_file.write("backup", self.stats, force=True)
+        workers = self.cfg.concurrency
+        with ThreadPoolExecutor(workers, "backup-part") as parts, \
+                ThreadPoolExecutor(workers, "backup-file") as files:
+            uploader = Uploader(repo, index, self.cfg.part_size, progress, parts,
+                                buffers=workers + 2, now=now)
+            jobs = [files.submit(uploader.process, f, prev, False) for f, prev in p.upload]
+            jobs += [files.submit(uploader.process, f, prev, True) for f, prev in p.check_hash]
+            try:
+                self._collect(jobs, index, repo, now, progress)
+            except BaseException:
+                files.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                progress.close()
+        for rec in p.mark_deleted:
+            index.put_record(replace(rec, deleted_at=now))
+        for rec in p.expired:
+            self._expire(repo, index, rec)
+        self._collect_garbage(repo, index, now)
+        for c in CATEGORIES:
+            cats[c].status = COMPLETED
+            cats[c].last_modified = self.opts.now()
+
+    def _collect(self, jobs: list[Future[Outcome]], index: Index, repo: Repository, now: float,
+                 progress: Progress) -> None:
+        cats = self.stats.categories
+        last_manifest = time.monotonic()
+        for fut in as_completed(jobs):
+            out = fut.result()
+            cat = cats[out.scanned.category]
+            progress.file_done()
+            if out.record is None:
+                cat.fail(out.scanned.path, out.error or "failed")
+                log.warning("backup: %s: %s", out.scanned.path, out.error)
+                continue
+            with index.transaction():
+                index.put_record(out.record)
+                index.drop_pending(out.record.object)
+                if out.previous is not None and out.previous.object != out.record.object:
+                    index.add_garbage(out.previous.object, now)
+            cat.succeeded_files += 1
+            cat.bytes_processed += out.scanned.size
+            cat.last_modified = self.opts.now()
+            self.stats_file.write("backup", self.stats)
+            if time.monotonic() - last_manifest > MANIFEST_EVERY:
+                write_manifest(repo, index, now)
+                last_manifest = time.monotonic()
+
+    def _expire(self, repo: Repository, index: Index, rec: Record) -> None:
+        try:
+            repo.store.delete(rec.object)
+        except StoreError as exc:
+            log.warning("backup: cannot remove expired %s yet: %s", rec.name, exc)
+            return
+        index.drop_record(rec)
+
+    def _collect_garbage(self, repo: Repository, index: Index, now: float) -> None:
+        retention = self.cfg.retention_days * 86400.0
+        referenced = index.referenced()
+        for obj, since in index.garbage():
+            if obj in referenced:
+                index.drop_garbage(obj)
+            elif now - since >= retention:
+                try:
+                    repo.store.delete(obj)
+                    index.drop_garbage(obj)
+                except StoreError as exc:
+                    log.warning("backup: cannot remove an old version yet: %s", exc)
+
+    def _snapshots(self, repo: Repository, index: Index, now: float) -> None:
+        for category, root in (("contacts", self.cfg.contacts_dir),
+                               ("calendars", self.cfg.calendars_dir)):
+            cat = self.stats.categories[category]
+            cat.status = IN_PROGRESS
+            cat.last_modified = now
+            if root is not None and root.is_dir():
+                self._snapshot(repo, index, category, root, now)
+            elif root is not None:
+                cat.fail(str(root), "folder not found (check [device] " + category + ")")
+            cat.status = COMPLETED
+            cat.last_modified = self.opts.now()
+
+    def _snapshot(self, repo: Repository, index: Index, category: str, root: Path,
+                  now: float) -> None:
+        cat = self.stats.categories[category]
+        snap = take_snapshot(root, category)
+        cat.total_files = snap.files + len(snap.failed)
+        cat.total_items = snap.items + len(snap.failed)
+        for rel, reason in snap.failed:
+            cat.fail(rel, reason)
+            cat.failed_items += 1
+        previous = load_snapshot_meta(index, category)
+        if previous is None or previous.sha256 != snap.sha256:
+            body = repo.seal(snap.tar)
+            obj = repo.snapshot_object(category)
+            try:
+                repo.store.put(obj, body)
+            except StoreError as exc:
+                cat.fail(str(root), str(exc))
+                cat.failed_items = cat.total_items
+                return
+            meta = Snapshot(obj, snap.sha256, len(snap.tar), len(body), snap.items, now)
+            index.set_meta(f"snapshot:{category}", json.dumps(asdict(meta)))
+            cat.bytes_processed = len(snap.tar)
+        cat.succeeded_files = snap.files
+        cat.succeeded_items = snap.items
+
+
+def load_snapshot_meta(index: Index, category: str) -> Snapshot | None:
+    raw = index.get_meta(f"snapshot:{category}")
+    return None if raw is None else Snapshot(**json.loads(raw))
+
+
+def write_manifest(repo: Repository, index: Index, now: float) -> None:
+    snaps = {c: s for c in ("contacts", "calendars") if (s := load_snapshot_meta(index, c))}
+    manifest = Manifest(index.records(), snaps, index.garbage(), now)
+    repo.store.put(MANIFEST, repo.seal(manifest.to_bytes()))
+
+
+def read_manifest(repo: Repository) -> Manifest | None:
+    try:
+        blob = repo.store.get(MANIFEST)
+    except NotFound:
+        return None
+    try:
+        return Manifest.from_bytes(repo.unseal(blob))
+    except (DecryptError, ManifestError) as exc:
+        raise DavsyncError(f"{repo.store.where}: the manifest cannot be read: {exc}") from None
+
+
+def import_manifest(repo: Repository, index: Index) -> None:
+    """A new or reset index starts from the bucket's manifest, so nothing is sent twice."""
+    manifest = read_manifest(repo)
+    if manifest is None:
+        return
+    with index.transaction():
+        for rec in manifest.files:
+            index.put_record(rec)
+        for obj, since in manifest.garbage:
+            index.add_garbage(obj, since)
+        for category, snap in manifest.snapshots.items():
+            index.set_meta(f"snapshot:{category}", json.dumps(asdict(snap)))
+    log.info("backup: index rebuilt from the manifest (%d files)", len(manifest.files))
+
+
+def iter_live(manifest: Manifest) -> Iterator[Record]:
+    return (r for r in manifest.files if r.deleted_at is None)
