@@ -7,8 +7,6 @@ import json
 import logging
 import stat
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,57 +25,8 @@ from davsync.credentials.authenticator import (
 from davsync.credentials.store import FileSecretStore, load_device, save_device
 from davsync.dav.client import DavClient
 from davsync.errors import EXIT_UNREACHABLE, AuthError
-from davsync.server.app import ServerApp
-from davsync.server.devissuer import DevIssuer
-from davsync.server.serve import make_server
-from davsync.server.settings import IssuerConfig, ServerSettings
+from tests.fixtures.davsync_server import DavsyncServer, new_subject
 from tests.fixtures.ports import free_port
-
-CLIENT_ID = "davsync-cred-tests"
-
-
-@dataclass
-class CredServer:
-    """What these tests need from a running davsync server and its development issuer."""
-
-    provision_url: str
-    issuer_url: str
-    app: ServerApp
-
-    def revoke(self, username: str, device_id: str) -> bool:
-        return self.app.store.revoke(username, device_id)
-
-
-@pytest.fixture(scope="module")
-def cred_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CredServer]:
-    """A real davsync server (in-process WSGI on a free loopback port) trusting a dev issuer."""
-    root = tmp_path_factory.mktemp("davsync-server")
-    with DevIssuer() as issuer:
-        settings = ServerSettings(
-            path=root / "server.toml",
-            host="127.0.0.1",
-            port=0,
-            data_dir=root / "data",
-            issuers=(IssuerConfig(issuer.url, CLIENT_ID),),
-            provision_per_minute=1000.0,
-            failed_logins_per_minute=1000.0,
-            failed_login_delay=0.0,
-            radicale={"logging": {"level": "warning"}},
-        )
-        app = ServerApp(settings)
-        server = make_server(settings, app)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.start()
-        port = server.server_address[1]
-        try:
-            yield CredServer(
-                f"http://127.0.0.1:{port}/.well-known/davsync/provision", issuer.url, app
-            )
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
-            app.close()
 
 
 @dataclass
@@ -130,12 +79,11 @@ print(token)
 @pytest.fixture
 def install(
     tmp_path: Path,
-    cred_server: CredServer,
+    davsync_server: DavsyncServer,
     monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
 ) -> Installation:
     monkeypatch.setenv("DAVSYNC_KEYRING", "0")
-    subject = f"user-{request.node.name}"
+    subject = new_subject()
     inst = Installation(
         tmp_path,
         tmp_path / "config.toml",
@@ -147,9 +95,9 @@ def install(
     helper.write_text(
         HELPER.format(
             calls=str(inst.calls),
-            issuer=cred_server.issuer_url,
+            issuer=davsync_server.issuer.url,
             subject=subject,
-            client_id=CLIENT_ID,
+            client_id=davsync_server.client_id,
             token_log=str(inst.token_log),
         ),
         encoding="utf-8",
@@ -157,7 +105,7 @@ def install(
     inst.config.write_text(
         f"""[server]
 auth = "provision"
-provision_url = "{cred_server.provision_url}"
+provision_url = "{davsync_server.provision_url}"
 assertion_command = "{sys.executable} {helper}"
 device_name = "test laptop"
 
@@ -258,12 +206,12 @@ def test_login_with_refusing_issuer_exits_3_and_records_why(install: Installatio
 
 
 def test_server_revoke_triggers_exactly_one_reprovision(
-    install: Installation, cred_server: CredServer
+    install: Installation, davsync_server: DavsyncServer
 ) -> None:
     _login(install)
     old = load_device(install.store)
     assert old is not None
-    assert cred_server.revoke(old.username, old.device_id)
+    davsync_server.revoke(old.username, old.device_id)
     assert install.provisions() == 1
     config = load_config(install.config)
     auth = authenticator_for(config)
@@ -279,12 +227,12 @@ def test_server_revoke_triggers_exactly_one_reprovision(
 
 
 def test_reprovision_refused_exits_3_and_status_says_why(
-    install: Installation, cred_server: CredServer
+    install: Installation, davsync_server: DavsyncServer
 ) -> None:
     _login(install)
     old = load_device(install.store)
     assert old is not None
-    cred_server.revoke(old.username, old.device_id)
+    davsync_server.revoke(old.username, old.device_id)
     install.use_failing_command()
     config = load_config(install.config)
     auth = authenticator_for(config)
@@ -301,7 +249,7 @@ def test_reprovision_refused_exits_3_and_status_says_why(
 
 def test_no_secret_appears_in_logs_or_output(
     install: Installation,
-    cred_server: CredServer,
+    davsync_server: DavsyncServer,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -309,7 +257,7 @@ def test_no_secret_appears_in_logs_or_output(
     outputs = [install.run("-vv", "login").output, install.run("-vv", "whoami").output]
     first = load_device(install.store)
     assert first is not None
-    cred_server.revoke(first.username, first.device_id)
+    davsync_server.revoke(first.username, first.device_id)
     config = load_config(install.config)
     auth = authenticator_for(config)
     with DavClient(dav_url_for(config, auth), auth) as client:
@@ -323,5 +271,7 @@ def test_no_secret_appears_in_logs_or_output(
     assert len(tokens) == 2
     assert caplog.records  # the run did log: the check below is not vacuous
     everything = "\n".join([caplog.text, captured.out, captured.err, *outputs])
+    server_log = davsync_server.log_text()
     for secret in secrets:
         assert secret not in everything
+        assert secret not in server_log
