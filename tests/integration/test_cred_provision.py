@@ -52,6 +52,10 @@ class Installation:
     def provisions(self) -> int:
         return len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
 
+    def use_working_command(self) -> None:
+        text = self.config.read_text(encoding="utf-8")
+        self.config.write_text(text.replace(' --fail"', '"'), encoding="utf-8")
+
     def use_failing_command(self) -> None:
         text = self.config.read_text(encoding="utf-8")
         helper = self.root / "assert.py"
