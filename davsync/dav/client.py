@@ -269,6 +269,9 @@ class DavClient:
                 if not refreshed and self._refresh():
                     refreshed = True
                     continue
+                if refreshed:
+                    with self._auth_lock:  # even fresh credentials fail: stop retrying 401s
+                        self._refresh_result = False
                 username = self._auth.credentials()[0]
                 raise DavAuthError(
                     f"{self.origin} refused the credentials of user {username!r} (HTTP 401); "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from davsync.credentials.secret import Secret
@@ -297,3 +298,36 @@ def test_unreachable_server_is_dav_unreachable() -> None:
     ):
         dav.find_collection("contacts", "x")
     assert counter.count == 3 and len(slept) == 2
+
+
+class PoisonTransport(httpx.HTTPTransport):
+    """The real network, except that a multiget naming the poisoned href fails as a whole,
+    the way some servers answer a REPORT when one stored item breaks their parser."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "REPORT" and b"poison" in request.read():
+            return httpx.Response(500, text="internal error")
+        return super().handle_request(request)
+
+
+def test_multiget_bisects_a_failing_batch_down_to_the_bad_href(
+    dav_account: DavAccount,
+) -> None:
+    counter = RequestCounter()
+    auth = BasicAuthenticator(dav_account.username, Secret(dav_account.password))
+    with DavClient(dav_account.url, auth, counter=counter, transport=PoisonTransport(),
+                   multiget_batch=8, sleep=lambda _: None, max_retries=1) as dav:
+        collection = dav.find_collection("contacts", "bisect")
+        collection.ensure_exists()
+        hrefs = [collection.href_for(f"p{i}") for i in range(16)]
+        for i, href in enumerate(hrefs):
+            collection.create(href, vcard(f"p{i}"))
+        poison = collection.href_for("poison")
+        collection.create(poison, vcard("poison"))
+        before = counter.count
+        fetched = {item.href: item for item in collection.multiget([*hrefs, poison])}
+    assert set(fetched) == {*hrefs, poison}
+    assert [fetched[h].error for h in hrefs] == [None] * 16
+    assert fetched[poison].data is None and "HTTP 500" in (fetched[poison].error or "")
+    # batches [8][8][poison]: 2 good REPORTs; the lone poison: 1 try + 1 retry
+    assert counter.count - before == 4

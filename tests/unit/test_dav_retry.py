@@ -1,0 +1,54 @@
+"""The retry policy as a table: status, headers, attempt -> delay or give up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from davsync.dav.retry import backoff, parse_retry_after, retry_delay
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def http_date(delta: float) -> str:
+    return format_datetime(NOW + timedelta(seconds=delta), usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "attempt", "expected"),
+    [
+        (503, {"retry-after": "7"}, 0, 7.0),
+        (429, {"retry-after": "0"}, 0, 1.0),  # clamped up
+        (429, {"retry-after": "100000"}, 0, 300.0),  # clamped down
+        (503, {"retry-after": http_date(42)}, 1, 42.0),
+        (503, {"retry-after": http_date(-60)}, 1, 1.0),  # a date in the past
+        (503, {"retry-after": "soon"}, 2, 4.0),  # unreadable: backoff
+        (429, {}, 0, 1.0),
+        (500, {"retry-after": "9"}, 1, 2.0),  # only 429/503 honour Retry-After
+        (502, {}, 3, 8.0),
+        (None, {}, 2, 4.0),  # connection failure
+        (504, {}, 4, None),  # attempts used up
+        (503, {"retry-after": "5"}, 4, None),
+        (404, {}, 0, None),
+        (412, {}, 0, None),
+        (501, {}, 0, None),
+        (507, {}, 0, None),
+    ],
+)
+def test_retry_delay_table(
+    status: int | None, headers: dict[str, str], attempt: int, expected: float | None
+) -> None:
+    # jitter 1.0 (the upper end) makes the backoff exactly base * 2**attempt
+    assert retry_delay(status, headers, attempt, 4, now=NOW, jitter=1.0) == expected
+
+
+def test_jitter_spreads_backoff_over_half_to_full_step() -> None:
+    assert backoff(3, 0.0) == 4.0 and backoff(3, 1.0) == 8.0
+    assert backoff(20, 1.0) == 60.0  # capped
+
+
+@pytest.mark.parametrize("value", [None, "", "Wed, 99 Foo 2026", "-5"])
+def test_unreadable_retry_after(value: str | None) -> None:
+    assert parse_retry_after(value, NOW) is None
