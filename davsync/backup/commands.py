@@ -59,6 +59,7 @@ def key(app: AppContext, sse_c: bool) -> None:
     """
     cfg = parse_backup(app.config())
     repo = open_repository(cfg, create=False)
+    repo.close()
     if repo.encryption != "sse-c":
         click.echo("note: this backup uses client-side encryption; the SSE-C key is not used "
                    "for its objects", err=True)

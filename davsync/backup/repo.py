@@ -11,6 +11,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from davsync.backup.format import decrypt_bytes, encrypt_bytes
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, new_keyinfo, unlock
@@ -18,6 +19,7 @@ from davsync.backup.policy import check_passphrase
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.settings import BackupConfig
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore, StoreError
+from davsync.credentials.secret import Secret
 from davsync.errors import (
     EXIT_WRONG_PASSPHRASE,
     AuthError,
@@ -25,6 +27,9 @@ from davsync.errors import (
     DavsyncError,
     UnreachableError,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 KEYINFO = "keyinfo"
@@ -54,6 +59,7 @@ class Repository:
     keyinfo: KeyInfo
     encryption: str
     identity: str
+    close: Callable[[], None] = lambda: None
 
     @property
     def client_side(self) -> bool:
@@ -80,6 +86,16 @@ def open_repository(cfg: BackupConfig, *, create: bool, kdf: KdfParams | None = 
                          max_connections=cfg.concurrency * 2 + 4)
     raw = S3Store(client, cfg.bucket, cfg.prefix)
     plain: BlobStore = RetryingStore(raw)
+    try:
+        return _unlock(cfg, client, raw, plain, passphrase, create, kdf, wrap)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _unlock(cfg: BackupConfig, client: S3Client, raw: S3Store, plain: BlobStore,
+            passphrase: Secret, create: bool, kdf: KdfParams | None,
+            wrap: StoreWrapper | None) -> Repository:
     where = raw.where
     try:
         try:
@@ -115,4 +131,4 @@ def open_repository(cfg: BackupConfig, *, create: bool, kdf: KdfParams | None = 
     identity = hashlib.sha256(
         f"{client.meta.endpoint_url}\0{cfg.bucket}\0{cfg.prefix}\0{info.salt.hex()}".encode()
     ).hexdigest()
-    return Repository(RetryingStore(store), keys, info, info.encryption, identity)
+    return Repository(RetryingStore(store), keys, info, info.encryption, identity, client.close)

@@ -8,6 +8,7 @@ reasons are collected per file while the rest carries on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -60,15 +61,13 @@ def prepare_target(base: Path, parts: list[str]) -> Path:
     """Create the parent folders below `base`, refusing to pass through any symbolic link."""
     cur = base
     for comp in [*parts[:-1], None]:
-        try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):  # another worker may create it meanwhile
             os.mkdir(cur, 0o755)
-        else:
-            if stat.S_ISLNK(st.st_mode):
-                raise UnsafeName(f"{cur} is a symbolic link")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafeName(f"{cur} exists and is not a folder")
+        st = os.lstat(cur)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeName(f"{cur} is a symbolic link")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeName(f"{cur} exists and is not a folder")
         if comp is not None:
             cur = cur / comp
     target = base.joinpath(*parts)
@@ -127,16 +126,17 @@ class RestoreRun:
     def run(self) -> Stats:
         self.stats.started_at = time.time()
         repo = open_repository(self.cfg, create=False, kdf=self.opts.kdf, wrap=self.opts.wrap)
-        manifest = read_manifest(repo)
-        if manifest is None:
-            raise NoBackup(f"{repo.store.where}: no manifest yet (no backup has finished)")
-        self.to.mkdir(parents=True, exist_ok=True)
         try:
+            manifest = read_manifest(repo)
+            if manifest is None:
+                raise NoBackup(f"{repo.store.where}: no manifest yet (no backup has finished)")
+            self.to.mkdir(parents=True, exist_ok=True)
             self._files(repo, manifest)
             for category in ("contacts", "calendars"):
                 if category in self.categories:
                     self._snapshot(repo, manifest.snapshots.get(category), category)
         finally:
+            repo.close()
             self.stats_file.write("restore", self.stats, force=True)
         return self.stats
 

@@ -319,8 +319,12 @@ class BackupRun:
         now = self.opts.now()
         self.stats.started_at = now
         repo = open_repository(self.cfg, create=True, kdf=self.opts.kdf, wrap=self.opts.wrap)
-        self._wait_unmetered()
-        index = Index(self.cfg.state_dir / INDEX_FILE)
+        try:
+            self._wait_unmetered()
+            index = Index(self.cfg.state_dir / INDEX_FILE)
+        except BaseException:
+            repo.close()
+            raise
         try:
             if index.bind(repo.identity):
                 import_manifest(repo, index)
@@ -330,6 +334,7 @@ class BackupRun:
             write_manifest(repo, index, now)
         finally:
             index.close()
+            repo.close()
             self.stats_file.write("backup", self.stats, force=True)
         return self.stats
 
