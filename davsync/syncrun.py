@@ -124,9 +124,9 @@ def _sync_one(
     key = f"{kind}:{name}@{base_url}"
     known = store.collection(key)
     if known is not None and known.url:
-        remote = client.open_collection(known.url, kind)
+        remote = client.open_collection(known.url, kind, displayname=name)
     else:
-        remote = client.find_collection(kind, name)
+        remote = client.find_collection(kind, name, displayname=name)
         store.save_collection(key, kind, remote.url)
     source = VdirSource(path, kind)
     engine = CollectionSync(key, source, remote, store, options, lambda: datetime.now(UTC))

@@ -75,7 +75,16 @@ def content_hash(root: Component) -> str:
 
 
 def _normalize(comp: Component) -> str:
-    props = sorted(_norm_prop(p) for p in comp.props if p.name not in IGNORED)
+    if comp.name == "VTIMEZONE":
+        # Servers regenerate time zone definitions from their own database (Radicale via
+        # vobject does); the TZID is what events refer to.
+        tzid = comp.first("TZID")
+        return f"VTIMEZONE:{tzid.value.strip() if tzid else ''}"
+    props = sorted(
+        _norm_prop(p) for p in comp.props
+        if p.name not in IGNORED
+        and not (p.name == "CALSCALE" and p.value.strip().upper() == "GREGORIAN")
+    )
     children = sorted(_normalize(c) for c in comp.children)
     return "\n".join([f"BEGIN:{comp.name}", *props, *children, f"END:{comp.name}"])
 

@@ -115,3 +115,16 @@ def test_fold_never_splits_utf8_and_respects_75_octets() -> None:
     folded = fold(line)
     assert all(len(part.encode()) <= 75 for part in folded.split("\r\n"))
     assert folded.replace("\r\n ", "") == line
+
+
+def test_hash_ignores_server_regenerated_timezones_and_default_calscale() -> None:
+    tz = ("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"
+          "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    other_tz = tz.replace("19701025T030000", "20001029T040000")
+    a = EVENT.replace("PRODID:-//x//y//EN\r\n", "PRODID:-//x//y//EN\r\nCALSCALE:GREGORIAN\r\n" + tz)
+    b = EVENT.replace("PRODID:-//x//y//EN\r\n", "PRODID:-//x//y//EN\r\n" + other_tz)
+    c = EVENT.replace("PRODID:-//x//y//EN\r\n", "PRODID:-//x//y//EN\r\n" +
+                      tz.replace("Europe/Berlin", "Asia/Tokyo"))
+    ha, hb, hc = (parse_item(x.encode(), "calendars").hash for x in (a, b, c))
+    assert ha == hb
+    assert ha != hc
