@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.radicale",
+    "tests.fixtures.davsync_server",
+    "tests.fixtures.seaweed",
 ]
