@@ -9,12 +9,13 @@ decides what a record means. Which backend: `DAVSYNC_KEYRING=0` forces the file,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import stat
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -216,19 +217,33 @@ class FileSecretStore:
         return dict(record) if record is not None else None
 
     def set(self, slot: str, record: Mapping[str, str]) -> None:
-        slots = self._read()
-        slots[slot] = dict(record)
-        self._write(slots)
+        with self._locked():
+            slots = self._read()
+            slots[slot] = dict(record)
+            self._write(slots)
 
     def delete(self, slot: str) -> None:
-        slots = self._read()
-        if slots.pop(slot, None) is None:
-            return
-        if slots:
-            self._write(slots)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        with self._locked():
+            slots = self._read()
+            if slots.pop(slot, None) is None:
+                return
+            if slots:
+                self._write(slots)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise read-modify-write between the daemon and a CLI command on one machine."""
+        ensure_private_dir(self.path.parent)
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 # --- the keyring backend -------------------------------------------------------------------

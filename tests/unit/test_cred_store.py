@@ -146,7 +146,8 @@ class TestFileStore(SecretStoreContract):
     def test_no_temp_files_left_behind(self, store: FileSecretStore) -> None:
         save_device(store, CREDS)
         save_device(store, CREDS)
-        assert sorted(p.name for p in store.path.parent.iterdir()) == ["credentials.json"]
+        names = sorted(p.name for p in store.path.parent.iterdir())
+        assert names == [".credentials.json.lock", "credentials.json"]
 
     def test_deleting_the_last_slot_removes_the_file(self, store: FileSecretStore) -> None:
         save_device(store, CREDS)
@@ -242,3 +243,25 @@ def test_usable_backend_is_chosen(tmp_path: Path) -> None:
     finally:
         keyring.set_keyring(before)
     assert isinstance(store, KeyringSecretStore)
+
+
+def test_concurrent_writers_keep_every_slot(tmp_path: Path) -> None:
+    """The daemon and a CLI command writing different slots must not drop each other's."""
+    import threading
+
+    path = tmp_path / "credentials.json"
+    barrier = threading.Barrier(8)
+
+    def write(n: int) -> None:
+        store = FileSecretStore(path)
+        barrier.wait()
+        for round_ in range(5):
+            store.set(f"slot{n}", {"round": str(round_)})
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    store = FileSecretStore(path)
+    assert [store.get(f"slot{n}") for n in range(8)] == [{"round": "4"}] * 8
