@@ -12,7 +12,7 @@ import base64
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -606,10 +606,9 @@ class Collection:
         each landed. UIDs whose file name the server's OS would refuse go one by one."""
         if self.exists:
             raise DavError(f"{self.url}: bulk create refused, the collection already exists")
-        uids = [uid for uid, _ in items]
-        if len(set(uids)) != len(uids):
-            duplicate = next(uid for uid in uids if uids.count(uid) > 1)
-            raise DavError(f"{self.url}: bulk create needs unique UIDs; {duplicate!r} repeats")
+        repeated = [uid for uid, n in Counter(uid for uid, _ in items).items() if n > 1]
+        if repeated:
+            raise DavError(f"{self.url}: bulk create needs unique UIDs; {repeated[0]!r} repeats")
         suffix = suffix_for(self.kind)
         bulk = [(uid, data) for uid, data in items if radicale_bulk_fits(uid, suffix)]
         alone = [(uid, data) for uid, data in items if not radicale_bulk_fits(uid, suffix)]

@@ -331,3 +331,19 @@ def test_multiget_bisects_a_failing_batch_down_to_the_bad_href(
     assert fetched[poison].data is None and "HTTP 500" in (fetched[poison].error or "")
     # batches [8][8][poison]: 2 good REPORTs; the lone poison: 1 try + 1 retry
     assert counter.count - before == 4
+
+
+def test_bulk_create_refuses_repeated_uids_before_any_request(client: DavClient) -> None:
+    collection = client.find_collection("contacts", "dupes")
+    before = client.counter.count
+    with pytest.raises(DavError, match="'a' repeats"):
+        collection.bulk_create([("a", vcard("a")), ("b", vcard("b")), ("a", vcard("a"))])
+    assert client.counter.count == before and not collection.exists
+
+
+def test_ensure_exists_accepts_a_collection_created_meanwhile(dav_account: DavAccount) -> None:
+    with make_client(dav_account) as first, make_client(dav_account) as second:
+        mine = first.find_collection("calendars", "race")
+        second.find_collection("calendars", "race").ensure_exists()
+        mine.ensure_exists()  # 409 from the server, then a PROPFIND shows it is a calendar
+        assert mine.exists and mine.probe().sync_token
