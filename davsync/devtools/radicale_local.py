@@ -1,0 +1,60 @@
+"""A plain Radicale in a subprocess on a free loopback port, with plain-text htpasswd accounts.
+
+For `make demo`, the test fixtures and the benchmarks; never for real data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from davsync.devtools.net import free_port, wait_listening
+
+
+@dataclass
+class LocalRadicale:
+    url: str
+    port: int
+    htpasswd: Path
+    storage: Path
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def add_user(self, user: str, password: str) -> None:
+        with self.htpasswd.open("a", encoding="utf-8") as fh:
+            fh.write(f"{user}:{password}\n")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_radicale(root: Path) -> LocalRadicale:
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    htpasswd = root / "htpasswd"
+    htpasswd.touch()
+    storage = root / "collections"
+    config = root / "radicale.conf"
+    config.write_text(
+        f"[server]\nhosts = 127.0.0.1:{port}\n"
+        f"[auth]\ntype = htpasswd\nhtpasswd_filename = {htpasswd}\n"
+        "htpasswd_encryption = plain\ndelay = 0\n"
+        f"[rights]\ntype = owner_only\n[storage]\nfilesystem_folder = {storage}\n"
+        "[web]\ntype = none\n[logging]\nlevel = warning\n",
+        encoding="utf-8",
+    )
+    log = root / "radicale.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "radicale", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    wait_listening(port, proc=proc)
+    return LocalRadicale(f"http://127.0.0.1:{port}/", port, htpasswd, storage, log, proc)
