@@ -25,6 +25,7 @@ from typing import Any, Final
 from davsync.config import Config
 from davsync.credentials.device import device_id, device_name
 from davsync.credentials.provision import (
+    LoginRequired,
     ProvisionError,
     ProvisioningClient,
     assertion_source,
@@ -183,7 +184,7 @@ class ProvisioningAuthenticator:
             if self._creds is None:
                 if self._failure is not None:
                     raise self._failure  # one failed provisioning per run is enough
-                self._check_backoff()
+                self._check_status()
                 self._creds = self.provision()
             return self._creds
 
@@ -238,12 +239,17 @@ class ProvisioningAuthenticator:
             self._creds = creds
         return creds
 
-    def _check_backoff(self) -> None:
-        if not self.scheduled:
-            return
+    def _check_status(self) -> None:
+        """Provision on demand, except after `davsync logout` or (daemon only) during backoff."""
         status = self.status.load()
+        if status is None:
+            return
+        if status.state == SIGNED_OUT:
+            raise LoginRequired(
+                "this device was signed out with `davsync logout`: run `davsync login`"
+            )
         now = self.clock()
-        if status is not None and status.blocks_attempt(now):
+        if self.scheduled and status.blocks_attempt(now):
             assert status.next_attempt_after is not None
             raise AuthError(
                 f"provisioning failed at {status.when:%Y-%m-%d %H:%M:%S %Z} ({status.reason}); "
@@ -302,7 +308,7 @@ def _basic_authenticator(config: Config) -> Authenticator:
 
     username = config.server.username
     if username is None:  # config.py requires it with auth = "basic"
-        raise AuthError(f"{config.path} [server] username: is required with auth = \"basic\"")
+        raise AuthError(f'{config.path} [server] username: is required with auth = "basic"')
     return BasicAuthenticator(username, config.server.resolve_password())
 
 

@@ -21,7 +21,7 @@ from davsync.credentials.authenticator import (
 )
 from davsync.credentials.device import device_name
 from davsync.credentials.device_grant import DeviceGrant
-from davsync.credentials.provision import ProvisioningClient, http_client
+from davsync.credentials.provision import ProvisioningClient, http_client, revoke_url
 from davsync.credentials.store import (
     DEVICE_SLOT,
     ID_TOKEN_SLOT,
@@ -86,7 +86,8 @@ def logout(app: AppContext) -> None:
             with http_client(config.server) as http:
                 known = ProvisioningClient(creds.server, http).revoke(creds)
             click.echo(
-                f"Revoked device {creds.device_id} ({creds.username}) at {creds.server}."
+                f"Revoked device {creds.device_id} ({creds.username}) "
+                f"at {revoke_url(creds.server)}."
                 if known
                 else f"The server no longer knew device {creds.device_id}; nothing to revoke."
             )

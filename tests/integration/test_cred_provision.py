@@ -22,6 +22,7 @@ from davsync.credentials.authenticator import (
     authenticator_for,
     dav_url_for,
 )
+from davsync.credentials.provision import LoginRequired
 from davsync.credentials.store import FileSecretStore, load_device, save_device
 from davsync.dav.client import DavClient
 from davsync.errors import EXIT_UNREACHABLE, AuthError
@@ -178,6 +179,9 @@ def test_logout_revokes_on_the_server(install: Installation) -> None:
     assert load_device(install.store) is None
     assert _propfind(creds.dav_url, creds.username, creds.password.reveal()) == 401
     assert install.run("whoami").exit_code == 1
+    with pytest.raises(LoginRequired, match="davsync logout"):
+        authenticator_for(load_config(install.config)).credentials()
+    assert install.provisions() == 1  # a signed-out device does not provision on its own
 
 
 def test_logout_with_server_unreachable_still_deletes_locally(install: Installation) -> None:

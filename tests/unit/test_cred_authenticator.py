@@ -16,6 +16,7 @@ from davsync.credentials.authenticator import (
     ProvisioningAuthenticator,
     StatusFile,
     after_failure,
+    after_logout,
     backoff_delay,
 )
 from davsync.credentials.provision import LoginRequired, ProvisionError, ProvisionUnreachable
@@ -216,3 +217,14 @@ def test_after_a_failed_refresh_credentials_do_not_provision_again(
     with pytest.raises(AuthError, match="refused"):
         auth.credentials()
     assert fake.calls == 2
+
+
+def test_after_logout_only_login_provisions(
+    store: FileSecretStore, fake: FakeProvisioner, status: StatusFile
+) -> None:
+    status.save(after_logout(NOW))
+    with pytest.raises(LoginRequired, match="davsync login"):
+        _auth(store, fake, status).credentials()
+    assert fake.calls == 0
+    _auth(store, fake, status).provision()  # what `davsync login` does
+    assert _auth(store, fake, status).credentials()[0] == "dev1"
