@@ -7,7 +7,9 @@ HeadObject and CompleteMultipartUpload), and turns botocore errors into StoreErr
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +36,8 @@ def make_client(endpoint: str | None, region: str, credentials: tuple[str, Secre
         kwargs["aws_access_key_id"] = credentials[0]
         kwargs["aws_secret_access_key"] = credentials[1].reveal()
     config = BotoConfig(
-        s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 4},
+        # Retries live in one place, RetryingStore, which wraps every adapter the same way.
+        s3={"addressing_style": "path"}, retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_connections, connect_timeout=10, read_timeout=timeout,
         # Many S3-compatible stores reject the newer default CRC checksum headers.
         request_checksum_calculation="when_required",
@@ -55,8 +58,16 @@ class S3Store:
         endpoint = client.meta.endpoint_url
         self.where = f"s3 {endpoint} bucket {bucket!r}" + (f" prefix {prefix!r}" if prefix else "")
         self._sse: dict[str, Any] = {}
+        self._sse_encoded: dict[str, Any] = {}
         if sse_c_key is not None:
             self._sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": sse_c_key}
+            # botocore encodes the key and adds its MD5 for object calls, not for ListParts.
+            md5 = hashlib.md5(sse_c_key, usedforsecurity=False).digest()
+            self._sse_encoded = {
+                "SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": base64.b64encode(sse_c_key).decode(),
+                "SSECustomerKeyMD5": base64.b64encode(md5).decode(),
+            }
 
     def with_sse_c(self, key: bytes) -> S3Store:
         """The same bucket and client, every object call carrying this SSE-C key."""
@@ -139,7 +150,7 @@ class S3Store:
         while True:
             resp = self._call(f"list parts {name}", lambda m=marker: self.client.list_parts(  # type: ignore[misc]
                 Bucket=self.bucket, Key=self._key(name), UploadId=upload_id,
-                PartNumberMarker=m, **self._sse))
+                PartNumberMarker=m, **self._sse_encoded))
             for p in resp.get("Parts", []):
                 parts.append(Part(int(p["PartNumber"]), str(p["ETag"]), int(p["Size"])))
             if not resp.get("IsTruncated"):
