@@ -54,7 +54,7 @@ def status(app: AppContext, as_json: bool) -> None:
 
     out["auth"] = auth_status(config)
     if config.has_section("backup"):
-        from davsync.backup.status import backup_status
+        from davsync.backup.commands import backup_status
 
         out["backup"] = backup_status(config)
     if as_json:

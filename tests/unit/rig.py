@@ -14,7 +14,8 @@ from tests.unit.memdav import MemCollection
 
 def vcard(uid: str | None, fn: str) -> bytes:
     uid_line = f"UID:{uid}\r\n" if uid else ""
-    return f"BEGIN:VCARD\r\nVERSION:3.0\r\n{uid_line}FN:{fn}\r\nN:{fn};;;;\r\nEND:VCARD\r\n".encode()
+    text = f"BEGIN:VCARD\r\nVERSION:3.0\r\n{uid_line}FN:{fn}\r\nN:{fn};;;;\r\nEND:VCARD\r\n"
+    return text.encode()
 
 
 class Rig:
