@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 
 def cache_key(username: str, password: str) -> bytes:
-    return hashlib.sha256(f"{username}\0{password}".encode()).digest()
+    """Unambiguous: the username's length prefix stops ("a", "b:c") matching ("a:b", "c")."""
+    return hashlib.sha256(f"{len(username)}:{username}:{password}".encode()).digest()
 
 
 @dataclass(frozen=True)

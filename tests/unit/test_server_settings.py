@@ -1,0 +1,82 @@
+"""server.toml parsing: defaults, and errors that name the file and key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from davsync.errors import EXIT_CONFIG, ConfigError
+from davsync.server.settings import check_fetch_url, parse_listen, parse_server_settings
+
+PATH = Path("/etc/davsync/server.toml")
+GOOD = """
+[server]
+listen = "127.0.0.1:5232"
+data_dir = "/var/lib/davsync-server"
+
+[[issuers]]
+issuer = "https://accounts.google.com/"
+client_id = "1234.apps.googleusercontent.com"
+"""
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    return parse_server_settings(tomllib.loads(text), PATH)
+
+
+def test_example_values_and_defaults() -> None:
+    s = parse(GOOD)
+    assert (s.host, s.port) == ("127.0.0.1", 5232)
+    assert s.collections_dir == Path("/var/lib/davsync-server/collections")
+    assert s.credentials_db == Path("/var/lib/davsync-server/credentials.sqlite3")
+    assert s.issuers[0].issuer == "https://accounts.google.com"
+    assert s.failed_logins_per_minute == 10 and s.max_devices == 20
+
+
+def test_relative_data_dir_is_relative_to_the_config_file() -> None:
+    s = parse(GOOD.replace("/var/lib/davsync-server", "state"))
+    assert s.data_dir == Path("/etc/davsync/state")
+
+
+def test_example_config_file_parses() -> None:
+    example = Path(__file__).parents[2] / "config" / "server.example.toml"
+    s = parse_server_settings(tomllib.loads(example.read_text()), example)
+    assert s.issuers and s.port == 5232
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (GOOD.replace("listen", "lisen"), "lisen: unknown key (did you mean 'listen'?)"),
+        (GOOD.replace('"127.0.0.1:5232"', '"localhost"'), "listen: must look like"),
+        (GOOD.replace('data_dir = "/var/lib/davsync-server"', ""), "data_dir: is required"),
+        (GOOD.replace("https://accounts", "http://accounts"), "issuer: must be an https://"),
+        (GOOD.replace('client_id = "1234.apps.googleusercontent.com"', ""),
+         "client_id: is required"),
+        (GOOD + '[radicale.auth]\ntype = "none"\n', "type: is set by davsync server"),
+        (GOOD.replace("[server]", "[server]\nmax_devices = 0"), "max_devices: must be >= 1"),
+    ],
+)
+def test_errors_name_the_key(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert needle in str(info.value)
+    assert str(PATH) in str(info.value)
+    assert info.value.exit_code == EXIT_CONFIG
+
+
+def test_http_issuer_allowed_on_loopback_only() -> None:
+    assert check_fetch_url("http://127.0.0.1:8080") is None
+    assert check_fetch_url("http://[::1]:8080") is None
+    assert check_fetch_url("http://localhost:8080") is None
+    assert check_fetch_url("https://id.example") is None
+    assert check_fetch_url("http://id.example") is not None
+    assert check_fetch_url("ftp://127.0.0.1") is not None
+
+
+def test_listen_ipv6() -> None:
+    assert parse_listen("[::1]:5232") == ("::1", 5232)
+    with pytest.raises(ValueError, match="at most 65535"):
+        parse_listen("127.0.0.1:70000")
