@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from davsync.core.item import ParseError, new_uid, parse_item, with_uid
+from davsync.core.item import Item, ParseError, new_uid, parse_item, with_uid
 from davsync.core.plan import (
     Action,
     Changes,
@@ -388,7 +388,8 @@ class CollectionSync:
             server = _seen(s)
             name = d.ref if d else _base(base).filename
             assert name is not None
-            sig = self.source.write(name, server.item.data, d.tag if d else _base(base).device_sig)
+            expect = d.tag if d else _base(base).device_sig
+            sig = self.source.write(name, _file_bytes(server.item), expect)
             self.report.count("downloaded")
             return uid, Synced(uid, name, sig, server.ref, server.tag, server.item.hash), \
                 server.item.text
@@ -453,7 +454,7 @@ class CollectionSync:
 
     def _create_local(self, action: Action) -> Outcome:
         src = _seen(action.server if action.op is Op.CREATE_LOCAL else action.device)
-        name, sig = self.source.create(action.uid, src.item.data)
+        name, sig = self.source.create(action.uid, _file_bytes(src.item))
         if action.op is Op.CREATE_COPY:
             href = self.remote.href_for(action.uid)
             etag = self.remote.create(href, src.item.data)
@@ -490,6 +491,15 @@ class CollectionSync:
             ctag = None  # cannot tell our writes from others': list again next run
         self.store.set_pending(self.name, failed)
         self.store.save_marks(self.name, ctag, token)
+
+
+def _file_bytes(item: Item) -> bytes:
+    """What a device file gets: CRLF line ends as RFC 5545/6350 ask, even when the server's
+    XML answer (multiget) turned them into LF."""
+    text = item.text
+    if "\r\n" not in text:
+        text = text.replace("\n", "\r\n")
+    return text.encode("utf-8")
 
 
 def _touches_remote(action: Action) -> bool:

@@ -120,6 +120,9 @@ def test_a_fresh_device_downloads_everything_and_changes_flow_both_ways(
     assert got["exit"] == 0
     assert other.uids("contacts") == device.uids("contacts")
     assert other.uids("calendars") == device.uids("calendars")
+    for path in [*other.contacts.iterdir(), *other.calendars.iterdir()]:
+        data = path.read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n"), f"{path.name}: not CRLF"
 
     # one change on each side; each costs O(1) requests
     card = next(device.contacts.glob("*.vcf"))
