@@ -172,32 +172,35 @@ class Uploader:
         sha = self._put_single(f, obj) if single else self._put_multipart(f, obj)
         return self._record(f, obj, sha, stored)
 
-    def _seal_part(self, enc: Encryptor | None, plain: bytes, first_segment: int,
-                   total_segments: int, with_header: bool) -> bytes:
-        if enc is None:
-            return plain
-        out = [enc.header] if with_header else []
-        count = max(1, -(-len(plain) // SEGMENT))
-        for j in range(count):
-            index = first_segment + j
-            chunk = plain[j * SEGMENT:(j + 1) * SEGMENT]
-            out.append(enc.segment(index, chunk, index == total_segments - 1))
-        return b"".join(out)
+    def _read_part(self, fh: BinaryIO, enc: Encryptor | None, number: int, per_part: int,
+                   total_segments: int, digest: hashlib._Hash, keep: bool) -> tuple[bytearray, int]:
+        """Part `number` (1-based) as stored, built one segment at a time so that at most one
+        segment of plaintext exists beside it; with `keep` False only the hash is updated."""
+        first = (number - 1) * per_part
+        body = bytearray(enc.header if enc is not None and number == 1 and keep else b"")
+        plain_len = 0
+        for index in range(first, min(first + per_part, total_segments)):
+            segment = fh.read(SEGMENT)
+            digest.update(segment)
+            plain_len += len(segment)
+            if keep:
+                body += segment if enc is None else enc.segment(
+                    index, segment, index == total_segments - 1)
+        return body, plain_len
 
     def _put_single(self, f: ScannedFile, obj: str) -> str:
+        digest = hashlib.sha256()
         with self.tokens, open(f.path, "rb") as fh:
-            data = fh.read(f.size + 1)
-            if len(data) != f.size:
+            enc = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
+            total = segment_count(f.size, SEGMENT)
+            body, plain_len = self._read_part(fh, enc, 1, total, total, digest, True)
+            if plain_len != f.size or fh.read(1):
                 raise FileChanged("changed size while being read; it will be backed up on the "
                                   "next run")
             _same_file(fh, f)
-            sha = hashlib.sha256(data).hexdigest()
-            enc = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
-            body = self._seal_part(enc, data, 0, segment_count(f.size, SEGMENT), True)
-            del data
             self.store.put(obj, body)
         self.progress.advance(f.size)
-        return sha
+        return digest.hexdigest()
 
     def _resume_state(self, f: ScannedFile,
                       obj: str) -> tuple[MultipartState | None, dict[int, Part]]:
@@ -231,40 +234,36 @@ class Uploader:
             enc = Encryptor(self.repo.keys.data, SEGMENT, state.salt, state.nonce_prefix)
         total_segments = segment_count(f.size, SEGMENT)
         per_part = self.part_size // SEGMENT
+        part_count = -(-total_segments // per_part)
         digest = hashlib.sha256()
         futures: list[Future[Part]] = []
         parts: list[Part] = []
         try:
             with open(f.path, "rb") as fh:
-                number = 0
-                while True:
-                    number += 1
+                for number in range(1, part_count + 1):
                     for fut in futures:
                         if fut.done() and fut.exception() is not None:
                             fut.result()  # a part failed: stop reading, keep the rest resumable
+                    stored = done.get(number)
+                    if stored is not None and stored.size == self._part_size(
+                            number, part_count, f.size):
+                        _, plain_len = self._read_part(fh, enc, number, per_part,
+                                                       total_segments, digest, False)
+                        parts.append(stored)
+                        self.progress.advance(plain_len)
+                        continue
                     self.tokens.acquire()
                     try:
-                        plain = fh.read(self.part_size)
+                        body, plain_len = self._read_part(fh, enc, number, per_part,
+                                                          total_segments, digest, True)
                     except BaseException:
                         self.tokens.release()
                         raise
-                    if not plain:
-                        self.tokens.release()
-                        break
-                    digest.update(plain)
-                    body_size = len(plain) + (16 * -(-len(plain) // SEGMENT) if enc else 0) + (
-                        36 if enc and number == 1 else 0)
-                    if number in done and done[number].size == body_size:
-                        self.tokens.release()
-                        parts.append(done[number])
-                        self.progress.advance(len(plain))
-                        continue
-                    body = self._seal_part(enc, plain, (number - 1) * per_part, total_segments,
-                                           number == 1)
-                    futures.append(self.part_pool.submit(self._send_part, obj,
-                                                         state.upload_id, number, body,
-                                                         len(plain)))
-                    del plain, body
+                    futures.append(self.part_pool.submit(
+                        self._send_part, obj, state.upload_id, number, body, plain_len))
+                    del body
+                if fh.read(1):
+                    raise FileChanged("grew while being read; it will be backed up next run")
                 _same_file(fh, f)
             parts.extend(fut.result() for fut in futures)
         finally:
@@ -274,7 +273,16 @@ class Uploader:
         self.index.drop_multipart(obj)
         return digest.hexdigest()
 
-    def _send_part(self, obj: str, upload_id: str, number: int, body: bytes, plain: int) -> Part:
+    def _part_size(self, number: int, part_count: int, size: int) -> int:
+        """Stored size of part `number`: what ListParts must report for it to count as done."""
+        plain = self.part_size if number < part_count else size - self.part_size * (part_count - 1)
+        if not self.repo.client_side:
+            return plain
+        header = 36 if number == 1 else 0
+        return header + plain + 16 * -(-plain // SEGMENT)
+
+    def _send_part(self, obj: str, upload_id: str, number: int, body: bytearray,
+                   plain: int) -> Part:
         try:
             part = self.store.upload_part(obj, upload_id, number, body)
         finally:
@@ -370,7 +378,7 @@ class BackupRun:
         with ThreadPoolExecutor(workers, "backup-part") as parts, \
                 ThreadPoolExecutor(workers, "backup-file") as files:
             uploader = Uploader(repo, index, self.cfg.part_size, progress, parts,
-                                buffers=workers + 2, now=now)
+                                buffers=workers, now=now)
             jobs = [files.submit(uploader.process, f, prev, False) for f, prev in p.upload]
             jobs += [files.submit(uploader.process, f, prev, True) for f, prev in p.check_hash]
             try:

@@ -11,7 +11,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -98,9 +98,9 @@ class S3Store:
         except NotFound:
             self._call("create bucket", lambda: self.client.create_bucket(Bucket=self.bucket))
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         self._call(f"put {name}", lambda: self.client.put_object(
-            Bucket=self.bucket, Key=self._key(name), Body=data, **self._sse))
+            Bucket=self.bucket, Key=self._key(name), Body=cast(bytes, data), **self._sse))
 
     def get(self, name: str) -> bytes:
         def fetch() -> bytes:
@@ -138,10 +138,10 @@ class S3Store:
             Bucket=self.bucket, Key=self._key(name), **self._sse))
         return resp["UploadId"]
 
-    def upload_part(self, name: str, upload_id: str, number: int, data: bytes) -> Part:
+    def upload_part(self, name: str, upload_id: str, number: int, data: bytes | bytearray) -> Part:
         resp = self._call(f"upload part {number} of {name}", lambda: self.client.upload_part(
             Bucket=self.bucket, Key=self._key(name), UploadId=upload_id, PartNumber=number,
-            Body=data, **self._sse))
+            Body=cast(bytes, data), **self._sse))
         return Part(number, resp["ETag"], len(data))
 
     def list_parts(self, name: str, upload_id: str) -> list[Part]:

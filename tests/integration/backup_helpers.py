@@ -35,11 +35,11 @@ class CountingStore:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         self.puts.append(name)
         self.inner.put(name, data)
 
-    def upload_part(self, name: str, upload_id: str, number: int, data: bytes) -> Part:
+    def upload_part(self, name: str, upload_id: str, number: int, data: bytes | bytearray) -> Part:
         if self.fail_after_parts is not None and len(self.parts) >= self.fail_after_parts:
             raise Interrupted("injected: connection dropped")
         self.parts.append((name, number))
