@@ -112,11 +112,80 @@ def sync_demo(work: Path) -> None:
         server.stop()
 
 
+def provision_demo(work: Path) -> None:
+    """Development issuer -> ID token -> device password -> sync; then a revocation heals."""
+    import json
+    import os
+    import shlex
+    import subprocess
+
+    from davsync.credentials.authenticator import auth_status
+    from davsync.devtools.net import free_port, wait_listening
+    from davsync.server.devissuer import DevIssuer
+
+    say("== 2. Device credentials from an identity provider (davsync server + dev issuer) ==")
+    os.environ["DAVSYNC_KEYRING"] = "0"  # the demo keeps its credentials in its own folder
+    root = work / "provisioned"
+    root.mkdir()
+    cli = [sys.executable, "-m", "davsync.cli"]
+    with DevIssuer() as issuer:
+        port = free_port()
+        server_toml = root / "server.toml"
+        server_toml.write_text(
+            f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{root / "server-data"}"\n\n'
+            f'[[issuers]]\nissuer = "{issuer.url}"\nclient_id = "davsync-demo"\n',
+            encoding="utf-8",
+        )
+        with (root / "server.log").open("wb") as log:
+            proc = subprocess.Popen([*cli, "--config", str(server_toml), "server"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_listening(port, proc=proc)
+            say(f"  dev issuer {issuer.url}; davsync server (Radicale + provisioning) on "
+                f"http://127.0.0.1:{port}/")
+            device = root / "tablet"
+            shutil.copytree(SAMPLES / "contacts", device / "contacts")
+            (device / "calendars").mkdir()
+            token_cmd = shlex.join([*cli, "server", "dev-token", "--issuer", issuer.url,
+                                    "--audience", "davsync-demo", "alice@example.org"])
+            config_path = root / "tablet.toml"
+            config_path.write_text(
+                '[server]\nauth = "provision"\n'
+                f'provision_url = "http://127.0.0.1:{port}/.well-known/davsync/provision"\n'
+                f"assertion_command = {json.dumps(token_cmd)}\n"
+                'device_name = "demo-tablet"\n\n'
+                f'[device]\ncontacts = "{device / "contacts"}"\n'
+                f'calendars = "{device / "calendars"}"\n\n[state]\ndir = "{device / "state"}"\n',
+                encoding="utf-8",
+            )
+            config = load_config(config_path)
+            summary("tablet: first sync", run_sync(config))
+            status = auth_status(config)
+            say(f"  signed in as {status['username']} on {status['server']}, "
+                f"device {status['device_id']}")
+            creds = device / "state" / "credentials.json"
+            if creds.exists():
+                say(f"  device password stored in {creds} (mode {creds.stat().st_mode & 0o777:o})")
+            subprocess.run([*cli, "--config", str(server_toml), "server", "revoke",
+                            str(status["username"]), str(status["device_id"])], check=True,
+                           capture_output=True)
+            say("  the server admin revoked this device; the tablet edits a contact and syncs:")
+            card = sorted((device / "contacts").glob("*.vcf"))[1]
+            replace_in(card, "END:VCARD", "NOTE:Edited on the tablet\r\nEND:VCARD")
+            summary("tablet: sync after revocation", run_sync(config))
+            after = auth_status(config)
+            say(f"  got 401, re-provisioned once by itself: state {after.get('state')}, "
+                f"device {after['device_id']}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
 def main() -> int:
     work = ROOT / "demo-run"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    parts: list[Callable[[Path], None]] = [sync_demo]
+    parts: list[Callable[[Path], None]] = [sync_demo, provision_demo]
     for part in parts:
         part(work)
         say()
