@@ -256,10 +256,12 @@ class CollectionSync:
             item = parse_item(data, self.source.kind)
         except ParseError as exc:
             self.report.error(href, f"cannot parse server copy, left untouched: {exc}")
+            view.failed.add(href)  # looked at (and reported) again next run
             return None
         if item.uid is not None and owner.get(item.uid, href) != href:
             self.report.error(href, f"UID {item.uid} is also at {owner[item.uid]} on the server; "
                               "not synced, left untouched")
+            view.failed.add(href)
             return None
         if item.uid is None:
             item = with_uid(item, new_uid())

@@ -78,6 +78,8 @@ def test_unparseable_items_are_reported_and_never_deleted(tmp_path: Path) -> Non
     assert rig.server()["a"] == "Anna" if "/u/c/bad.vcf" not in rig.remote.items else True
     assert (rig.dir / "a.vcf").read_bytes() == broken
     assert "/u/c/bad.vcf" in rig.remote.items and "/u/c/a.vcf" in rig.remote.items
+    again = rig.sync()  # still reported on the next run, still untouched
+    assert {e["item"].rsplit("/", 1)[-1] for e in again.errors} == {"a.vcf", "bad.vcf"}
 
 
 def test_conflict_keep_both_loses_nothing(tmp_path: Path) -> None:
