@@ -32,6 +32,7 @@ import venv
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -192,11 +193,15 @@ def radicale(root: Path) -> Iterator[Radicale]:
 # The tight client: what the server allows at best
 
 
-PROBE_BODY = (
-    '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
-    'xmlns:CS="http://calendarserver.org/ns/"><D:prop><CS:getctag/><D:sync-token/></D:prop>'
-    "</D:propfind>"
-)
+
+def propfind_body(props: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" '
+        f'xmlns:CS="http://calendarserver.org/ns/"><D:prop>{props}</D:prop></D:propfind>'
+    )
+
+
+PROBE_BODY = propfind_body("<CS:getctag/><D:sync-token/>")
 ETAGS_BODY = (
     '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
     "</D:prop></D:propfind>"
@@ -265,12 +270,36 @@ class TightClient:
         headers = {"Content-Type": "text/vcard; charset=utf-8"}
         self._check(self.http.put(self.path(name), content=body, headers=headers), "bulk PUT")
 
-    def probe(self, name: str) -> str:
+    def probe(self, name: str, props: str = "<CS:getctag/><D:sync-token/>") -> str:
+        """PROPFIND Depth 0 for `props`; returns the sync-token if it was asked for."""
         response = self._check(
             self.http.request("PROPFIND", self.path(name), headers={"Depth": "0"},
-                              content=PROBE_BODY), "PROPFIND depth 0")
+                              content=propfind_body(props)), "PROPFIND depth 0")
         token = ElementTree.fromstring(response.content).find(f".//{DAV}sync-token")
         return "" if token is None or token.text is None else token.text
+
+    def get_collection(self, name: str) -> int:
+        """GET on the collection: Radicale answers with every item in one body."""
+        return len(self._check(self.http.get(self.path(name)), "GET collection").content)
+
+    def hrefs(self, name: str) -> list[str]:
+        response = self._check(
+            self.http.request("PROPFIND", self.path(name), headers={"Depth": "1"},
+                              content=ETAGS_BODY), "PROPFIND depth 1")
+        found = (r.findtext(f"{DAV}href") for r in _responses(response.content))
+        return [h for h in found if h and h != self.path(name)]
+
+    def multiget(self, name: str, hrefs: Sequence[str]) -> int:
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><C:addressbook-multiget xmlns:D="DAV:" '
+            'xmlns:C="urn:ietf:params:xml:ns:carddav"><D:prop><D:getetag/><C:address-data/>'
+            "</D:prop>" + "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+            + "</C:addressbook-multiget>"
+        )
+        response = self._check(
+            self.http.request("REPORT", self.path(name), headers={"Depth": "1"}, content=body),
+            "multiget")
+        return len(_responses(response.content))
 
     def sync_collection(self, name: str, token: str) -> int:
         response = self._check(
@@ -663,10 +692,13 @@ def scenario_existing(opts: Options, size: int, work: Path, report: Report,
             if m.error is None and _vdir_count(client.vdir) != size:
                 m.error = f"vdir holds {_vdir_count(client.vdir)} files after pairing, not {size}"
             result.pairing[client.name] = m
-        for client in clients:
-            if result.pairing[client.name].error is None:
-                result.noop[client.name] = _median_measure(
-                    [client.sync() for _ in range(opts.repeat)])
+        # Interleaved, so a burst of load on the machine hits both contenders alike.
+        noop_runs: dict[str, list[Measure]] = {c.name: [] for c in clients}
+        for _ in range(opts.repeat):
+            for client in clients:
+                if result.pairing[client.name].error is None:
+                    noop_runs[client.name].append(client.sync())
+        result.noop = {name: _median_measure(runs) for name, runs in noop_runs.items() if runs}
         for client in clients:
             if result.pairing[client.name].error is None:
                 result.device_change[client.name] = _device_change(client)
@@ -691,16 +723,34 @@ def _server_limits(seed: TightClient, size: int, opts: Options, report: Report,
                    result: SizeResult) -> None:
     repeat = max(5, opts.repeat)
     token = seed.probe(COLLECTION)
-    probe = median_time(lambda: seed.probe(COLLECTION), repeat)
-    report.limits.append(Limit("PROPFIND Depth 0 (getctag + sync-token)", size, probe * 1000, "ms"))
     if seed.sync_collection(COLLECTION, token) != 0:
         raise RuntimeError("sync-collection from the current token was not empty")
+    probes = {
+        "PROPFIND Depth 0 getctag + sync-token": "<CS:getctag/><D:sync-token/>",
+        "PROPFIND Depth 0 getctag": "<CS:getctag/>",
+        "PROPFIND Depth 0 sync-token": "<D:sync-token/>",
+    }
+    cheapest = float("inf")
+    for label, props in probes.items():
+        seconds = median_time(partial(seed.probe, COLLECTION, props), repeat)
+        report.limits.append(Limit(label, size, seconds * 1000, "ms"))
+        cheapest = min(cheapest, seconds)
     up_to_date = median_time(lambda: seed.sync_collection(COLLECTION, token), repeat)
     report.limits.append(Limit("sync-collection, already up to date", size, up_to_date * 1000,
                                "ms"))
+    result.probe = min(cheapest, up_to_date)
+    hint = median_time(lambda: seed.probe(COLLECTION, "<D:getlastmodified/>"), repeat)
+    report.limits.append(Limit("PROPFIND Depth 0 getlastmodified (a hint, not a change marker)",
+                               size, hint * 1000, "ms"))
     listing = median_time(lambda: seed.etag_listing(COLLECTION), max(1, opts.repeat))
     report.limits.append(Limit("PROPFIND Depth 1 etag listing", size, listing * 1000, "ms"))
-    result.probe = min(probe, up_to_date)
+    hrefs = seed.hrefs(COLLECTION)
+    for batch in (50, len(hrefs)):
+        seconds = median_time(partial(seed.multiget, COLLECTION, hrefs[:batch]), 1)
+        report.limits.append(Limit(f"one multiget of {batch} items", size, seconds * 1000, "ms"))
+    seconds = median_time(lambda: seed.get_collection(COLLECTION), 1)
+    report.limits.append(Limit("GET of the whole collection (all items, one body)", size,
+                               seconds * 1000, "ms"))
     extra = list(datagen.contacts(size + 10))[size:]
     seconds = median_time(lambda: seed.put_all(COLLECTION, extra), 1)
     report.limits.append(Limit(f"item-by-item PUT, {len(extra)} more into this collection",
@@ -902,6 +952,7 @@ def versions(vdirsyncer_version: str | None) -> dict[str, str]:
         found["vdirsyncer"] = vdirsyncer_version
     found["python"] = platform.python_version()
     found["cpus"] = str(os.cpu_count())
+    found["load at start"] = f"{os.getloadavg()[0]:.1f}"
     return found
 
 
@@ -943,6 +994,7 @@ def run(argv: Sequence[str]) -> int:
             print(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    report.versions["load at end"] = f"{os.getloadavg()[0]:.1f}"
     print()
     print(render(report))
     print(f"\n({time.perf_counter() - started:.0f} s; results in {save(report, opts.json_path)})")
