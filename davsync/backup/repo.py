@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from davsync.backup.format import decrypt_bytes, encrypt_bytes
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, new_keyinfo, unlock
 from davsync.backup.policy import check_passphrase
-from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.settings import BackupConfig
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore, StoreError
 from davsync.credentials.secret import Secret
@@ -30,6 +29,8 @@ from davsync.errors import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from davsync.backup.s3 import S3Store
 
 log = logging.getLogger(__name__)
 KEYINFO = "keyinfo"
@@ -78,16 +79,28 @@ class Repository:
         return "snapshots/" + self.keys.object_name("snapshot\0" + category)
 
 
+def repository_identity(cfg: BackupConfig, info: KeyInfo) -> str:
+    """What the local index is bound to: endpoint, bucket, prefix and the key-info's salt."""
+    where = f"{cfg.endpoint or ''}\0{cfg.bucket}\0{cfg.prefix}\0{info.salt.hex()}"
+    return hashlib.sha256(where.encode()).hexdigest()
+
+
 def open_repository(cfg: BackupConfig, *, create: bool, kdf: KdfParams | None = None,
-                    wrap: StoreWrapper | None = None) -> Repository:
-    passphrase = cfg.passphrase()
-    check_passphrase(passphrase, f"{cfg.where} passphrase")
+                    wrap: StoreWrapper | None = None, passphrase: Secret | None = None,
+                    unlocked: tuple[KeyInfo, Keys] | None = None) -> Repository:
+    """Unlock the bucket. `unlocked` is key-info and keys already verified from the index's
+    copy; they are reused (no second KDF run) if the bucket still holds that key-info."""
+    if passphrase is None:
+        passphrase = cfg.passphrase()
+        check_passphrase(passphrase, f"{cfg.where} passphrase")
+    from davsync.backup.s3 import S3Store, make_client  # boto3 costs 0.3 s: only when needed
+
     client = make_client(cfg.endpoint, cfg.region, cfg.credentials(),
                          max_connections=cfg.concurrency * 2 + 4)
     raw = S3Store(client, cfg.bucket, cfg.prefix)
     plain: BlobStore = RetryingStore(raw)
     try:
-        return _unlock(cfg, client, raw, plain, passphrase, create, kdf, wrap)
+        return _unlock(cfg, client, raw, plain, passphrase, create, kdf, wrap, unlocked)
     except BaseException:
         client.close()
         raise
@@ -95,12 +108,12 @@ def open_repository(cfg: BackupConfig, *, create: bool, kdf: KdfParams | None = 
 
 def _unlock(cfg: BackupConfig, client: S3Client, raw: S3Store, plain: BlobStore,
             passphrase: Secret, create: bool, kdf: KdfParams | None,
-            wrap: StoreWrapper | None) -> Repository:
+            wrap: StoreWrapper | None, unlocked: tuple[KeyInfo, Keys] | None) -> Repository:
     where = raw.where
     try:
         try:
             info = KeyInfo.from_bytes(plain.get(KEYINFO))
-            keys = unlock(info, passphrase)
+            keys = unlocked[1] if unlocked and unlocked[0] == info else unlock(info, passphrase)
         except NotFound:
             if not create:
                 raise NoBackup(f"{where}: no davsync backup here (no key-info object); "
@@ -128,7 +141,5 @@ def _unlock(cfg: BackupConfig, client: S3Client, raw: S3Store, plain: BlobStore,
     store: BlobStore = raw.with_sse_c(keys.sse_c) if info.encryption == "sse-c" else raw
     if wrap is not None:
         store = wrap(store)
-    identity = hashlib.sha256(
-        f"{client.meta.endpoint_url}\0{cfg.bucket}\0{cfg.prefix}\0{info.salt.hex()}".encode()
-    ).hexdigest()
-    return Repository(RetryingStore(store), keys, info, info.encryption, identity, client.close)
+    return Repository(RetryingStore(store), keys, info, info.encryption,
+                      repository_identity(cfg, info), client.close)

@@ -8,11 +8,11 @@ and a shared pool of buffer tokens caps how many parts exist at once, across all
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,17 +29,26 @@ from davsync.backup.format import (
     segment_count,
 )
 from davsync.backup.index import Index, MultipartState
-from davsync.backup.keys import KdfParams
+from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, unlock
 from davsync.backup.manifest import Manifest, ManifestError, Snapshot
 from davsync.backup.model import Record, ScannedFile, plan, undeleted
 from davsync.backup.network import MeteredCheck
+from davsync.backup.policy import check_passphrase
 from davsync.backup.progress import Progress
-from davsync.backup.repo import MANIFEST, Repository, StoreWrapper, open_repository
+from davsync.backup.repo import (
+    MANIFEST,
+    Repository,
+    StoreWrapper,
+    WrongPassphrase,
+    open_repository,
+    repository_identity,
+)
 from davsync.backup.settings import CATEGORIES, BackupConfig
-from davsync.backup.snapshot import take_snapshot
+from davsync.backup.snapshot import SnapshotData, take_snapshot
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
 from davsync.backup.store import NotFound, Part, StoreError
-from davsync.errors import DavsyncError
+from davsync.credentials.secret import Secret
+from davsync.errors import ConfigError, DavsyncError
 
 log = logging.getLogger(__name__)
 INDEX_FILE = "backup.sqlite"
@@ -85,25 +94,34 @@ def scan(roots: dict[str, list[Path]]) -> tuple[list[ScannedFile], list[tuple[st
                 errors.append((category, str(root), "folder not found (check [backup] "
                                f"{category})"))
                 continue
-
-            def onerror(exc: OSError, category: str = category) -> None:
-                errors.append((category, str(exc.filename), exc.strerror or str(exc)))
-
-            for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-                dirnames.sort()
-                for fname in sorted(filenames):
-                    path = os.path.join(dirpath, fname)
-                    try:
-                        st = os.lstat(path)
-                    except OSError as exc:
-                        errors.append((category, path, exc.strerror or str(exc)))
-                        continue
-                    if not stat.S_ISREG(st.st_mode):
-                        continue
-                    rel = Path(path).relative_to(root).as_posix()
-                    found.append(ScannedFile(category, f"{label}/{rel}", path, st.st_size,
-                                             st.st_mtime_ns, st.st_ino))
+            _walk(category, str(root), label, found, errors)
     return found, errors
+
+
+def _walk(category: str, top: str, prefix: str, found: list[ScannedFile],
+          errors: list[tuple[str, str, str]]) -> None:
+    """os.scandir, depth first in name order; string joins instead of pathlib, as a no-change
+    run over thousands of files spends most of its time here."""
+    try:
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        errors.append((category, top, exc.strerror or str(exc)))
+        return
+    for entry in entries:
+        name = f"{prefix}/{entry.name}"
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _walk(category, entry.path, name, found, errors)
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            errors.append((category, entry.path, exc.strerror or str(exc)))
+            continue
+        found.append(ScannedFile(category, name, entry.path, st.st_size, st.st_mtime_ns,
+                                 st.st_ino))
 
 
 # ---------------------------------------------------------------- uploading
@@ -306,6 +324,9 @@ class RunOptions:
 
 
 class BackupRun:
+    """One run. When the index already knows this bucket's key-info and nothing changed, the
+    run verifies the passphrase locally and ends without a single request (or boto3 import)."""
+
     def __init__(self, cfg: BackupConfig, opts: RunOptions | None = None) -> None:
         self.cfg = cfg
         self.opts = opts or RunOptions()
@@ -326,25 +347,94 @@ class BackupRun:
     def run(self) -> Stats:
         now = self.opts.now()
         self.stats.started_at = now
-        repo = open_repository(self.cfg, create=True, kdf=self.opts.kdf, wrap=self.opts.wrap)
+        passphrase = self.cfg.passphrase()
+        check_passphrase(passphrase, f"{self.cfg.where} passphrase")
+        limit_malloc_arenas()
+        index = Index(self.cfg.state_dir / INDEX_FILE)
         try:
+            unlocked = unlock_cached(self.cfg, index, passphrase)
+            scanned, errors = scan(self.cfg.roots)
+            snaps = self._take_snapshots()
+            if unlocked is not None and self._nothing_to_do(index, scanned, snaps, now):
+                self._count_unchanged(scanned, errors, snaps, now)
+                return self.stats
             self._wait_unmetered()
-            index = Index(self.cfg.state_dir / INDEX_FILE)
-        except BaseException:
-            repo.close()
-            raise
-        try:
-            if index.bind(repo.identity):
-                import_manifest(repo, index)
-            self._abort_strays(repo, index)
-            self._files(repo, index, now)
-            self._snapshots(repo, index, now)
-            write_manifest(repo, index, now)
+            repo = open_repository(self.cfg, create=True, kdf=self.opts.kdf,
+                                   wrap=self.opts.wrap, passphrase=passphrase,
+                                   unlocked=unlocked)
+            try:
+                if index.bind(repo.identity):
+                    import_manifest(repo, index)
+                index.set_meta("keyinfo", repo.keyinfo.to_bytes().decode())
+                index.set_meta("manifest_dirty", "1")
+                self._abort_strays(repo, index)
+                self._files(repo, index, scanned, errors, now)
+                self._snapshots(repo, index, snaps, now)
+                write_manifest(repo, index, now)
+                index.set_meta("manifest_dirty", "0")
+            finally:
+                repo.close()
         finally:
             index.close()
-            repo.close()
             self.stats_file.write("backup", self.stats, force=True)
         return self.stats
+
+    def _take_snapshots(self) -> dict[str, SnapshotData | str | None]:
+        """Per category: the snapshot, an error text (folder missing), or None (not set)."""
+        out: dict[str, SnapshotData | str | None] = {}
+        for category, root in (("contacts", self.cfg.contacts_dir),
+                               ("calendars", self.cfg.calendars_dir)):
+            if root is None:
+                out[category] = None
+            elif root.is_dir():
+                out[category] = take_snapshot(root, category)
+            else:
+                out[category] = f"folder {root} not found (check [device] {category})"
+        return out
+
+    def _nothing_to_do(self, index: Index, scanned: list[ScannedFile],
+                       snaps: dict[str, SnapshotData | str | None], now: float) -> bool:
+        retention = self.cfg.retention_days * 86400.0
+        p = plan(index.records(), scanned, now, retention)
+        if p.upload or p.check_hash or p.mark_deleted or p.expired:
+            return False
+        if index.get_meta("manifest_dirty") != "0" or index.multiparts():
+            return False
+        if any(now - since >= retention for _, since in index.garbage()):
+            return False
+        for category, snap in snaps.items():
+            if isinstance(snap, SnapshotData):
+                meta = load_snapshot_meta(index, category)
+                if meta is None or meta.sha256 != snap.sha256:
+                    return False
+        return True
+
+    def _count_unchanged(self, scanned: list[ScannedFile], errors: list[tuple[str, str, str]],
+                         snaps: dict[str, SnapshotData | str | None], now: float) -> None:
+        cats = self.stats.categories
+        for category, path, reason in errors:
+            cats[category].fail(path, reason)
+        for f in scanned:
+            cats[f.category].total_files += 1
+            cats[f.category].succeeded_files += 1
+        for category, snap in snaps.items():
+            self._snapshot_counts(category, snap)
+        for cat in cats.values():
+            cat.status = COMPLETED
+            cat.last_modified = now
+
+    def _snapshot_counts(self, category: str, snap: SnapshotData | str | None) -> None:
+        cat = self.stats.categories[category]
+        if isinstance(snap, str):
+            cat.fail(category, snap)
+        elif snap is not None:
+            cat.total_files = snap.files + len(snap.failed)
+            cat.total_items = snap.items + len(snap.failed)
+            cat.succeeded_files = snap.files
+            cat.succeeded_items = snap.items
+            for rel, reason in snap.failed:
+                cat.fail(rel, reason)
+                cat.failed_items += 1
 
     def _abort_strays(self, repo: Repository, index: Index) -> None:
         """Multipart uploads under our prefix that no index row can resume (a lost index)."""
@@ -358,8 +448,8 @@ class BackupRun:
             if upload_id not in known and name.startswith("data/"):
                 repo.store.abort_multipart(name, upload_id)
 
-    def _files(self, repo: Repository, index: Index, now: float) -> None:
-        scanned, errors = scan(self.cfg.roots)
+    def _files(self, repo: Repository, index: Index, scanned: list[ScannedFile],
+               errors: list[tuple[str, str, str]], now: float) -> None:
         cats = self.stats.categories
         for category, path, reason in errors:
             cats[category].fail(path, reason)
@@ -443,43 +533,76 @@ class BackupRun:
                 except StoreError as exc:
                     log.warning("backup: cannot remove an old version yet: %s", exc)
 
-    def _snapshots(self, repo: Repository, index: Index, now: float) -> None:
-        for category, root in (("contacts", self.cfg.contacts_dir),
-                               ("calendars", self.cfg.calendars_dir)):
+    def _snapshots(self, repo: Repository, index: Index,
+                   snaps: dict[str, SnapshotData | str | None], now: float) -> None:
+        for category, snap in snaps.items():
             cat = self.stats.categories[category]
             cat.status = IN_PROGRESS
             cat.last_modified = now
-            if root is not None and root.is_dir():
-                self._snapshot(repo, index, category, root, now)
-            elif root is not None:
-                cat.fail(str(root), "folder not found (check [device] " + category + ")")
+            self._snapshot_counts(category, snap)
+            if isinstance(snap, SnapshotData):
+                self._upload_snapshot(repo, index, category, snap, now)
             cat.status = COMPLETED
             cat.last_modified = self.opts.now()
 
-    def _snapshot(self, repo: Repository, index: Index, category: str, root: Path,
-                  now: float) -> None:
+    def _upload_snapshot(self, repo: Repository, index: Index, category: str,
+                         snap: SnapshotData, now: float) -> None:
         cat = self.stats.categories[category]
-        snap = take_snapshot(root, category)
-        cat.total_files = snap.files + len(snap.failed)
-        cat.total_items = snap.items + len(snap.failed)
-        for rel, reason in snap.failed:
-            cat.fail(rel, reason)
-            cat.failed_items += 1
         previous = load_snapshot_meta(index, category)
-        if previous is None or previous.sha256 != snap.sha256:
-            body = repo.seal(snap.tar)
-            obj = repo.snapshot_object(category)
-            try:
-                repo.store.put(obj, body)
-            except StoreError as exc:
-                cat.fail(str(root), str(exc))
-                cat.failed_items = cat.total_items
-                return
-            meta = Snapshot(obj, snap.sha256, len(snap.tar), len(body), snap.items, now)
-            index.set_meta(f"snapshot:{category}", json.dumps(asdict(meta)))
-            cat.bytes_processed = len(snap.tar)
-        cat.succeeded_files = snap.files
-        cat.succeeded_items = snap.items
+        if previous is not None and previous.sha256 == snap.sha256:
+            return
+        body = repo.seal(snap.tar)
+        obj = repo.snapshot_object(category)
+        try:
+            repo.store.put(obj, body)
+        except StoreError as exc:
+            cat.fail(category, str(exc))
+            cat.succeeded_files = cat.succeeded_items = 0
+            cat.failed_items = cat.total_items
+            return
+        meta = Snapshot(obj, snap.sha256, len(snap.tar), len(body), snap.items, now)
+        index.set_meta(f"snapshot:{category}", json.dumps(asdict(meta)))
+        cat.bytes_processed = len(snap.tar)
+
+
+def unlock_cached(cfg: BackupConfig, index: Index,
+                  passphrase: Secret) -> tuple[KeyInfo, Keys] | None:
+    """Verify the passphrase against the key-info this index saw last time, without a request.
+
+    None when there is no usable copy (first run, another bucket): the caller asks the bucket.
+    """
+    cached = index.get_meta("keyinfo")
+    if cached is None:
+        return None
+    try:
+        info = KeyInfo.from_bytes(cached.encode())
+    except KeyInfoError:
+        return None
+    if index.get_meta("identity") != repository_identity(cfg, info):
+        return None
+    keys = unlock(info, passphrase)
+    if keys is None:
+        raise WrongPassphrase(f"wrong backup passphrase for bucket {cfg.bucket!r} (the "
+                              "key-info verifier does not match); check [backup] "
+                              "passphrase/passphrase_command")
+    if info.encryption != cfg.encryption:
+        raise ConfigError(f"{cfg.where} encryption: this backup was made with "
+                          f"encryption = \"{info.encryption}\", not \"{cfg.encryption}\"")
+    return info, keys
+
+
+def limit_malloc_arenas() -> None:
+    """Keep glibc from hoarding freed part buffers in per-thread arenas.
+
+    Big buffers (parts, segments) then come from mmap and go straight back to the OS when
+    freed, so peak RSS follows the part budget instead of growing with the thread count.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)            # M_ARENA_MAX
+        libc.mallopt(-3, 256 * 1024)   # M_MMAP_THRESHOLD (fixed: no dynamic raising)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
 
 
 def load_snapshot_meta(index: Index, category: str) -> Snapshot | None:

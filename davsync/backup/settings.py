@@ -107,7 +107,7 @@ def parse_backup(config: Config) -> BackupConfig:
         roots={c: t.paths(c) for c in CATEGORIES},
         unmetered_only=t.bool("unmetered_only", False),
         retention_days=t.int("retention_days", 30, minimum=1, maximum=36500),
-        concurrency=t.int("concurrency", 8, minimum=1, maximum=64),
+        concurrency=t.int("concurrency", 4, minimum=1, maximum=64),
         part_size=t.int("part_size_mib", 8, minimum=5, maximum=512) << 20,
         state_dir=config.state_dir, contacts_dir=config.device.contacts,
         calendars_dir=config.device.calendars, where=t.where, _table=t,
