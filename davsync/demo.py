@@ -214,7 +214,7 @@ def backup_demo(work: Path) -> None:
                 raise SystemExit(f"demo failed: backup exited {proc.returncode}: {proc.stderr}")
             status = json.loads(subprocess.run([*cli, "status", "--json"], capture_output=True,
                                                text=True, check=True).stdout)["backup"]
-            run = status.get("summary", {}).get("backup", {})
+            run = status["backup"]
             say(f"  {label}: {run.get('succeeded_files')}/{run.get('total_files')} files "
                 f"(media, contacts, calendars), {run.get('failed_files')} failed, "
                 f"{run.get('bytes_processed')} bytes sent")
