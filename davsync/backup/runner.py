@@ -9,6 +9,7 @@ and a shared pool of buffer tokens caps how many parts exist at once, across all
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -350,6 +352,10 @@ class BackupRun:
         passphrase = self.cfg.passphrase()
         check_passphrase(passphrase, f"{self.cfg.where} passphrase")
         limit_malloc_arenas()
+        with run_lock(self.cfg.state_dir):
+            return self._run_locked(passphrase, now)
+
+    def _run_locked(self, passphrase: Secret, now: float) -> Stats:
         index = Index(self.cfg.state_dir / INDEX_FILE)
         try:
             unlocked = unlock_cached(self.cfg, index, passphrase)
@@ -589,6 +595,22 @@ def unlock_cached(cfg: BackupConfig, index: Index,
         raise ConfigError(f"{cfg.where} encryption: this backup was made with "
                           f"encryption = \"{info.encryption}\", not \"{cfg.encryption}\"")
     return info, keys
+
+
+@contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """One backup at a time per state dir (the daemon's schedule and a manual run)."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "backup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DavsyncError(f"another backup is running (lock {state_dir / 'backup.lock'}); "
+                               "try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def limit_malloc_arenas() -> None:

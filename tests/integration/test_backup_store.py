@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 
 from davsync.backup.progress import Progress
-from davsync.backup.runner import BackupRun
+from davsync.backup.runner import BackupRun, run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
 from davsync.credentials.secret import Secret
+from davsync.errors import DavsyncError
 from tests.fixtures.seaweed import BackupEnv, S3Bucket
 from tests.integration.backup_helpers import CountingStore, make_file, run_opts
 
@@ -108,3 +109,11 @@ def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
     lines = out.getvalue().splitlines()
     assert lines and lines[-1].startswith("backup: 1/2 files, 1.0 MiB/2.0 MiB")
     assert "/s" in lines[-1] and "\r" not in out.getvalue()
+
+
+def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> None:
+    cfg = backup_env.backup_config()
+    with run_lock(cfg.state_dir), pytest.raises(DavsyncError, match="another backup is running"):
+        BackupRun(cfg, run_opts()).run()
+    with run_lock(cfg.state_dir):   # released again
+        pass
