@@ -7,11 +7,12 @@ worker threads behind a lock: writes are tiny, and SQLite serialises them anyway
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from davsync.backup.model import Record
@@ -22,17 +23,18 @@ CREATE TABLE IF NOT EXISTS files (
     category TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER,
     sha256 TEXT NOT NULL, object TEXT NOT NULL, stored_size INTEGER NOT NULL,
-    uploaded_at REAL NOT NULL, deleted_at REAL,
+    uploaded_at REAL NOT NULL, deleted_at REAL, offset INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (category, name));
 CREATE TABLE IF NOT EXISTS garbage (object TEXT PRIMARY KEY, since REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (object TEXT PRIMARY KEY, stored_size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (object TEXT PRIMARY KEY, stored_size INTEGER NOT NULL,
+    members TEXT);
 CREATE TABLE IF NOT EXISTS multipart (
     object TEXT PRIMARY KEY, upload_id TEXT NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, salt BLOB, nonce_prefix BLOB,
     part_size INTEGER NOT NULL);
 """
 _FIELDS = ("category, name, path, size, mtime_ns, inode, sha256, object, stored_size, "
-           "uploaded_at, deleted_at")
+           "uploaded_at, deleted_at, offset")
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,10 @@ class Index:
         return [Record(*row) for row in rows]  # type: ignore[arg-type]
 
     def put_record(self, rec: Record) -> None:
-        self._exec(f"INSERT OR REPLACE INTO files ({_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+        self._exec(f"INSERT OR REPLACE INTO files ({_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
                    (rec.category, rec.name, rec.path, rec.size, rec.mtime_ns, rec.inode,
-                    rec.sha256, rec.object, rec.stored_size, rec.uploaded_at, rec.deleted_at))
+                    rec.sha256, rec.object, rec.stored_size, rec.uploaded_at, rec.deleted_at,
+                    rec.offset))
 
     def drop_record(self, rec: Record) -> None:
         self._exec("DELETE FROM files WHERE category = ? AND name = ?", (rec.category, rec.name))
@@ -124,8 +127,16 @@ class Index:
         return {str(r[0]) for r in self._exec("SELECT object FROM files")}
 
     # single uploads in flight
-    def add_pending(self, obj: str, stored_size: int) -> None:
-        self._exec("INSERT OR REPLACE INTO pending VALUES (?, ?)", (obj, stored_size))
+    def add_pending(self, obj: str, stored_size: int, members: list[Record] | None = None) -> None:
+        """Record an upload about to start; a pack also lists the records it will hold."""
+        packed = None if members is None else json.dumps([asdict(m) for m in members])
+        self._exec("INSERT OR REPLACE INTO pending VALUES (?, ?, ?)", (obj, stored_size, packed))
+
+    def pending_packs(self) -> list[tuple[str, int, list[Record]]]:
+        rows = self._exec("SELECT object, stored_size, members FROM pending "
+                          "WHERE members IS NOT NULL")
+        return [(str(o), int(n), [Record(**m) for m in json.loads(str(j))])  # type: ignore[call-overload]
+                for o, n, j in rows]
 
     def pending_size(self, obj: str) -> int | None:
         rows = self._exec("SELECT stored_size FROM pending WHERE object = ?", (obj,))

@@ -36,6 +36,7 @@ class Record:
     stored_size: int
     uploaded_at: float
     deleted_at: float | None = None
+    offset: int = 0   # where the file's blob starts in `object` (small files share a pack)
 
     @property
     def key(self) -> tuple[str, str]:

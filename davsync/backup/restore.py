@@ -36,6 +36,7 @@ from davsync.backup.store import StoreError
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
+RANGE_MAX = 2 << 20
 
 
 class UnsafeName(ValueError):
@@ -177,7 +178,11 @@ class RestoreRun:
         try:
             base = self.to / rec.category
             target = prepare_target(base, safe_parts(rec.name))
-            chunks: Iterable[bytes] = repo.store.stream(rec.object, CHUNK + 64)
+            chunks: Iterable[bytes]
+            if rec.offset or rec.stored_size <= RANGE_MAX:   # small, maybe inside a pack
+                chunks = [repo.store.get_range(rec.object, rec.offset, rec.stored_size)]
+            else:
+                chunks = repo.store.stream(rec.object, CHUNK + 64)
             if repo.client_side:
                 chunks = _decrypt(repo.keys.data, chunks)
             write_verified(target, chunks, rec.size, rec.sha256, rec.mtime_ns, progress.advance)

@@ -27,6 +27,7 @@ from davsync.backup.format import (
     DEFAULT_SEGMENT_SIZE,
     DecryptError,
     Encryptor,
+    encrypt_bytes,
     encrypted_size,
     segment_count,
 )
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "backup.sqlite"
 SEGMENT = DEFAULT_SEGMENT_SIZE
 MANIFEST_EVERY = 120.0
+PACK_FILE_MAX = 512 * 1024      # files up to this size share pack objects...
+PACK_TARGET = 8 << 20           # ...of about this size (one request instead of hundreds)
+PACK_MAX_FILES = 1000
 
 
 class FileChanged(Exception):
@@ -158,14 +162,18 @@ class Uploader:
         self.tokens = threading.BoundedSemaphore(buffers)
         self.now = now
 
-    def process(self, f: ScannedFile, prev: Record | None, check_hash: bool) -> Outcome:
+    def process(self, f: ScannedFile, prev: Record | None, check_hash: bool,
+                upload: bool = True) -> Outcome:
+        """One file; with `upload` False a changed file comes back with neither record nor
+        error, for the caller to pack."""
         out = Outcome(f, prev)
         try:
             if check_hash and prev is not None and hash_file(f.path) == prev.sha256:
                 self.progress.advance(f.size)
                 out.record = undeleted(prev, f)
                 return out
-            out.record = self.upload(f)
+            if upload:
+                out.record = self.upload(f)
         except FileNotFoundError:
             out.error = "vanished before it could be read"
         except OSError as exc:
@@ -173,6 +181,70 @@ class Uploader:
         except (FileChanged, StoreError) as exc:
             out.error = str(exc)
         return out
+
+    def process_pack(self, batch: list[tuple[ScannedFile, Record | None, bool]]) -> list[Outcome]:
+        """Small files: hash-check the doubtful ones, then send the rest as one pack object."""
+        outs: list[Outcome] = []
+        to_pack: list[tuple[ScannedFile, Record | None]] = []
+        for f, prev, check_hash in batch:
+            if not check_hash or prev is None:
+                to_pack.append((f, prev))
+                continue
+            out = self.process(f, prev, True, upload=False)
+            if out.record is None and out.error is None:
+                to_pack.append((f, prev))
+            else:
+                outs.append(out)
+        if to_pack:
+            outs.extend(self._put_pack(to_pack))
+        return outs
+
+    def _put_pack(self, items: list[tuple[ScannedFile, Record | None]]) -> list[Outcome]:
+        """Each file becomes a complete encrypted blob (own header and salt); the blobs are
+        concatenated into one object, and each record keeps its blob's offset and length."""
+        obj = self.repo.data_object("pack\0" + os.urandom(16).hex())
+        outs: list[Outcome] = []
+        members: list[Record] = []
+        with self.tokens:
+            body = bytearray()
+            for f, prev in items:
+                out = Outcome(f, prev)
+                outs.append(out)
+                try:
+                    with open(f.path, "rb") as fh:
+                        data = fh.read(f.size + 1)
+                        if len(data) != f.size:
+                            raise FileChanged("changed size while being read; it will be "
+                                              "backed up on the next run")
+                        _same_file(fh, f)
+                except FileNotFoundError:
+                    out.error = "vanished before it could be read"
+                    continue
+                except OSError as exc:
+                    out.error = f"cannot read: {exc.strerror or exc}"
+                    continue
+                except FileChanged as exc:
+                    out.error = str(exc)
+                    continue
+                blob = encrypt_bytes(self.repo.keys.data, data, SEGMENT) \
+                    if self.repo.client_side else data
+                rec = Record(f.category, f.name, f.path, f.size, f.mtime_ns, f.inode,
+                             hashlib.sha256(data).hexdigest(), obj, len(blob), self.now,
+                             offset=len(body))
+                body += blob
+                out.record = rec
+                members.append(rec)
+            if members:
+                self.index.add_pending(obj, len(body), members)
+                try:
+                    self.store.put(obj, body)
+                except StoreError as exc:
+                    for out in outs:
+                        if out.record is not None:
+                            out.record, out.error = None, str(exc)
+                    return outs
+        self.progress.advance(sum(m.size for m in members))
+        return outs
 
     def _record(self, f: ScannedFile, obj: str, sha: str, stored: int) -> Record:
         return Record(f.category, f.name, f.path, f.size, f.mtime_ns, f.inode, sha, obj, stored,
@@ -374,6 +446,7 @@ class BackupRun:
                 index.set_meta("keyinfo", repo.keyinfo.to_bytes().decode())
                 index.set_meta("manifest_dirty", "1")
                 self._abort_strays(repo, index)
+                self._recover_packs(repo, index, scanned)
                 self._files(repo, index, scanned, errors, now)
                 self._snapshots(repo, index, snaps, now)
                 write_manifest(repo, index, now)
@@ -475,8 +548,12 @@ class BackupRun:
                 ThreadPoolExecutor(workers, "backup-file") as files:
             uploader = Uploader(repo, index, self.cfg.part_size, progress, parts,
                                 buffers=workers, now=now)
-            jobs = [files.submit(uploader.process, f, prev, False) for f, prev in p.upload]
-            jobs += [files.submit(uploader.process, f, prev, True) for f, prev in p.check_hash]
+            work = [(f, prev, False) for f, prev in p.upload]
+            work += [(f, prev, True) for f, prev in p.check_hash]
+            jobs = [files.submit(_one, uploader, f, prev, check)
+                    for f, prev, check in work if f.size > PACK_FILE_MAX]
+            jobs += [files.submit(uploader.process_pack, batch) for batch in
+                     pack_batches([w for w in work if w[0].size <= PACK_FILE_MAX])]
             try:
                 self._collect(jobs, index, repo, now, progress)
             except BaseException:
@@ -493,38 +570,65 @@ class BackupRun:
             cats[c].status = COMPLETED
             cats[c].last_modified = self.opts.now()
 
-    def _collect(self, jobs: list[Future[Outcome]], index: Index, repo: Repository, now: float,
-                 progress: Progress) -> None:
-        cats = self.stats.categories
+    def _collect(self, jobs: list[Future[list[Outcome]]], index: Index, repo: Repository,
+                 now: float, progress: Progress) -> None:
         last_manifest = time.monotonic()
         for fut in as_completed(jobs):
-            out = fut.result()
-            cat = cats[out.scanned.category]
-            progress.file_done()
-            if out.record is None:
-                cat.fail(out.scanned.path, out.error or "failed")
-                log.warning("backup: %s: %s", out.scanned.path, out.error)
-                continue
+            outs = fut.result()
             with index.transaction():
-                index.put_record(out.record)
-                index.drop_pending(out.record.object)
-                if out.previous is not None and out.previous.object != out.record.object:
-                    index.add_garbage(out.previous.object, now)
-            cat.succeeded_files += 1
-            cat.bytes_processed += out.scanned.size
-            cat.last_modified = self.opts.now()
+                for out in outs:
+                    self._record_outcome(out, index, now, progress)
             self.stats_file.write("backup", self.stats)
             if time.monotonic() - last_manifest > MANIFEST_EVERY:
                 write_manifest(repo, index, now)
                 last_manifest = time.monotonic()
 
-    def _expire(self, repo: Repository, index: Index, rec: Record) -> None:
-        try:
-            repo.store.delete(rec.object)
-        except StoreError as exc:
-            log.warning("backup: cannot remove expired %s yet: %s", rec.name, exc)
+    def _record_outcome(self, out: Outcome, index: Index, now: float,
+                        progress: Progress) -> None:
+        cat = self.stats.categories[out.scanned.category]
+        progress.file_done()
+        if out.record is None:
+            cat.fail(out.scanned.path, out.error or "failed")
+            log.warning("backup: %s: %s", out.scanned.path, out.error)
             return
-        index.drop_record(rec)
+        index.put_record(out.record)
+        index.drop_pending(out.record.object)
+        if out.previous is not None and out.previous.object != out.record.object:
+            index.add_garbage(out.previous.object, now)
+        cat.succeeded_files += 1
+        cat.bytes_processed += out.scanned.size
+        cat.last_modified = self.opts.now()
+
+    def _expire(self, repo: Repository, index: Index, rec: Record) -> None:
+        """Forget the record; its object goes once no record (pack member) needs it."""
+        with index.transaction():
+            index.drop_record(rec)
+            index.add_garbage(rec.object, rec.deleted_at or 0.0)
+
+    def _recover_packs(self, repo: Repository, index: Index,
+                       scanned: list[ScannedFile]) -> None:
+        """Packs an interrupted run stored but did not record: keep the members whose files
+        are unchanged (nothing is sent twice); an unusable pack becomes garbage at once."""
+        pending = index.pending_packs()
+        if not pending:
+            return
+        current = {(f.category, f.name): f for f in scanned}
+        known = {r.key: r for r in index.records()}
+        for obj, size, members in pending:
+            stored = repo.store.head(obj) == size
+            with index.transaction():
+                for m in members if stored else []:
+                    f = current.get(m.key)
+                    if f is None or (f.size, f.mtime_ns, f.inode) != (m.size, m.mtime_ns,
+                                                                       m.inode):
+                        continue
+                    prev = known.get(m.key)
+                    index.put_record(m)
+                    if prev is not None and prev.object != m.object:
+                        index.add_garbage(prev.object, m.uploaded_at)
+                index.drop_pending(obj)
+                if stored:
+                    index.add_garbage(obj, 0.0)   # deleted only if no member was kept
 
     def _collect_garbage(self, repo: Repository, index: Index, now: float) -> None:
         retention = self.cfg.retention_days * 86400.0
@@ -595,6 +699,28 @@ def unlock_cached(cfg: BackupConfig, index: Index,
         raise ConfigError(f"{cfg.where} encryption: this backup was made with "
                           f"encryption = \"{info.encryption}\", not \"{cfg.encryption}\"")
     return info, keys
+
+
+def _one(uploader: Uploader, f: ScannedFile, prev: Record | None,
+         check_hash: bool) -> list[Outcome]:
+    return [uploader.process(f, prev, check_hash)]
+
+
+def pack_batches(work: list[tuple[ScannedFile, Record | None, bool]]
+                 ) -> list[list[tuple[ScannedFile, Record | None, bool]]]:
+    """Small files in scan order, cut into batches of about PACK_TARGET bytes (pure)."""
+    batches: list[list[tuple[ScannedFile, Record | None, bool]]] = []
+    current: list[tuple[ScannedFile, Record | None, bool]] = []
+    size = 0
+    for item in work:
+        if current and (size + item[0].size > PACK_TARGET or len(current) >= PACK_MAX_FILES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item[0].size
+    if current:
+        batches.append(current)
+    return batches
 
 
 @contextmanager

@@ -121,6 +121,21 @@ class S3Store:
         finally:
             body.close()
 
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+
+        def fetch() -> bytes:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._key(name),
+                                          Range=f"bytes={offset}-{offset + length - 1}",
+                                          **self._sse)
+            return resp["Body"].read()
+        data = self._call(f"get {name} bytes {offset}+{length}", fetch)
+        if len(data) != length:
+            raise StoreError(f"{self.where}: get {name}: asked for {length} bytes at {offset}, "
+                             f"got {len(data)}")
+        return data
+
     def head(self, name: str) -> int | None:
         try:
             resp = self._call(f"head {name}", lambda: self.client.head_object(

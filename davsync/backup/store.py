@@ -45,7 +45,8 @@ class BlobStore(Protocol):
 
     - names are relative, `[0-9a-z/._-]`; the adapter maps them into its bucket and prefix;
     - `put` and `complete_multipart` are atomic: an object is either absent or complete;
-    - `get`/`stream`/`head`/`delete` raise NotFound for a missing object (`delete` does not);
+    - `get_range` returns exactly `length` bytes from `offset` (a file inside a pack);
+    - `get`/`stream`/`get_range`/`head` raise NotFound for a missing object (`delete` does not);
     - `list_parts` returns parts already stored for an unfinished upload, NotFound if the upload
       is gone; parts are 1-based and every part but the last is at least 5 MiB;
     - every error is a StoreError (NotFound, AccessDenied, or transient/other) with a message
@@ -58,6 +59,7 @@ class BlobStore(Protocol):
     def put(self, name: str, data: bytes | bytearray) -> None: ...
     def get(self, name: str) -> bytes: ...
     def stream(self, name: str, chunk_size: int) -> Iterator[bytes]: ...
+    def get_range(self, name: str, offset: int, length: int) -> bytes: ...
     def head(self, name: str) -> int | None: ...
     def delete(self, name: str) -> None: ...
     def create_multipart(self, name: str) -> str: ...
@@ -108,6 +110,9 @@ class RetryingStore:
 
     def stream(self, name: str, chunk_size: int) -> Iterator[bytes]:
         return self.inner.stream(name, chunk_size)
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        return self._call(f"get {name}", lambda: self.inner.get_range(name, offset, length))
 
     def head(self, name: str) -> int | None:
         return self._call(f"head {name}", lambda: self.inner.head(name))

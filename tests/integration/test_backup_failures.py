@@ -207,3 +207,33 @@ def test_hostile_names_are_refused_and_the_rest_restored(backup_env: BackupEnv,
     assert not (backup_env.root / "escaped.txt").exists()
     assert not os.path.exists("/tmp/absolute.txt")
     assert set(tree(out / "documents")) == {"Documents/ok.txt"}
+
+
+class Crash(BaseException):
+    """Stands in for kill -9 right after a pack reached the server, before it was recorded."""
+
+
+class CrashAfterPut(CountingStore):
+    def put(self, name: str, data: bytes | bytearray) -> None:
+        super().put(name, data)
+        if name.startswith("data/"):
+            raise Crash
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pack_stored_but_not_recorded_is_not_sent_again(backup_env: BackupEnv,
+                                                        mode: str) -> None:
+    backup_env.write_config(mode)
+    photos = [make_file(backup_env.media / "Pictures" / f"p{i}.jpg", 10_000) for i in range(5)]
+    cfg = backup_env.backup_config()
+    with pytest.raises(Crash):
+        BackupRun(cfg, run_opts(CrashAfterPut())).run()
+    photos[0].write_bytes(b"changed meanwhile")           # this member must not be trusted
+    counting = CountingStore()
+    stats = BackupRun(cfg, run_opts(counting)).run().to_json()
+    assert stats["failed_files"] == 0 and stats["succeeded_files"] == 5
+    assert len(counting.data_puts) == 1                     # only the changed photo, in a pack
+    out = backup_env.root / "out"
+    RestoreRun(cfg, out, ["images"], restore_opts()).run()
+    assert tree(out / "images") == {f"Pictures/{k}": v
+                                    for k, v in tree(backup_env.media / "Pictures").items()}

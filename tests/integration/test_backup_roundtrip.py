@@ -45,7 +45,7 @@ def test_round_trip_is_byte_identical_and_second_run_sends_nothing(
     stats = BackupRun(cfg, run_opts(first)).run().to_json()
     assert stats["failed_files"] == 0
     assert stats["succeeded_files"] == 5 + 2
-    assert len(first.data_puts) == 4 and len(first.parts) == 3  # 12 MiB = 5 + 5 + 2
+    assert len(first.data_puts) == 1 and len(first.parts) == 3  # one pack; 12 MiB = 5 + 5 + 2
 
     second = CountingStore()
     stats2 = BackupRun(cfg, run_opts(second)).run().to_json()
@@ -115,8 +115,8 @@ def test_touched_file_is_hashed_not_sent_and_changed_file_is_sent(backup_env: Ba
 
 
 def test_deleted_file_stays_until_retention_has_passed(backup_env: BackupEnv) -> None:
-    gone = make_file(backup_env.media / "Pictures" / "gone.jpg", 1000)
-    make_file(backup_env.media / "Pictures" / "kept.jpg", 1000)
+    gone = make_file(backup_env.media / "Pictures" / "gone.jpg", 600_000)   # too big to pack
+    make_file(backup_env.media / "Pictures" / "kept.jpg", 600_000)
     cfg = backup_env.backup_config()
     day = 86400.0
     BackupRun(cfg, run_opts(now=lambda: 1_000_000.0)).run()

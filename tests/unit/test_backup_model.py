@@ -49,3 +49,13 @@ def test_a_file_that_comes_back_is_checked_not_resent() -> None:
     assert [f.name for f, _ in p.check_hash] == ["a"]
     back = undeleted(marked, scanned("a", mtime=5))
     assert back.deleted_at is None and back.mtime_ns == 5 and back.object == marked.object
+
+
+def test_pack_batches_cut_by_size_and_keep_order() -> None:
+    from davsync.backup.runner import PACK_TARGET, pack_batches
+
+    work = [(scanned(f"f{i}", size=PACK_TARGET // 3), None, False) for i in range(7)]
+    batches = pack_batches(work)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [w[0].name for b in batches for w in b] == [f"f{i}" for i in range(7)]
+    assert pack_batches([]) == []
