@@ -41,25 +41,33 @@ class Result:
     mib_per_s: float
 
 
-def make_data(root: Path, videos: int, video_mib: int, photos: int, photo_kib: int) -> int:
-    """The data set, generated once per size and reused; returns its size in bytes."""
-    marker = root / f".complete-{videos}-{video_mib}-{photos}-{photo_kib}"
-    total = videos * video_mib * MiB + photos * photo_kib * 1024
-    if marker.exists():
-        return total
-    shutil.rmtree(root, ignore_errors=True)
+def make_data(base: Path, videos: int, video_mib: int, photos: int, photo_kib: int) -> Path:
+    """The data set, generated once per size and reused (a folder per size, built under a
+    temporary name and renamed, so concurrent runs never see half of one)."""
+    root = base / f"v{videos}x{video_mib}m-p{photos}x{photo_kib}k"
+    if root.is_dir():
+        return root
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=base, prefix=".building-"))
     for i in range(videos):
-        path = root / "Videos" / f"video-{i:03}.mp4"
+        path = tmp / "Videos" / f"video-{i:03}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             for _ in range(video_mib):
                 fh.write(os.urandom(MiB))
     for i in range(photos):
-        path = root / "Pictures" / f"{i // 100:02}" / f"photo-{i:05}.jpg"
+        path = tmp / "Pictures" / f"{i // 100:02}" / f"photo-{i:05}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(photo_kib * 1024))
-    marker.touch()
-    return total
+    try:
+        tmp.rename(root)
+    except OSError:   # another run finished the same data set first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def data_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
@@ -159,7 +167,7 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="a 1/8 size data set")
     parser.add_argument("--no-refs", action="store_true", help="davsync only")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) /
-                        "davsync-backup-bench-data")
+                        "davsync-backup-bench-data", help="where the generated data sets live")
     args, unknown = parser.parse_known_args(list(argv))
     if unknown:
         print(f"(backup benchmark ignores {' '.join(unknown)})")
@@ -169,8 +177,9 @@ def run(argv: Sequence[str]) -> int:
               "(or pass --no-refs to measure davsync alone)")
         return 1
     scale = 8 if args.quick else 1
-    total = make_data(args.data, 20 // scale if scale > 1 else 20, 40, 2000 // scale, 100)
-    print(f"data: {total / MiB:.0f} MiB in {args.data}", flush=True)
+    data = make_data(args.data, max(1, 20 // scale), 40, 2000 // scale, 100)
+    total = data_size(data)
+    print(f"data: {total / MiB:.0f} MiB in {data}", flush=True)
     with tempfile.TemporaryDirectory(prefix="davsync-backup-bench-") as tmp:
         work = Path(tmp)
         s3 = start_local_s3(work / "s3")
@@ -178,7 +187,7 @@ def run(argv: Sequence[str]) -> int:
             if not args.no_refs:
                 prepare_refs(s3)
             results = []
-            for name, fn in contenders(s3, work, args.data, not args.no_refs):
+            for name, fn in contenders(s3, work, data, not args.no_refs):
                 seconds, rss = fn()  # type: ignore[operator]
                 again, rss2 = fn()  # type: ignore[operator]
                 results.append(Result(name, seconds, again, max(rss, rss2),
