@@ -71,7 +71,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         description="davsync vs vdirsyncer vs the server's limits, against one local Radicale.",
     )
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: --upload 200 --sizes 100,1000 --repeat 2 (about 2 min)")
+                        help="smoke run: --upload 200 --sizes 100,1000 --repeat 2 (about 1 min)")
     parser.add_argument("--upload", type=int, help="contacts in the first-upload scenario (2000)")
     parser.add_argument("--sizes", help="collection sizes for no-op and 1-change (1000,10000)")
     parser.add_argument("--repeat", type=int, help="runs per no-op measurement, median kept (3)")
