@@ -3,6 +3,7 @@
 `make demo` and the docs sync these files, so a broken or unrepresentative sample would hide bugs
 instead of showing them: every file must parse with both vobject and icalendar, be RFC-clean on
 the wire level (CRLF, folded at 75 octets), and carry exactly one UID that is also its file name.
+The benchmark generator (benchmarks/datagen.py) is held to the same rules.
 """
 
 from __future__ import annotations
@@ -160,3 +161,51 @@ def test_calendars_cover_recurrence_todos_alarms_and_all_day() -> None:
     summaries = " ".join(str(e.get("SUMMARY")) + str(e.get("LOCATION", "")) for e in events)
     assert "東京" in summaries
     assert "Ольг" in summaries
+
+
+# The benchmark generator (benchmarks/datagen.py) makes the large sample sets: same wire rules.
+
+
+def test_generated_contacts_are_wire_clean_and_parse() -> None:
+    from benchmarks import datagen
+
+    items = list(datagen.contacts(300, seed=3))
+    assert len({uid for uid, _ in items}) == 300
+    for uid, data in items:
+        assert data.endswith(b"\r\n")
+        assert data.count(b"\n") == data.count(b"\r\n")
+        assert all(len(line) <= 75 for line in data.split(b"\r\n"))
+        text = data.decode("utf-8")
+        assert vobject.readOne(text).uid.value == uid
+        assert str(icalendar.Component.from_ical(text)["UID"]) == uid
+
+
+def test_generated_events_are_wire_clean_and_parse() -> None:
+    from benchmarks import datagen
+
+    for uid, data in datagen.events(200, seed=3):
+        assert all(len(line) <= 75 for line in data.split(b"\r\n"))
+        cal = icalendar.Calendar.from_ical(data.decode("utf-8"))
+        assert {str(e["UID"]) for e in cal.walk("VEVENT")} == {uid}
+        assert vobject.readOne(data.decode("utf-8")).vevent.uid.value == uid
+
+
+def test_generator_is_deterministic_and_edits_keep_the_uid() -> None:
+    from benchmarks import datagen
+
+    assert list(datagen.contacts(20, seed=5)) == list(datagen.contacts(20, seed=5))
+    assert list(datagen.contacts(5, seed=5)) != list(datagen.contacts(5, seed=6))
+    uid, original = datagen.contact(7, seed=5)
+    edited_uid, edited = datagen.contact(7, seed=5, revision=1)
+    assert edited_uid == uid
+    assert edited != original
+    assert b"revision 1" in edited
+
+
+def test_fold_never_splits_a_character() -> None:
+    from benchmarks import datagen
+
+    line = "NOTE:" + "山田太郎Zoë Ångström " * 20
+    folded = datagen.fold(line).encode("utf-8")
+    assert all(len(part) <= 75 for part in folded.split(b"\r\n"))
+    assert folded.decode("utf-8").replace("\r\n ", "").rstrip("\r\n") == line
