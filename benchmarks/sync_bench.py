@@ -976,7 +976,14 @@ def warm_up(work: Path, vdirsyncer_exe: Path | None) -> None:
 def run(argv: Sequence[str]) -> int:
     """Run every sync scenario, print the tables; 1 if a target was missed, else 0."""
     opts = parse_args(argv)
-    exe, vs_version = ensure_vdirsyncer() if opts.vdirsyncer else (None, None)
+    exe: Path | None = None
+    vs_version: str | None = None
+    if opts.vdirsyncer:
+        try:
+            exe, vs_version = ensure_vdirsyncer()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"vdirsyncer unavailable ({exc}); running without its column. "
+                  f"Remove {VDIRSYNCER_VENV} and retry once PyPI is reachable.")
     report = Report(versions(vs_version))
     work = Path(tempfile.mkdtemp(prefix="davsync-bench-"))
     started = time.perf_counter()
