@@ -430,9 +430,12 @@ class BackupRun:
     def _run_locked(self, passphrase: Secret, now: float) -> Stats:
         index = Index(self.cfg.state_dir / INDEX_FILE)
         try:
-            unlocked = unlock_cached(self.cfg, index, passphrase)
-            scanned, errors = scan(self.cfg.roots)
-            snaps = self._take_snapshots()
+            # Argon2 runs in C without the GIL: derive the key while the folders are scanned.
+            with ThreadPoolExecutor(1, "backup-kdf") as kdf:
+                unlocking = kdf.submit(unlock_cached, self.cfg, index, passphrase)
+                scanned, errors = scan(self.cfg.roots)
+                snaps = self._take_snapshots()
+                unlocked = unlocking.result()
             if unlocked is not None and self._nothing_to_do(index, scanned, snaps, now):
                 self._count_unchanged(scanned, errors, snaps, now)
                 return self.stats
