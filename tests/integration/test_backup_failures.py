@@ -19,9 +19,10 @@ from davsync.backup.runner import BackupRun, read_manifest
 from davsync.cli import main
 from davsync.errors import EXIT_ITEMS_FAILED, EXIT_UNREACHABLE, EXIT_WRONG_PASSPHRASE
 from tests.fixtures.ports import free_port
-from tests.fixtures.seaweed import PASSPHRASE, BackupEnv
-from tests.integration.backup_helpers import (
+from tests.fixtures.seaweed import (
     KDF,
+    PASSPHRASE,
+    BackupEnv,
     CountingStore,
     make_file,
     restore_opts,

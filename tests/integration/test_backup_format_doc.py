@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from davsync.backup.runner import BackupRun
-from tests.fixtures.seaweed import PASSPHRASE, BackupEnv
-from tests.integration.backup_helpers import make_file, run_opts
+from tests.fixtures.seaweed import PASSPHRASE, BackupEnv, make_file, run_opts
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "backup-format.md"
 

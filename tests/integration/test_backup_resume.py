@@ -11,8 +11,7 @@ from pathlib import Path
 
 from davsync.backup.restore import RestoreRun
 from davsync.backup.runner import BackupRun
-from tests.fixtures.seaweed import BackupEnv
-from tests.integration.backup_helpers import CountingStore, make_file, restore_opts, run_opts, tree
+from tests.fixtures.seaweed import BackupEnv, CountingStore, make_file, restore_opts, run_opts, tree
 
 
 def wait_for_parts(index: Path, client: object, bucket: str, proc: subprocess.Popen[bytes],

@@ -13,8 +13,15 @@ from davsync.backup.restore import RestoreRun
 from davsync.backup.runner import BackupRun
 from davsync.cli import main
 from davsync.config import load_config
-from tests.fixtures.seaweed import PASSPHRASE, BackupEnv
-from tests.integration.backup_helpers import CountingStore, make_file, restore_opts, run_opts, tree
+from tests.fixtures.seaweed import (
+    PASSPHRASE,
+    BackupEnv,
+    CountingStore,
+    make_file,
+    restore_opts,
+    run_opts,
+    tree,
+)
 
 MODES = ["client", "sse-c"]
 VCARDS = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:Ann\r\nEND:VCARD\r\n"

@@ -15,8 +15,7 @@ from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
 from davsync.credentials.secret import Secret
 from davsync.errors import DavsyncError
-from tests.fixtures.seaweed import BackupEnv, S3Bucket
-from tests.integration.backup_helpers import CountingStore, make_file, run_opts
+from tests.fixtures.seaweed import BackupEnv, CountingStore, S3Bucket, make_file, run_opts
 
 MiB = 1 << 20
 
