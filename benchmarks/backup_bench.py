@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,6 +167,7 @@ def run(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks --only backup")
     parser.add_argument("--quick", action="store_true", help="a 1/8 size data set")
     parser.add_argument("--no-refs", action="store_true", help="davsync only")
+    parser.add_argument("--repeat", type=int, default=3, help="no-change runs per contender")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) /
                         "davsync-backup-bench-data", help="where the generated data sets live")
     args, unknown = parser.parse_known_args(list(argv))
@@ -179,7 +181,8 @@ def run(argv: Sequence[str]) -> int:
     scale = 8 if args.quick else 1
     data = make_data(args.data, max(1, 20 // scale), 40, 2000 // scale, 100)
     total = data_size(data)
-    print(f"data: {total / MiB:.0f} MiB in {data}", flush=True)
+    print(f"data: {total / MiB:.0f} MiB in {data}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} (other work on the machine skews every number)", flush=True)
     with tempfile.TemporaryDirectory(prefix="davsync-backup-bench-") as tmp:
         work = Path(tmp)
         s3 = start_local_s3(work / "s3")
@@ -189,11 +192,13 @@ def run(argv: Sequence[str]) -> int:
             results = []
             for name, fn in contenders(s3, work, data, not args.no_refs):
                 seconds, rss = fn()  # type: ignore[operator]
-                again, rss2 = fn()  # type: ignore[operator]
-                results.append(Result(name, seconds, again, max(rss, rss2),
-                                      total / MiB / seconds))
+                again = [fn() for _ in range(args.repeat)]  # type: ignore[operator]
+                nochange = statistics.median(a[0] for a in again)
+                peak = max([rss] + [a[1] for a in again])
+                results.append(Result(name, seconds, nochange, peak, total / MiB / seconds))
                 print(f"{name:16} {total / MiB / seconds:7.1f} MiB/s  first {seconds:6.2f} s  "
-                      f"no-change {again:5.2f} s  peak RSS {max(rss, rss2):5.0f} MB", flush=True)
+                      f"no-change {nochange:5.2f} s (median of {args.repeat})  "
+                      f"peak RSS {peak:5.0f} MB", flush=True)
         finally:
             s3.stop()
     return report(results)

@@ -3,13 +3,11 @@ each also behind RetryingStore. Plus the runner's offline no-change path and unm
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from davsync.backup.progress import Progress
 from davsync.backup.runner import BackupRun, run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
@@ -96,18 +94,6 @@ def test_unmetered_only_waits_while_metered(backup_env: BackupEnv) -> None:
     stats = BackupRun(backup_env.backup_config(), run_opts(
         metered=lambda: answers.pop(0), metered_wait=0.01)).run().to_json()
     assert answers == [] and stats["succeeded_files"] == 1
-
-
-def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
-    out = io.StringIO()
-    progress = Progress("backup", stream=out, interval=0.0)
-    progress.start(2, 2 * MiB)
-    progress.advance(MiB)
-    progress.file_done()
-    progress.close()
-    lines = out.getvalue().splitlines()
-    assert lines and lines[-1].startswith("backup: 1/2 files, 1.0 MiB/2.0 MiB")
-    assert "/s" in lines[-1] and "\r" not in out.getvalue()
 
 
 def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> None:
