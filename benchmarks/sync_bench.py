@@ -63,6 +63,7 @@ class Options:
     vdirsyncer: bool
     keep: bool
     json_path: Path | None
+    davsync_server: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -80,6 +81,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--no-vdirsyncer", action="store_true", help="skip the vdirsyncer column")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (path printed)")
     parser.add_argument("--json", type=Path, help="results file (default benchmarks/results/)")
+    parser.add_argument("--davsync-set", action="append", default=[], metavar="KEY=TOML",
+                        help="extra davsync [server] option for tuning, e.g. multiget_batch=500")
     args, unknown = parser.parse_known_args(list(argv))
     if unknown:
         print(f"sync benchmark: ignoring options meant for another benchmark: {unknown}")
@@ -91,6 +94,10 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error(f"--sizes must be comma-separated numbers, not {sizes!r}")
     if not size_list or min(size_list) < 10:
         parser.error("--sizes needs at least one size of 10 or more")
+    for setting in args.davsync_set:
+        key, sep, value = setting.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            parser.error(f"--davsync-set wants KEY=VALUE (a TOML value), not {setting!r}")
     return Options(
         upload=args.upload or (200 if quick else 2000),
         sizes=size_list,
@@ -99,6 +106,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         vdirsyncer=not args.no_vdirsyncer,
         keep=bool(args.keep),
         json_path=args.json,
+        davsync_server=tuple(args.davsync_set),
     )
 
 
@@ -457,13 +465,14 @@ class Client:
 class Davsync(Client):
     name = "davsync"
 
-    def __init__(self, server: Radicale, work: Path, user: str) -> None:
+    def __init__(self, server: Radicale, work: Path, user: str,
+                 extra: Sequence[str] = ()) -> None:
         super().__init__(server, work, user)
         self.binary = davsync_binary()
         self.config = work / "davsync.toml"
         self.config.write_text(
             f'[server]\nurl = "{server.url}"\nusername = "{user}"\npassword = "{PASSWORD}"\n'
-            f'addressbook = "{COLLECTION}"\n'
+            f'addressbook = "{COLLECTION}"\n' + "".join(f"{line}\n" for line in extra) +
             f'[device]\ncontacts = "{self.vdir}"\n'
             f'[state]\ndir = "{work / "state"}"\n',
             encoding="utf-8",
@@ -585,7 +594,7 @@ def scenario_first_upload(opts: Options, work: Path, report: Report,
         _upload_limits(server, items, opts.put_sample, report)
         row = Row("first upload into a new collection", len(items),
                   target="<= vdirsyncer/3")
-        dav = Davsync(server, work / "davsync", "davsync")
+        dav = Davsync(server, work / "davsync", "davsync", opts.davsync_server)
         datagen.write_vdir(dav.vdir, items, ".vcf")
         row.davsync = dav.sync()
         row.davsync = _verify_server_count(row.davsync, server, "davsync", len(items))
@@ -679,7 +688,7 @@ def scenario_existing(opts: Options, size: int, work: Path, report: Report,
             seed.touch_principal()
             seconds = median_time(lambda: seed.bulk_put(COLLECTION, datagen.bulk_body(items)), 1)
             report.limits.append(Limit("one bulk PUT of the whole collection", size, seconds, "s"))
-            clients.append(Davsync(server, work / "davsync", "davsync"))
+            clients.append(Davsync(server, work / "davsync", "davsync", opts.davsync_server))
             if vdirsyncer_exe is not None:
                 clients.append(Vdirsyncer(server, work / "vdirsyncer", "vdirsyncer",
                                           vdirsyncer_exe))
@@ -991,6 +1000,8 @@ def run(argv: Sequence[str]) -> int:
             print(f"vdirsyncer unavailable ({exc}); running without its column. "
                   f"Remove {VDIRSYNCER_VENV} and retry once PyPI is reachable.")
     report = Report(versions(vs_version))
+    if opts.davsync_server:
+        report.versions["davsync [server] overrides"] = "; ".join(opts.davsync_server)
     work = Path(tempfile.mkdtemp(prefix="davsync-bench-"))
     started = time.perf_counter()
     try:
