@@ -64,6 +64,7 @@ class Options:
     keep: bool
     json_path: Path | None
     davsync_server: tuple[str, ...] = ()
+    markdown: bool = False
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -81,6 +82,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--no-vdirsyncer", action="store_true", help="skip the vdirsyncer column")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (path printed)")
     parser.add_argument("--json", type=Path, help="results file (default benchmarks/results/)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables as markdown too (for benchmarks/README.md)")
     parser.add_argument("--davsync-set", action="append", default=[], metavar="KEY=TOML",
                         help="extra davsync [server] option for tuning, e.g. multiget_batch=500")
     args, unknown = parser.parse_known_args(list(argv))
@@ -107,6 +110,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         keep=bool(args.keep),
         json_path=args.json,
         davsync_server=tuple(args.davsync_set),
+        markdown=bool(args.markdown),
     )
 
 
@@ -756,7 +760,7 @@ def _server_limits(seed: TightClient, size: int, opts: Options, report: Report,
     listing = median_time(lambda: seed.etag_listing(COLLECTION), max(1, opts.repeat))
     report.limits.append(Limit("PROPFIND Depth 1 etag listing", size, listing * 1000, "ms"))
     hrefs = seed.hrefs(COLLECTION)
-    for batch in (50, len(hrefs)):
+    for batch in sorted({min(50, len(hrefs)), len(hrefs)}):
         seconds = median_time(partial(seed.multiget, COLLECTION, hrefs[:batch]), 1)
         report.limits.append(Limit(f"one multiget of {batch} items", size, seconds * 1000, "ms"))
     seconds = median_time(lambda: seed.get_collection(COLLECTION), 1)
@@ -895,7 +899,12 @@ def _ratio(row: Row) -> str:
     return f"{b / a:.1f}x" if a > 0 else "-"
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool = False) -> str:
+    """A plain-text table, or a GitHub markdown one to paste into benchmarks/README.md."""
+    if markdown:
+        out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return "\n".join(out)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -903,7 +912,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def render(report: Report) -> str:
+def render(report: Report, markdown: bool = False) -> str:
     verdict = {True: "PASS", False: "FAIL", None: ""}
     rows = []
     for row in report.rows:
@@ -916,7 +925,7 @@ def render(report: Report) -> str:
     parts = [
         "Sync benchmark: " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
         table(["scenario", "items", "davsync", "vdirsyncer", "vdirsyncer/davsync", "result",
-               "target"], rows),
+               "target"], rows, markdown),
     ]
     notes = [f"- {r.scenario} @{r.items}: {r.note}" for r in report.rows if r.note]
     errors = [f"- {r.scenario} @{r.items} {name}: {m.error}"
@@ -935,7 +944,7 @@ def render(report: Report) -> str:
     limits = [[lim.metric, str(lim.items) if lim.items else "-", _fmt_value(lim)]
               for lim in report.limits]
     parts.append("Server limits (tight httpx client, one keep-alive connection):\n"
-                 + table(["measurement", "items", "value"], limits))
+                 + table(["measurement", "items", "value"], limits, markdown))
     return "\n\n".join(parts)
 
 
@@ -1021,5 +1030,7 @@ def run(argv: Sequence[str]) -> int:
     report.versions["load at end"] = f"{os.getloadavg()[0]:.1f}"
     print()
     print(render(report))
+    if opts.markdown:
+        print("\n" + render(report, markdown=True))
     print(f"\n({time.perf_counter() - started:.0f} s; results in {save(report, opts.json_path)})")
     return 1 if any(row.ok is False for row in report.rows) else 0
