@@ -10,7 +10,6 @@ import click
 
 from davsync.appctx import AppContext, pass_app
 from davsync.backup.progress import human_bytes
-from davsync.backup.repo import open_repository
 from davsync.backup.settings import ALL_CATEGORIES, parse_backup
 from davsync.backup.stats import Stats, read_status
 from davsync.config import Config
@@ -57,6 +56,8 @@ def key(app: AppContext, sse_c: bool) -> None:
 
     Anyone with this key and the bucket credentials can read the backup: keep it secret.
     """
+    from davsync.backup.repo import open_repository
+
     cfg = parse_backup(app.config())
     repo = open_repository(cfg, create=False)
     repo.close()

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from davsync.backup.format import decrypt_bytes, encrypt_bytes
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, new_keyinfo, unlock
 from davsync.backup.policy import check_passphrase
 from davsync.backup.settings import BackupConfig
@@ -67,9 +66,13 @@ class Repository:
         return self.encryption == "client"
 
     def seal(self, data: bytes) -> bytes:
+        from davsync.backup.format import encrypt_bytes
+
         return encrypt_bytes(self.keys.data, data) if self.client_side else data
 
     def unseal(self, data: bytes) -> bytes:
+        from davsync.backup.format import decrypt_bytes
+
         return decrypt_bytes(self.keys.data, data) if self.client_side else data
 
     def data_object(self, label: str) -> str:

@@ -21,16 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from davsync.backup.format import (
-    DEFAULT_SEGMENT_SIZE,
-    DecryptError,
-    Encryptor,
-    encrypt_bytes,
-    encrypted_size,
-    segment_count,
-)
 from davsync.backup.index import Index, MultipartState
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, unlock
 from davsync.backup.manifest import Manifest, ManifestError, Snapshot
@@ -53,9 +45,12 @@ from davsync.backup.store import NotFound, Part, StoreError
 from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError, DavsyncError
 
+if TYPE_CHECKING:
+    from davsync.backup.format import Encryptor
+
 log = logging.getLogger(__name__)
 INDEX_FILE = "backup.sqlite"
-SEGMENT = DEFAULT_SEGMENT_SIZE
+SEGMENT = 1 << 20   # format.DEFAULT_SEGMENT_SIZE; format (and OpenSSL) loads only to upload
 MANIFEST_EVERY = 120.0
 PACK_FILE_MAX = 512 * 1024      # files up to this size share pack objects...
 PACK_TARGET = 8 << 20           # ...of about this size (one request instead of hundreds)
@@ -151,8 +146,12 @@ class Uploader:
 
     def __init__(self, repo: Repository, index: Index, part_size: int, progress: Progress,
                  part_pool: ThreadPoolExecutor, buffers: int, now: float) -> None:
+        from davsync.backup import format as fmt
+
+        assert fmt.DEFAULT_SEGMENT_SIZE == SEGMENT
         if part_size % SEGMENT:
             raise ValueError("part_size must be a multiple of the segment size")
+        self.fmt = fmt
         self.repo = repo
         self.store = repo.store
         self.index = index
@@ -226,7 +225,7 @@ class Uploader:
                 except FileChanged as exc:
                     out.error = str(exc)
                     continue
-                blob = encrypt_bytes(self.repo.keys.data, data, SEGMENT) \
+                blob = self.fmt.encrypt_bytes(self.repo.keys.data, data, SEGMENT) \
                     if self.repo.client_side else data
                 rec = Record(f.category, f.name, f.path, f.size, f.mtime_ns, f.inode,
                              hashlib.sha256(data).hexdigest(), obj, len(blob), self.now,
@@ -253,7 +252,7 @@ class Uploader:
     def upload(self, f: ScannedFile) -> Record:
         obj = self.repo.data_object(
             f"file\0{f.category}\0{f.name}\0{f.size}\0{f.mtime_ns}\0{f.inode}")
-        stored = encrypted_size(f.size, SEGMENT) if self.repo.client_side else f.size
+        stored = self.fmt.encrypted_size(f.size, SEGMENT) if self.repo.client_side else f.size
         if self.index.pending_size(obj) == stored and self.store.head(obj) == stored:
             # An interrupted run stored it but did not record it: only the hash is missing.
             sha = hash_file(f.path)
@@ -283,8 +282,9 @@ class Uploader:
     def _put_single(self, f: ScannedFile, obj: str) -> str:
         digest = hashlib.sha256()
         with self.tokens, open(f.path, "rb") as fh:
-            enc = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
-            total = segment_count(f.size, SEGMENT)
+            enc = self.fmt.Encryptor(self.repo.keys.data, SEGMENT) \
+                if self.repo.client_side else None
+            total = self.fmt.segment_count(f.size, SEGMENT)
             body, plain_len = self._read_part(fh, enc, 1, total, total, digest, True)
             if plain_len != f.size or fh.read(1):
                 raise FileChanged("changed size while being read; it will be backed up on the "
@@ -316,15 +316,16 @@ class Uploader:
         state, done = self._resume_state(f, obj)
         if state is None:
             upload_id = self.store.create_multipart(obj)
-            fresh = Encryptor(self.repo.keys.data, SEGMENT) if self.repo.client_side else None
+            fresh = self.fmt.Encryptor(self.repo.keys.data, SEGMENT) \
+                if self.repo.client_side else None
             state = MultipartState(obj, upload_id, f.size, f.mtime_ns, f.inode,
                                    fresh.salt if fresh else None,
                                    fresh.nonce_prefix if fresh else None, self.part_size)
             self.index.save_multipart(state)
         enc = None
         if self.repo.client_side:
-            enc = Encryptor(self.repo.keys.data, SEGMENT, state.salt, state.nonce_prefix)
-        total_segments = segment_count(f.size, SEGMENT)
+            enc = self.fmt.Encryptor(self.repo.keys.data, SEGMENT, state.salt, state.nonce_prefix)
+        total_segments = self.fmt.segment_count(f.size, SEGMENT)
         per_part = self.part_size // SEGMENT
         part_count = -(-total_segments // per_part)
         digest = hashlib.sha256()
@@ -435,8 +436,9 @@ class BackupRun:
                 unlocking = kdf.submit(unlock_cached, self.cfg, index, passphrase)
                 scanned, errors = scan(self.cfg.roots)
                 snaps = self._take_snapshots()
+                quiet = self._nothing_to_do(index, scanned, snaps, now)
                 unlocked = unlocking.result()
-            if unlocked is not None and self._nothing_to_do(index, scanned, snaps, now):
+            if unlocked is not None and quiet:
                 self._count_unchanged(scanned, errors, snaps, now)
                 return self.stats
             self._wait_unmetered()
@@ -772,6 +774,8 @@ def read_manifest(repo: Repository) -> Manifest | None:
         blob = repo.store.get(MANIFEST)
     except NotFound:
         return None
+    from davsync.backup.format import DecryptError
+
     try:
         return Manifest.from_bytes(repo.unseal(blob))
     except (DecryptError, ManifestError) as exc:
