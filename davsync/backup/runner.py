@@ -145,7 +145,8 @@ class Uploader:
     """Uploads one file at a time per calling thread; parts of big files go to `part_pool`."""
 
     def __init__(self, repo: Repository, index: Index, part_size: int, progress: Progress,
-                 part_pool: ThreadPoolExecutor, buffers: int, now: float) -> None:
+                 part_pool: ThreadPoolExecutor, buffers: int, now: float,
+                 gate: Callable[[], None] = lambda: None) -> None:
         from davsync.backup import format as fmt
 
         assert fmt.DEFAULT_SEGMENT_SIZE == SEGMENT
@@ -160,12 +161,15 @@ class Uploader:
         self.part_pool = part_pool
         self.tokens = threading.BoundedSemaphore(buffers)
         self.now = now
+        self.gate = gate
 
     def process(self, f: ScannedFile, prev: Record | None, check_hash: bool,
                 upload: bool = True) -> Outcome:
         """One file; with `upload` False a changed file comes back with neither record nor
         error, for the caller to pack."""
         out = Outcome(f, prev)
+        if upload:
+            self.gate()
         try:
             if check_hash and prev is not None and hash_file(f.path) == prev.sha256:
                 self.progress.advance(f.size)
@@ -183,6 +187,7 @@ class Uploader:
 
     def process_pack(self, batch: list[tuple[ScannedFile, Record | None, bool]]) -> list[Outcome]:
         """Small files: hash-check the doubtful ones, then send the rest as one pack object."""
+        self.gate()
         outs: list[Outcome] = []
         to_pack: list[tuple[ScannedFile, Record | None]] = []
         for f, prev, check_hash in batch:
@@ -407,17 +412,31 @@ class BackupRun:
         self.opts = opts or RunOptions()
         self.stats = Stats()
         self.stats_file = StatsFile(cfg.state_dir)
+        self._metered_lock = threading.Lock()
+        self._metered_checked = -float("inf")
+        self._metered_check = MeteredCheck()
 
     def _wait_unmetered(self) -> None:
+        """With `unmetered_only`, block while the network is metered. Called before the first
+        request and by every worker before each file, asking NetworkManager at most once per
+        `metered_wait` seconds, so a run that starts on Wi-Fi pauses on a phone hotspot."""
         if not self.cfg.unmetered_only:
             return
-        check = self.opts.metered or MeteredCheck()
-        told = False
-        while check():
-            if not told:
-                log.warning("backup: the network is metered; waiting (unmetered_only = true)")
-                told = True
-            time.sleep(self.opts.metered_wait)
+        with self._metered_lock:
+            now = time.monotonic()
+            if now - self._metered_checked < self.opts.metered_wait:
+                return
+            check = self.opts.metered or self._metered_check
+            told = False
+            while check():
+                if not told:
+                    log.warning("backup: the network is metered; waiting "
+                                "(unmetered_only = true)")
+                    told = True
+                time.sleep(self.opts.metered_wait)
+            if told:
+                log.warning("backup: the network is unmetered again; continuing")
+            self._metered_checked = time.monotonic()
 
     def run(self) -> Stats:
         now = self.opts.now()
@@ -552,7 +571,7 @@ class BackupRun:
         with ThreadPoolExecutor(workers, "backup-part") as parts, \
                 ThreadPoolExecutor(workers, "backup-file") as files:
             uploader = Uploader(repo, index, self.cfg.part_size, progress, parts,
-                                buffers=workers, now=now)
+                                buffers=workers, now=now, gate=self._wait_unmetered)
             work = [(f, prev, False) for f, prev in p.upload]
             work += [(f, prev, True) for f, prev in p.check_hash]
             jobs = [files.submit(_one, uploader, f, prev, check)

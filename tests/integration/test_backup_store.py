@@ -87,13 +87,22 @@ def test_no_change_run_sends_no_request_at_all(backup_env: BackupEnv) -> None:
     assert stats["status"] == "COMPLETED" and stats["succeeded_files"] == 1
 
 
-def test_unmetered_only_waits_while_metered(backup_env: BackupEnv) -> None:
+def test_unmetered_only_waits_while_metered_before_and_during_the_run(
+        backup_env: BackupEnv) -> None:
     backup_env.write_config(extra="unmetered_only = true")
     make_file(backup_env.media / "Pictures" / "p.jpg", 100)
-    answers = [True, True, False]
+    make_file(backup_env.media / "Videos" / "v.mp4", 600_000)
+    answers = [True, True, False, True, False, False, False]
+    asked: list[bool] = []
+
+    def metered() -> bool:
+        asked.append(answers.pop(0))
+        return asked[-1]
+
     stats = BackupRun(backup_env.backup_config(), run_opts(
-        metered=lambda: answers.pop(0), metered_wait=0.01)).run().to_json()
-    assert answers == [] and stats["succeeded_files"] == 1
+        metered=metered, metered_wait=0.0)).run().to_json()
+    assert stats["succeeded_files"] == 2
+    assert asked[:3] == [True, True, False] and len(asked) >= 4   # asked again per file
 
 
 def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> None:
