@@ -1,4 +1,6 @@
-"""A multi-GB file streams through backup and restore with bounded memory (real processes)."""
+"""A multi-GB file streams through backup and restore with bounded memory (real processes).
+
+2 GiB by default (about 40 s here); DAVSYNC_TEST_LARGE_GIB=3 for more."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 
 from tests.fixtures.seaweed import BackupEnv
 
-SIZE = int(os.environ.get("DAVSYNC_TEST_LARGE_GIB", "1")) << 30
+SIZE = int(os.environ.get("DAVSYNC_TEST_LARGE_GIB", "2")) << 30
 # Streaming, not a speed/size target: memory must stay far below the file's size whatever the
 # machine's load (under `pytest -n 2` parts queue longer). The 150 MB target is measured by
 # benchmarks/backup_bench.py, where targets belong.
@@ -52,16 +54,17 @@ def test_multi_gb_sparse_file_round_trip_with_bounded_memory(backup_env: BackupE
         fh.write(b"end")
     config = ["--config", str(backup_env.config_path)]
     started = time.monotonic()
-    code, rss, output = run_measured([*config, "backup", "-q"])
+    code, backup_rss, output = run_measured([*config, "backup", "-q"])
     backup_seconds = time.monotonic() - started
     assert code == 0, output
-    assert rss < PEAK_RSS_LIMIT, f"backup peak RSS {rss >> 20} MiB"
+    assert backup_rss < PEAK_RSS_LIMIT, f"backup peak RSS {backup_rss >> 20} MiB"
     out = backup_env.root / "out"
-    code, rss, output = run_measured([*config, "restore", "-q", "--to", str(out)])
+    code, restore_rss, output = run_measured([*config, "restore", "-q", "--to", str(out)])
     assert code == 0, output
-    assert rss < PEAK_RSS_LIMIT, f"restore peak RSS {rss >> 20} MiB"
+    assert restore_rss < PEAK_RSS_LIMIT, f"restore peak RSS {restore_rss >> 20} MiB"
     restored = out / "videos" / "Videos" / "huge.mkv"
     assert restored.stat().st_size == SIZE
     assert restored.stat().st_mtime_ns == big.stat().st_mtime_ns
     assert sha256_file(restored) == sha256_file(big)
-    print(f"\n{SIZE >> 20} MiB: backup {backup_seconds:.1f} s")
+    print(f"\n{SIZE >> 20} MiB: backup {backup_seconds:.1f} s, peak RSS backup "
+          f"{backup_rss >> 20} MiB, restore {restore_rss >> 20} MiB")
