@@ -44,17 +44,18 @@ class UnsafeName(ValueError):
 
 
 def safe_parts(name: str) -> list[str]:
-    """The path components of a stored name, or UnsafeName saying why it is refused (pure)."""
+    """The path components of a stored name, or UnsafeName saying why it is refused (pure).
+
+    POSIX rules: `/` is the only separator, so a backslash or a colon is an ordinary character.
+    """
     if not name or "\0" in name:
         raise UnsafeName("empty name or NUL byte")
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/"):
         raise UnsafeName("absolute path")
     parts = name.split("/")
     for part in parts:
         if part in ("", ".", ".."):
             raise UnsafeName("'..', '.' or empty path component")
-        if "\\" in part:
-            raise UnsafeName("backslash in a path component")
     return parts
 
 

@@ -29,7 +29,7 @@ def test_events_and_todos_are_counted_not_alarms_or_timezones() -> None:
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "", "a\0b",
-                                  "C:evil", "a\\..\\b", "a/.."])
+                                  "a/..", "a/./b", "a/"])
 def test_unsafe_names_are_refused(name: str) -> None:
     with pytest.raises(UnsafeName):
         safe_parts(name)
@@ -38,6 +38,7 @@ def test_unsafe_names_are_refused(name: str) -> None:
 def test_ordinary_names_pass() -> None:
     assert safe_parts("Pictures/2024/ü b.jpg") == ["Pictures", "2024", "ü b.jpg"]
     assert safe_parts("..hidden/x..y") == ["..hidden", "x..y"]
+    assert safe_parts("C:notes/a\\..\\b") == ["C:notes", "a\\..\\b"]   # not separators here
 
 
 @pytest.mark.parametrize(("output", "metered"), [
