@@ -59,6 +59,18 @@ class Index:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after the first schema (user_version 0 -> 1): packs of small files."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version < 1:
+            for table, column, decl in (("files", "offset", "INTEGER NOT NULL DEFAULT 0"),
+                                        ("pending", "members", "TEXT")):
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            self._db.execute("PRAGMA user_version = 1")
 
     def close(self) -> None:
         self._db.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
+
+# botocore's DEBUG log prints request headers, and with SSE-C one of them is the key: keep it
+# quiet even under `davsync -vv` (our own logger says what the store does).
+for _name in ("botocore", "boto3", "s3transfer"):
+    logging.getLogger(_name).setLevel(logging.INFO)
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchUpload", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -238,3 +241,20 @@ def test_pack_stored_but_not_recorded_is_not_sent_again(backup_env: BackupEnv,
     RestoreRun(cfg, out, ["images"], restore_opts()).run()
     assert tree(out / "images") == {f"Pictures/{k}": v
                                     for k, v in tree(backup_env.media / "Pictures").items()}
+
+
+def test_very_verbose_sse_c_run_logs_no_key_and_no_secret(backup_env: BackupEnv) -> None:
+    backup_env.write_config("sse-c")
+    make_file(backup_env.media / "Pictures" / "p.jpg", 600_000)
+    BackupRun(backup_env.backup_config(), run_opts()).run()          # fast-KDF repository
+    make_file(backup_env.media / "Videos" / "v.mp4", 6 << 20)         # something to send
+    repo = open_repository(backup_env.backup_config(), create=False, kdf=KDF)
+    repo.close()
+    davsync = str(Path(sys.executable).parent / "davsync")
+    proc = subprocess.run([davsync, "-vv", "--config", str(backup_env.config_path), "backup",
+                           "-q"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout + proc.stderr
+    assert "DEBUG" in text                                    # -vv really logged
+    assert base64.b64encode(repo.keys.sse_c).decode() not in text
+    assert PASSPHRASE not in text and backup_env.bucket.server.secret_key not in text
