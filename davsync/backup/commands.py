@@ -37,7 +37,11 @@ def _report(kind: str, stats: Stats) -> int:
 @pass_app
 @click.pass_context
 def backup(ctx: click.Context, app: AppContext, quiet: bool) -> None:
-    """Back up media, documents, contacts and calendars to encrypted S3."""
+    """Back up media, documents, contacts and calendars to encrypted S3.
+
+    Exit status: 0 all backed up, 1 some files failed (each is named), 2 configuration error,
+    3 the server is unreachable or refused the credentials, 4 wrong passphrase.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from davsync.backup.runner import BackupRun, RunOptions
