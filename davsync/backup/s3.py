@@ -102,7 +102,12 @@ class S3Store:
         try:
             self._call("head bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
         except NotFound:
-            self._call("create bucket", lambda: self.client.create_bucket(Bucket=self.bucket))
+            region = self.client.meta.region_name
+            extra: dict[str, Any] = {}
+            if region and region != "us-east-1":   # AWS wants the region said twice elsewhere
+                extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            self._call("create bucket", lambda: self.client.create_bucket(Bucket=self.bucket,
+                                                                          **extra))
 
     def put(self, name: str, data: bytes | bytearray) -> None:
         self._call(f"put {name}", lambda: self.client.put_object(
