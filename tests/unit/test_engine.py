@@ -160,3 +160,19 @@ def test_invalid_sync_token_falls_back_to_full_listing(tmp_path: Path) -> None:
     rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
     assert rig.sync().downloaded == 1
     assert rig.device() == {"a": "Anna", "b": "Bruno"}
+
+
+def test_server_without_sync_collection_uses_etag_listing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.remote.supports_sync_collection = lambda: False  # type: ignore[method-assign]
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
+    rig.sync()
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno B."))
+    rig.remote.delete_raw("/u/c/a.vcf")
+    report = rig.sync()
+    assert (report.downloaded, report.deleted_local) == (1, 1)
+    assert rig.device() == rig.server() == {"b": "Bruno B."}
+    rig.remote.requests = 0
+    rig.sync()
+    assert rig.remote.requests == 1  # unchanged ctag: the probe only

@@ -1,0 +1,47 @@
+"""The SQLite state store: migrations, records, and refusing a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from davsync.core.plan import Synced
+from davsync.state.migrations import STEPS
+from davsync.state.store import StateError, StateStore
+
+
+def test_fresh_store_is_migrated_and_round_trips(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "s.sqlite")
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(STEPS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.save_collection("c", "contacts", "http://x/c/")
+    store.save_marks("c", "ctag1", "tok1")
+    rec = Synced("u", "u.vcf", "1:2:3", "/c/u.vcf", '"e"', "h")
+    store.record("c", rec, "BEGIN:VCARD\r\nFN:Zoë\r\nEND:VCARD\r\n")
+    store.close()
+    again = StateStore(tmp_path / "s.sqlite")
+    assert again.items("c") == {"u": rec}
+    assert again.content("c", "u") == "BEGIN:VCARD\r\nFN:Zoë\r\nEND:VCARD\r\n"
+    coll = again.collection("c")
+    assert coll is not None and (coll.ctag, coll.sync_token) == ("ctag1", "tok1")
+    again.forget("c", "u")
+    assert again.items("c") == {}
+
+
+def test_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(STEPS) + 1}")
+    db.close()
+    with pytest.raises(StateError, match="upgrade davsync"):
+        StateStore(path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateError, match="unusable"):
+        StateStore(path)
