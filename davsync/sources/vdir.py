@@ -6,12 +6,15 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from davsync.core.item import SUFFIX, Kind
 from davsync.sources.base import SourceError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
+_TMP_PREFIX = ".davsync-"
+_STALE_TMP_SECONDS = 600  # a run killed mid-write leaves its temporary file behind
 
 
 def _sig(st: os.stat_result) -> str:
@@ -30,6 +33,9 @@ class VdirSource:
         out = {}
         with os.scandir(self.path) as entries:
             for entry in entries:
+                if entry.name.startswith(_TMP_PREFIX):
+                    self._remove_if_stale(entry)
+                    continue
                 if entry.name.endswith(self.suffix) and not entry.name.startswith("."):
                     try:
                         if entry.is_file(follow_symlinks=False):
@@ -37,6 +43,14 @@ class VdirSource:
                     except FileNotFoundError:  # deleted while we looked
                         continue
         return out
+
+    @staticmethod
+    def _remove_if_stale(entry: os.DirEntry[str]) -> None:
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_TMP_SECONDS:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
 
     def _file(self, name: str) -> Path:
         if "/" in name or "\\" in name or name in {"", ".", ".."} or "\0" in name:
@@ -88,7 +102,7 @@ class VdirSource:
     def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
         target = self._file(name)
         self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".davsync-", suffix=".tmp", dir=self.path)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
