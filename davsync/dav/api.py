@@ -42,7 +42,8 @@ class DavAuthError(AuthError):
 
 @dataclass(frozen=True)
 class Probe:
-    """The cheapest change marker a collection offers (CalendarServer getctag, else sync-token)."""
+    """The cheapest change marker a collection offers: CalendarServer getctag when the server
+    has it (then `sync_token` is None), else the sync-token."""
 
     ctag: str | None
     sync_token: str | None
@@ -115,7 +116,7 @@ class DavCollection(Protocol):
         ...
 
     def probe(self) -> Probe:
-        """PROPFIND Depth 0 for getctag and sync-token: one request."""
+        """PROPFIND Depth 0 for getctag (one request), or the sync-token where there is none."""
         ...
 
     def supports_sync_collection(self) -> bool: ...
