@@ -34,6 +34,7 @@ from davsync.sources.base import Source, SourceError
 from davsync.state.store import StateStore
 
 log = logging.getLogger(__name__)
+_RECORD_BATCH = 200
 
 
 @dataclass
@@ -113,6 +114,7 @@ class CollectionSync:
         self._exists = remote.exists
         self._recheck: set[str] = set()  # hrefs to compare again next run (thread-safe add)
         self._extra: list[Outcome] = []  # outcomes of follow-up actions taken in a worker
+        self._pending_records: list[Outcome] = []
 
     # ---- gathering ---------------------------------------------------------------------
 
@@ -292,6 +294,7 @@ class CollectionSync:
             self.report.error(self.name, guard)
             return self.report
         self._execute(actions)
+        self.source.flush()
         self._save_marks(server)
         return self.report
 
@@ -317,6 +320,7 @@ class CollectionSync:
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             for outcome in pool.map(self._perform_safely, remote):
                 self._record(outcome)
+        self._commit()
 
     def _bulk_create(self, creates: list[Action]) -> None:
         items = [(a.uid, _seen(a.device).item.data) for a in creates]
@@ -347,18 +351,29 @@ class CollectionSync:
             return None
 
     def _record(self, outcome: Outcome | None) -> None:
-        """Only ever called on the main thread: the state store is not shared with workers."""
+        """Queue an outcome; only ever called on the main thread (the state store is not
+        shared with workers)."""
         while self._extra:
-            self._record_one(self._extra.pop())
+            self._pending_records.append(self._extra.pop())
         if outcome is not None:
-            self._record_one(outcome)
+            self._pending_records.append(outcome)
+        if len(self._pending_records) >= _RECORD_BATCH:
+            self._commit()
 
-    def _record_one(self, outcome: Outcome) -> None:
-        uid, synced, text = outcome
-        if synced is None:
-            self.store.forget(self.name, uid)
-        else:
-            self.store.record(self.name, synced, text)
+    def _commit(self) -> None:
+        """Make the device writes durable (one directory fsync), then record their outcomes in
+        one transaction. A crash before this point loses only records, never data: the next
+        run finds the same content on both sides and records it then."""
+        if not self._pending_records:
+            return
+        self.source.flush()
+        with self.store.transaction():
+            for uid, synced, text in self._pending_records:
+                if synced is None:
+                    self.store.forget(self.name, uid)
+                else:
+                    self.store.record(self.name, synced, text)
+        self._pending_records.clear()
 
     def _perform(self, action: Action) -> Outcome | None:
         op, uid, d, s, base = action.op, action.uid, action.device, action.server, action.base

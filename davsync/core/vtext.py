@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 _FOLD = re.compile(r"\r?\n[ \t]")
 _NEWLINE = re.compile(r"\r\n|\n|\r")
+_NAME = re.compile(r"[A-Z0-9-]+")
 
 
 class ParseError(ValueError):
@@ -69,6 +70,10 @@ class Component:
 
 def split_line(line: str) -> Prop:
     """Split a content line into name, parameters and value, honouring quoted parameters."""
+    colon = line.find(":")
+    if colon > 0 and '"' not in line[:colon]:  # the common case: no quoted parameter
+        head, value = line[:colon], line[colon + 1 :]
+        return _prop(head.split(";"), value, line)
     in_quotes = False
     for idx, char in enumerate(line):
         if char == '"':
@@ -78,9 +83,12 @@ def split_line(line: str) -> Prop:
             break
     else:
         raise ParseError(f"line without ':' separator: {line[:60]!r}")
-    parts = _split_params(head)
+    return _prop(_split_params(head), value, line)
+
+
+def _prop(parts: list[str], value: str, line: str) -> Prop:
     name = parts[0].rsplit(".", 1)[-1].upper()  # drop vCard group prefix "item1."
-    if not name or not re.fullmatch(r"[A-Z0-9-]+", name):
+    if not _NAME.fullmatch(name):
         raise ParseError(f"invalid property name {parts[0][:40]!r}")
     params = []
     for raw in parts[1:]:

@@ -39,3 +39,10 @@ class Source(Protocol):
         ...
 
     def delete(self, name: str, expect_sig: str | None) -> None: ...
+
+    def flush(self) -> None:
+        """Make every create/write/delete so far durable (e.g. fsync the directory).
+
+        Individual writes are atomic and their data is synced, but the store may batch the
+        durability of names; the engine calls this before it records outcomes."""
+        ...

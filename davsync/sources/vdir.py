@@ -27,6 +27,7 @@ class VdirSource:
         self.kind: Kind = kind
         self.suffix = SUFFIX[kind]
         self.location = str(path)
+        self._dirty = False  # names changed since the last directory fsync
 
     def scan(self) -> dict[str, str]:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ class VdirSource:
             self._file(name).unlink()
         except FileNotFoundError:
             return
-        self._fsync_dir()
+        self._dirty = True
 
     def _check(self, name: str, expect_sig: str | None) -> None:
         if expect_sig is None:
@@ -120,12 +121,15 @@ class VdirSource:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
-        self._fsync_dir()
+        self._dirty = True
         return _sig(target.stat())
 
-    def _fsync_dir(self) -> None:
+    def flush(self) -> None:
+        if not self._dirty:
+            return
         fd = os.open(self.path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._dirty = False
