@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,7 +29,13 @@ from davsync.core.plan import (
     plan,
     resolve_conflicts,
 )
-from davsync.dav.api import DavCollection, DavError, InvalidSyncToken, PreconditionFailed
+from davsync.dav.api import (
+    DavCollection,
+    DavError,
+    InvalidSyncToken,
+    PreconditionFailed,
+    Probe,
+)
 from davsync.sources.base import Source, SourceError
 from davsync.state.store import StateStore
 
@@ -178,7 +184,9 @@ class CollectionSync:
             return None
         return Seen(name, sig, item)
 
-    def server_changes(self, state: dict[str, Synced]) -> _ServerView:
+    def server_changes(
+        self, state: dict[str, Synced], probe_future: Future[Probe] | None = None
+    ) -> _ServerView:
         """Probe first, so that a change made while we list is seen by the next run."""
         coll = self.store.collection(self.name)
         old_ctag = coll.ctag if coll else None
@@ -187,7 +195,7 @@ class CollectionSync:
         if not self._exists:
             return _ServerView({}, None, None, read=False)
         try:
-            probe = self.remote.probe()
+            probe = probe_future.result() if probe_future else self.remote.probe()
         except DavError as exc:
             if exc.status != 404:
                 raise
@@ -281,10 +289,12 @@ class CollectionSync:
     def run(self) -> CollectionReport:
         if self.store.collection(self.name) is None:
             self.store.save_collection(self.name, self.source.kind, self.remote.url)
-        state = self.store.items(self.name)
-        # The server round trip (often the whole cost of a no-op run) overlaps the device scan.
+        # The probe (often the whole cost of a no-op run) is sent first and overlaps loading
+        # the state and scanning the device.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            server_future = pool.submit(self.server_changes, state)
+            probe = pool.submit(self.remote.probe) if self._exists else None
+            state = self.store.items(self.name)
+            server_future = pool.submit(self.server_changes, state, probe)
             device = self.device_changes(state)
             server = server_future.result()
         planned = plan(state, device, server.changes)
