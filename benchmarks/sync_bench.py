@@ -41,6 +41,8 @@ import httpx
 from defusedxml import ElementTree
 
 from benchmarks import datagen
+from davsync.devtools.net import free_port
+from davsync.devtools.radicale_local import start_radicale
 
 ROOT = Path(__file__).resolve().parents[1]
 VDIRSYNCER_VENV = ROOT / "benchmarks" / ".venv-vdirsyncer"
@@ -118,14 +120,6 @@ def parse_args(argv: Sequence[str]) -> Options:
 # Radicale
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Radicale:
     """Radicale from this venv in a subprocess on a free loopback port, plain htpasswd, delay 0.
 
@@ -136,44 +130,15 @@ class Radicale:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True)
         self.root = root
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.htpasswd = root / "htpasswd"
-        self.htpasswd.touch()
-        self.storage = root / "collections"
-        self.log = root / "radicale.log"
-        config = root / "radicale.conf"
-        config.write_text(
-            f"[server]\nhosts = 127.0.0.1:{self.port}\nmax_content_length = 1000000000\n"
-            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {self.htpasswd}\n"
-            "htpasswd_encryption = plain\ndelay = 0\n"
-            "[rights]\ntype = owner_only\n"
-            f"[storage]\nfilesystem_folder = {self.storage}\n"
-            "[web]\ntype = none\n[logging]\nlevel = info\n",
-            encoding="utf-8",
-        )
-        self._log_fh = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "radicale", "--config", str(config)],
-            stdout=self._log_fh, stderr=subprocess.STDOUT,
-        )
-        self._wait_listening()
-
-    def _wait_listening(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Radicale exited early; see {self.log}")
-            try:
-                httpx.get(self.url, timeout=0.5)
-                return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError(f"Radicale did not listen on {self.url} within 20 s; see {self.log}")
+        self._server = start_radicale(root, log_level="info", max_content_length=1_000_000_000)
+        self.port = self._server.port
+        self.url = self._server.url
+        self.htpasswd = self._server.htpasswd
+        self.storage = self._server.storage
+        self.log = self._server.log
 
     def add_user(self, user: str) -> None:
-        with self.htpasswd.open("a", encoding="utf-8") as fh:
-            fh.write(f"{user}:{PASSWORD}\n")
+        self._server.add_user(user, PASSWORD)
 
     def collection_dir(self, user: str, name: str) -> Path:
         return self.storage / "collection-root" / user / name
@@ -183,13 +148,7 @@ class Radicale:
             return sum(1 for line in fh if b" request for " in line)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log_fh.close()
+        self._server.stop()
 
 
 @contextmanager
@@ -985,7 +944,7 @@ def warm_up(work: Path, vdirsyncer_exe: Path | None) -> None:
     writing .pyc files or reading cold libraries from disk."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "davsync")],
                    check=False, capture_output=True)
-    port = _free_port()
+    port = free_port()
     config = work / "warm-up.toml"
     config.write_text(
         f'[server]\nurl = "http://127.0.0.1:{port}/"\nusername = "x"\npassword = "x"\n'

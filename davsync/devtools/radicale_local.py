@@ -35,7 +35,10 @@ class LocalRadicale:
             self.proc.wait()
 
 
-def start_radicale(root: Path) -> LocalRadicale:
+def start_radicale(
+    root: Path, *, log_level: str = "warning", max_content_length: int | None = None
+) -> LocalRadicale:
+    """`log_level = "info"` logs one line per request (the benchmark counts them there)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     htpasswd = root / "htpasswd"
@@ -44,10 +47,11 @@ def start_radicale(root: Path) -> LocalRadicale:
     config = root / "radicale.conf"
     config.write_text(
         f"[server]\nhosts = 127.0.0.1:{port}\n"
-        f"[auth]\ntype = htpasswd\nhtpasswd_filename = {htpasswd}\n"
+        + (f"max_content_length = {max_content_length}\n" if max_content_length else "")
+        + f"[auth]\ntype = htpasswd\nhtpasswd_filename = {htpasswd}\n"
         "htpasswd_encryption = plain\ndelay = 0\n"
         f"[rights]\ntype = owner_only\n[storage]\nfilesystem_folder = {storage}\n"
-        "[web]\ntype = none\n[logging]\nlevel = warning\n",
+        f"[web]\ntype = none\n[logging]\nlevel = {log_level}\n",
         encoding="utf-8",
     )
     log = root / "radicale.log"
