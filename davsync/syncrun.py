@@ -55,13 +55,15 @@ def state_path(config: Config) -> Path:
 
 
 def make_authenticator(config: Config) -> Authenticator:
+    """Like `credentials.authenticator.authenticator_for`, but basic auth never imports the
+    provisioning client (PyJWT, cryptography): that would add ~0.15 s to every no-op run."""
     if config.server.auth == "provision":
         from davsync.credentials.authenticator import provisioning_authenticator
 
         return provisioning_authenticator(config)
-    from davsync.dav.basic_auth import BasicAuthenticator
+    from davsync.dav.basic_auth import basic_authenticator
 
-    return BasicAuthenticator(config.server.username or "", config.server.resolve_password())
+    return basic_authenticator(config)
 
 
 def dav_url(config: Config, auth: Authenticator) -> str:

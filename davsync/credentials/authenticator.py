@@ -304,12 +304,9 @@ def authenticator_for(config: Config, *, scheduled: bool = False) -> Authenticat
 
 def _basic_authenticator(config: Config) -> Authenticator:
     # The DAV room owns basic auth; imported late so provisioning never depends on it.
-    from davsync.dav.basic_auth import BasicAuthenticator
+    from davsync.dav.basic_auth import basic_authenticator
 
-    username = config.server.username
-    if username is None:  # config.py requires it with auth = "basic"
-        raise AuthError(f'{config.path} [server] username: is required with auth = "basic"')
-    return BasicAuthenticator(username, config.server.resolve_password())
+    return basic_authenticator(config)
 
 
 def dav_url_for(config: Config, auth: Authenticator) -> str:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from davsync.credentials.secret import Secret
+from davsync.errors import AuthError
+
+if TYPE_CHECKING:
+    from davsync.config import Config
 
 
 @dataclass(frozen=True)
@@ -19,3 +24,11 @@ class BasicAuthenticator:
 
     def refresh(self) -> bool:
         return False
+
+
+def basic_authenticator(config: Config) -> BasicAuthenticator:
+    """`[server] username` with `password` or `password_command` (run now, once per run)."""
+    username = config.server.username
+    if username is None:  # config.py requires it with auth = "basic"
+        raise AuthError(f'{config.path} [server] username: is required with auth = "basic"')
+    return BasicAuthenticator(username, config.server.resolve_password())
