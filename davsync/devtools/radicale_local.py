@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from davsync.devtools.net import free_port, wait_listening
+from davsync.devtools.net import free_port, stop_process, wait_listening
 
 
 @dataclass
@@ -27,12 +27,7 @@ class LocalRadicale:
             fh.write(f"{user}:{password}\n")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_radicale(
