@@ -6,8 +6,12 @@ pays for boto3, PyJWT or the server's modules: a no-op sync is dominated by the 
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
+import os
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -68,5 +72,38 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
 
 
+def entry() -> None:
+    """The console script: run the command, then end the process without tearing the
+    interpreter down.
+
+    Freeing every module and object at exit costs 35-80 ms, a tenth of a no-op sync. When the
+    command has finished and no other thread is left, nothing remains for that teardown to do
+    but free memory: the atexit handlers (logging, temporary folders) still run and the standard
+    streams are flushed before `os._exit`. Otherwise the exit is the normal one.
+    """
+    code: str | int | None = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    os._exit(_exit_status(code))
+
+
+def _exit_status(code: str | int | None) -> int:
+    """What the interpreter would make of a SystemExit code, streams flushed."""
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    status = 1 if isinstance(code, str) else code or 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the reader is gone, as with a normal exit
+            status = status or 120
+    return status
+
+
 if __name__ == "__main__":
-    main()
+    entry()

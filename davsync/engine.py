@@ -24,11 +24,11 @@ from davsync.core.plan import (
     Changes,
     Op,
     Seen,
-    Synced,
     mass_deletion,
     plan,
     resolve_conflicts,
 )
+from davsync.core.synced import Synced
 from davsync.dav.api import (
     DavCollection,
     DavError,
@@ -286,13 +286,16 @@ class CollectionSync:
 
     # ---- the run -----------------------------------------------------------------------
 
-    def run(self) -> CollectionReport:
+    def run(self, probe: Future[Probe] | None = None) -> CollectionReport:
+        """`probe`: this collection's probe already in flight (the composition root sends every
+        collection's probe before it imports the rest of a run); otherwise it is sent here."""
         if self.store.collection(self.name) is None:
             self.store.save_collection(self.name, self.source.kind, self.remote.url)
         # The probe (often the whole cost of a no-op run) is sent first and overlaps loading
         # the state and scanning the device.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            probe = pool.submit(self.remote.probe) if self._exists else None
+            if probe is None and self._exists:
+                probe = pool.submit(self.remote.probe)
             state = self.store.items(self.name)
             server_future = pool.submit(self.server_changes, state, probe)
             device = self.device_changes(state)

@@ -1,28 +1,41 @@
 """The composition root of a sync run: build the adapters from config and run each collection.
 
-Heavy or optional modules (provisioning, backup) are imported only when used, so a no-op sync
-starts fast.
+What a no-op run costs is mostly the server's change probe, so the order matters: read the
+config and the known collection URLs, send every known collection's probe at once over the
+standard library (`dav.earlyprobe`), and only then import httpx, the engine, the parsers and
+the device source, while the server works on the probes. Provisioning and backup modules are
+imported only when used.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 from davsync.config import Config
-from davsync.core.item import Kind
-from davsync.dav.api import Authenticator, DavError, RequestCounter
-from davsync.engine import CollectionReport, CollectionSync, SyncOptions
+from davsync.dav.api import (
+    Authenticator,
+    DavError,
+    Probe,
+    RequestCounter,
+    basic_authorization,
+)
 from davsync.errors import EXIT_ITEMS_FAILED, EXIT_OK, DavsyncError
-from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
 
 if TYPE_CHECKING:
-    from davsync.dav.client import DavClient
+    import ssl
+
+    from davsync.core.item import Kind
+    from davsync.dav.client import Collection, DavClient
+    from davsync.dav.earlyprobe import EarlyProbe
+    from davsync.engine import CollectionReport, SyncOptions
 
 log = logging.getLogger(__name__)
 
@@ -83,59 +96,145 @@ def configured_collections(config: Config) -> list[tuple[Kind, str, Path]]:
     return out
 
 
+@dataclass
+class _Target:
+    """One collection of this run: where it lives on the device, and its state key."""
+
+    kind: Kind
+    name: str
+    path: Path
+    key: str
+    url: str | None = None  # known from the state: opened without a request
+    early: EarlyProbe | None = None
+    remote: Collection | None = None
+    probe: Future[Probe] | None = None
+
+
 def run_sync(
     config: Config, *, allow_mass_delete: bool = False, only: tuple[str, ...] = ()
 ) -> SyncResult:
     """Sync every configured collection; a fatal error (unreachable, refused) stops the run."""
-    from davsync.dav.client import DavClient
-
     result = SyncResult()
     counter = RequestCounter()
     store = StateStore(state_path(config))
+    targets: list[_Target] = []
     try:
         auth = make_authenticator(config)
         server = config.server
-        options = SyncOptions(
-            conflict=server.conflict, allow_mass_delete=allow_mass_delete,
-            concurrency=server.concurrency, device_label=server.device_name or socket.gethostname(),
-        )
         base_url = dav_url(config, auth)
+        targets = _targets(config, store, base_url, only)
+        tls = _send_early_probes(config, auth, targets, counter)
+        from davsync.dav.client import DavClient  # httpx: imported while the probes are out
+
         with DavClient(
             base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
             read_timeout=server.read_timeout, concurrency=server.concurrency,
             multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
+            tls=tls,
         ) as client:
-            for kind, name, path in configured_collections(config):
-                if only and kind not in only and name not in only:
-                    continue
-                result.collections[name] = _sync_one(
-                    client, store, options, kind, name, path, base_url
-                )
+            _start_probes(client, targets)
+            from davsync.engine import SyncOptions
+
+            options = SyncOptions(
+                conflict=server.conflict, allow_mass_delete=allow_mass_delete,
+                concurrency=server.concurrency,
+                device_label=server.device_name or socket.gethostname(),
+            )
+            for target in targets:
+                result.collections[target.name] = _sync_one(client, store, options, target)
     except DavsyncError as exc:
         result.fatal = exc
     finally:
+        for target in targets:
+            if target.early is not None:
+                target.early.close()
         result.http_requests = counter.count
         store.close()
     return result
 
 
+def _targets(
+    config: Config, store: StateStore, base_url: str, only: tuple[str, ...]
+) -> list[_Target]:
+    targets = []
+    for kind, name, path in configured_collections(config):
+        if only and kind not in only and name not in only:
+            continue
+        key = f"{kind}:{name}@{base_url}"
+        known = store.collection(key)
+        url = urljoin(base_url, known.url) if known is not None and known.url else None
+        targets.append(_Target(kind, name, path, key, url))
+    return targets
+
+
+def _send_early_probes(
+    config: Config, auth: Authenticator, targets: list[_Target], counter: RequestCounter
+) -> ssl.SSLContext | None:
+    """Send the probe of every collection whose URL is known, all at once (a no-op run then
+    costs the slowest probe, not their sum); returns the TLS context built for them, if any."""
+    known = [t for t in targets if t.url is not None]
+    if not known:
+        return None
+    from davsync.dav import xmlbodies as xb
+    from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
+
+    if proxy_configured():
+        return None
+    server = config.server
+    https = any(t.url.startswith("https:") for t in known if t.url)
+    tls = None
+    if https:
+        from davsync.dav.tls import tls_context
+
+        tls = tls_context(server.verify_tls)
+    authorization = basic_authorization(auth)
+    body = xb.propfind(xb.PROBE_PROPS)
+    for target in known:
+        assert target.url is not None
+        target.early = EarlyProbe(
+            target.url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
+            read_timeout=server.read_timeout, counter=counter,
+        )
+    return tls
+
+
+def _start_probes(client: DavClient, targets: list[_Target]) -> None:
+    """Open every known collection and have a worker settle its probe: the early answer where
+    it is usable, else a probe through the client (retries, credential refresh, errors)."""
+    for target in targets:
+        if target.url is None:
+            continue
+        remote = client.open_collection(target.url, target.kind, displayname=target.name)
+        target.remote = remote
+        target.probe = client.executor().submit(_settle_probe, remote, target.early)
+
+
+def _settle_probe(remote: Collection, early: EarlyProbe | None) -> Probe:
+    answer = early.answer() if early is not None else None
+    found = remote.read_probe(answer.status, answer.content) if answer is not None else None
+    return found if found is not None else remote.probe()
+
+
 def _sync_one(
-    client: DavClient, store: StateStore, options: SyncOptions, kind: Kind, name: str, path: Path,
-    base_url: str,
+    client: DavClient, store: StateStore, options: SyncOptions, target: _Target
 ) -> CollectionReport:
-    key = f"{kind}:{name}@{base_url}"
-    known = store.collection(key)
-    if known is not None and known.url:
-        remote = client.open_collection(known.url, kind, displayname=name)
-    else:
-        remote = client.find_collection(kind, name, displayname=name)
-        store.save_collection(key, kind, remote.url)
-    source = VdirSource(path, kind)
-    engine = CollectionSync(key, source, remote, store, options, lambda: datetime.now(UTC))
+    from davsync.engine import CollectionSync
+    from davsync.sources.vdir import VdirSource
+
+    remote = target.remote
+    if remote is None:
+        remote = client.find_collection(target.kind, target.name, displayname=target.name)
+        store.save_collection(target.key, target.kind, remote.url)
+    source = VdirSource(target.path, target.kind)
+    engine = CollectionSync(
+        target.key, source, remote, store, options, lambda: datetime.now(UTC)
+    )
     try:
-        report = engine.run()
+        report = engine.run(target.probe)
     except DavError as exc:  # a collection-level failure; other collections still run
         report = engine.report
         report.error(remote.url, str(exc))
-    store.save_result(key, datetime.now(UTC).isoformat(timespec="seconds"), report.as_json())
+    store.save_result(
+        target.key, datetime.now(UTC).isoformat(timespec="seconds"), report.as_json()
+    )
     return report

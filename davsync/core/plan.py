@@ -15,18 +15,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from davsync.core.item import Item, with_note, with_uid
-
-
-@dataclass(frozen=True)
-class Synced:
-    """What the state store remembers of one item after its last successful sync."""
-
-    uid: str
-    filename: str | None
-    device_sig: str | None
-    href: str | None
-    etag: str | None
-    hash: str
+from davsync.core.synced import Synced
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ method raises `DavError` subclasses, never httpx exceptions.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -98,6 +99,13 @@ class Authenticator(Protocol):
     def credentials(self) -> tuple[str, Secret]: ...
 
     def refresh(self) -> bool: ...
+
+
+def basic_authorization(auth: Authenticator) -> str:
+    """The `Authorization` header value for the authenticator's current credentials."""
+    username, password = auth.credentials()
+    pair = f"{username}:{password.reveal()}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 class DavCollection(Protocol):

@@ -8,8 +8,9 @@ and turns transport failures into davsync errors. Everything above it only build
 
 from __future__ import annotations
 
-import base64
+import logging
 import random
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -36,6 +37,7 @@ from davsync.dav.api import (
     Probe,
     RequestCounter,
     SyncDelta,
+    basic_authorization,
 )
 from davsync.dav.bulkbody import calendar_body, vcard_body
 from davsync.dav.bulkmap import map_bulk, read_uid
@@ -63,6 +65,9 @@ from davsync.dav.quirks import (
     rating,
 )
 from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
+from davsync.dav.tls import tls_context
+
+log = logging.getLogger(__name__)
 
 _XML: Final = {"Content-Type": "application/xml; charset=utf-8"}
 _MEDIA_TYPE: Final[Mapping[str, str]] = {
@@ -112,7 +117,10 @@ class DavClient:
         counter: RequestCounter | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: a context already built from `verify_tls` (by the early probe), so that the
+        CA bundle is loaded once per run."""
         self.url = _strip_userinfo(url)
         self.origin = _origin(url)
         self.counter = counter if counter is not None else RequestCounter()
@@ -130,7 +138,7 @@ class DavClient:
             transport=transport,
             # Loading the CA bundle costs ~80 ms of a ~0.9 s no-op run; a plain-http origin
             # never does TLS (redirects are followed only within this origin).
-            verify=verify_tls and self.origin.startswith("https:"),
+            verify=(tls or tls_context(verify_tls)) if self.origin.startswith("https:") else False,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(
                 max_connections=self.concurrency, max_keepalive_connections=self.concurrency
@@ -307,9 +315,7 @@ class DavClient:
         return self._http.request(method, url, headers=all_headers, content=content)
 
     def _authorization(self) -> str:
-        username, password = self._auth.credentials()
-        pair = f"{username}:{password.reveal()}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
+        return basic_authorization(self._auth)
 
     def _refresh(self) -> bool:
         """Ask the authenticator for new credentials once per client; remember its answer."""
@@ -435,14 +441,28 @@ class Collection:
             )
 
     def probe(self) -> Probe:
-        """getctag alone: on Radicale every change marker walks all items, and asking for
-        getctag and sync-token together pays that walk twice. Servers without getctag get a
-        second PROPFIND for the sync-token."""
-        own = self._own(self._propfind((xb.GETCTAG, xb.SUPPORTED_REPORT_SET), "0"))
+        """getctag alone (`xb.PROBE_PROPS`); servers without getctag get a second PROPFIND
+        for the sync-token."""
+        found = self._ctag_probe(self._own(self._propfind(xb.PROBE_PROPS, "0")))
+        return found if found is not None else self._token_probe()
+
+    def read_probe(self, status: int, content: bytes) -> Probe | None:
+        """The probe from an answer to `xb.PROBE_PROPS` sent some other way (the early
+        probe); None when it is not a usable 207 with a getctag: then call `probe()`."""
+        if status != 207:
+            return None
+        try:
+            return self._ctag_probe(self._own(parse_multistatus(content, self.url)))
+        except DavError as exc:
+            log.debug("%s: early probe answer not used: %s", self.url, exc)
+            return None
+
+    def _ctag_probe(self, own: DavResponse) -> Probe | None:
         self._observe(own)
         ctag = own.text(xb.GETCTAG)
-        if ctag is not None:
-            return Probe(ctag, None)
+        return Probe(ctag, None) if ctag is not None else None
+
+    def _token_probe(self) -> Probe:
         own = self._own(self._propfind((xb.SYNC_TOKEN,), "0"))
         self._observe(own)
         return Probe(None, own.text(xb.SYNC_TOKEN))

@@ -23,6 +23,9 @@ SYNC_TOKEN: Final = qname(DAV, "sync-token")
 RESOURCETYPE: Final = qname(DAV, "resourcetype")
 DISPLAYNAME: Final = qname(DAV, "displayname")
 SUPPORTED_REPORT_SET: Final = qname(DAV, "supported-report-set")
+# The change probe: getctag alone (on Radicale every change marker walks all items, so asking for
+# getctag and sync-token together pays that walk twice), and which REPORTs the collection offers.
+PROBE_PROPS: Final = (GETCTAG, SUPPORTED_REPORT_SET)
 CURRENT_USER_PRINCIPAL: Final = qname(DAV, "current-user-principal")
 ADDRESSBOOK_HOME_SET: Final = qname(CARDDAV, "addressbook-home-set")
 CALENDAR_HOME_SET: Final = qname(CALDAV, "calendar-home-set")

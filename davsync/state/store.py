@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from davsync.core.plan import Synced
+from davsync.core.synced import Synced
 from davsync.errors import DavsyncError
 from davsync.state.migrations import STEPS
 

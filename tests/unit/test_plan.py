@@ -9,11 +9,11 @@ from davsync.core.plan import (
     Action,
     Op,
     Seen,
-    Synced,
     mass_deletion,
     plan,
     resolve_conflicts,
 )
+from davsync.core.synced import Synced
 
 
 def card(uid: str, fn: str) -> Seen:

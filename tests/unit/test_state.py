@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from davsync.core.plan import Synced
+from davsync.core.synced import Synced
 from davsync.state.migrations import STEPS
 from davsync.state.store import StateError, StateStore
 

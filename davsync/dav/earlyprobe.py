@@ -1,0 +1,102 @@
+"""A run's first request, sent before httpx is even imported.
+
+Importing httpx and httpcore costs 80-150 ms, up to a third of a no-op sync whose only request
+is the collection's change probe. So the composition root sends that probe over the standard
+library's `http.client` as soon as the config and the state are read, imports httpx, the engine
+and the parsers while the server works on it, and reads the answer when the engine needs it.
+
+It takes the plain road only: no proxy in the environment (httpx honours those; this does not).
+It acts on no answer itself: the caller hands a 207 to `Collection.read_probe` and, for anything
+else (a 401, a redirect, a 5xx, a network error, a timeout), probes again through `DavClient`,
+which owns retries, credential refresh and error messages. Either way the request is counted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from davsync.dav.api import RequestCounter
+
+log = logging.getLogger(__name__)
+
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+@dataclass(frozen=True)
+class EarlyAnswer:
+    status: int
+    content: bytes
+
+
+def proxy_configured() -> bool:
+    """True when httpx would send requests through a proxy from the environment."""
+    return any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items())
+
+
+class EarlyProbe:
+    """One PROPFIND Depth 0 in flight on its own connection; `answer()` reads it once."""
+
+    def __init__(
+        self,
+        url: str,
+        authorization: str,
+        body: bytes,
+        *,
+        tls: ssl.SSLContext | None,
+        connect_timeout: float,
+        read_timeout: float,
+        counter: RequestCounter,
+    ) -> None:
+        self.url = url
+        self._read_timeout = read_timeout
+        self._conn: http.client.HTTPConnection | None = None
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        conn = (
+            http.client.HTTPSConnection(
+                parts.hostname or "", parts.port, timeout=connect_timeout, context=tls
+            )
+            if parts.scheme == "https"
+            else http.client.HTTPConnection(parts.hostname or "", parts.port,
+                                            timeout=connect_timeout)
+        )
+        counter.add("PROPFIND")
+        try:
+            conn.request("PROPFIND", path, body=body, headers={
+                "Authorization": authorization, "Depth": "0",
+                "Content-Type": "application/xml; charset=utf-8",
+            })
+        except (OSError, http.client.HTTPException) as exc:
+            log.debug("early probe of %s not sent: %s", url, type(exc).__name__)
+            conn.close()
+            return
+        self._conn = conn
+
+    def answer(self) -> EarlyAnswer | None:
+        """The server's status and body, or None when there is none to act on."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return None
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(self._read_timeout)
+            response = conn.getresponse()
+            answer = EarlyAnswer(response.status, response.read())
+        except (OSError, http.client.HTTPException) as exc:
+            log.debug("early probe of %s got no answer: %s", self.url, type(exc).__name__)
+            return None
+        finally:
+            conn.close()
+        log.debug("early probe: PROPFIND %s -> %d", self.url, answer.status)
+        return answer
+
+    def close(self) -> None:
+        """Drop the connection if the answer was never read (a run that stopped early)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
