@@ -1,0 +1,108 @@
+"""The early probe against a real Radicale: used when it can be, and every way it cannot be
+(a proxy in the environment, refused credentials, a server gone) ends exactly as a run without
+it would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from davsync.devtools.radicale_local import start_radicale
+from tests.fixtures.ports import free_port
+from tests.fixtures.radicale import DavAccount
+from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
+
+EARLY = "early probe: PROPFIND"
+
+
+def run(device: Device, *args: str, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "davsync.cli", "--config", str(device.config), *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+    )
+
+
+def test_a_no_op_run_reads_both_collections_from_the_early_probes(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    copy_samples(device)
+    assert device.sync()["exit"] == 0
+    proc = run(device, "-vv", "sync", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["http_requests"] == 2
+    assert proc.stderr.count(EARLY) == 2  # both sent early, neither probed again
+    assert "httpx" not in proc.stderr  # no request went through the httpx client
+    assert dav_account.password not in proc.stderr + proc.stdout
+
+
+def test_a_change_seen_by_the_early_probe_is_synced(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    copy_samples(laptop)
+    assert laptop.sync()["exit"] == 0
+    assert phone.sync()["exit"] == 0
+    victim = sorted(laptop.contacts.glob("*.vcf"))[0]
+    victim.write_text(victim.read_text(encoding="utf-8").replace(
+        "END:VCARD", "NOTE:edited on the laptop\r\nEND:VCARD"), encoding="utf-8")
+    assert laptop.sync()["collections"]["contacts"]["updated"] == 1
+    got = phone.sync()
+    assert got["collections"]["contacts"]["downloaded"] == 1
+    assert phone.uids() == laptop.uids()
+
+
+def test_with_a_proxy_in_the_environment_every_request_goes_through_httpx(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    copy_samples(device)
+    assert device.sync()["exit"] == 0
+    # The proxy is never used (NO_PROXY covers the server): httpx goes direct, and the early
+    # probe, which does not read proxy settings, must stay out of the way.
+    env = {**os.environ, "HTTP_PROXY": f"http://127.0.0.1:{free_port()}",
+           "NO_PROXY": "127.0.0.1,localhost"}
+    proc = run(device, "-vv", "sync", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert EARLY not in proc.stderr
+    assert json.loads(proc.stdout)["http_requests"] == 2
+
+
+def test_refused_credentials_after_a_good_run_exit_3_without_the_password(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    copy_samples(device)
+    assert device.sync()["exit"] == 0
+    wrong = "wrong-password-early-42"
+    device.config.write_text(device.config.read_text(encoding="utf-8").replace(
+        dav_account.password, wrong), encoding="utf-8")
+    proc = run(device, "-vv", "sync", "--json")
+    assert proc.returncode == 3, proc.stderr
+    assert "401" in json.loads(proc.stdout)["error"]
+    encoded = base64.b64encode(f"{dav_account.username}:{wrong}".encode()).decode()
+    assert wrong not in proc.stdout + proc.stderr
+    assert encoded not in proc.stderr
+
+
+def test_a_server_gone_after_a_good_run_exits_3(tmp_path: Path) -> None:
+    server = start_radicale(tmp_path / "radicale")
+    try:
+        server.add_user("alice", "alice-Secret-1")
+        device = Device(tmp_path / "d", DavAccount(server, "alice", "alice-Secret-1"))
+        copy_samples(device)
+        assert device.sync()["exit"] == 0
+    finally:
+        server.stop()
+    text = device.config.read_text(encoding="utf-8").replace("[device]",
+                                                             "max_retries = 0\n[device]")
+    device.config.write_text(text, encoding="utf-8")
+    proc = run(device, "sync")
+    assert proc.returncode == 3
+    assert "reach" in proc.stderr.lower()

@@ -1,0 +1,173 @@
+"""The early probe (stdlib, sent before httpx is imported) and what the run makes of its answer.
+
+The sockets here are hostile peers (one that never answers, one that is not listening), not
+stand-ins for a DAV server; the real-server paths are in tests/integration/test_sync_early_probe.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from davsync.cli import _exit_status
+from davsync.credentials.secret import Secret
+from davsync.dav.api import RequestCounter, basic_authorization
+from davsync.dav.client import DavClient
+from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
+from davsync.dav.tls import tls_context
+from davsync.dav.xmlbodies import PROBE_PROPS, propfind
+from tests.fixtures.ports import free_port
+
+COLLECTION = "http://127.0.0.1:9/alice/contacts/"
+CTAG_ANSWER = b"""<?xml version="1.0" encoding="utf-8"?>
+<multistatus xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/"><response>
+<href>/alice/contacts/</href><propstat><prop><CS:getctag>"abc"</CS:getctag>
+<supported-report-set><supported-report><report><sync-collection/></report></supported-report>
+</supported-report-set></prop><status>HTTP/1.1 200 OK</status></propstat></response>
+</multistatus>"""
+NO_CTAG_ANSWER = CTAG_ANSWER.replace(b'<CS:getctag>"abc"</CS:getctag>', b"")
+
+
+class FixedAuth:
+    def credentials(self) -> tuple[str, Secret]:
+        return "alice", Secret("pa:ss word")
+
+    def refresh(self) -> bool:
+        return False
+
+
+def no_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"unexpected request {request.method} {request.url}")
+
+
+@pytest.fixture
+def client() -> Iterator[tuple[DavClient, RequestCounter]]:
+    counter = RequestCounter()
+    with DavClient(COLLECTION, FixedAuth(), counter=counter,
+                   transport=httpx.MockTransport(no_network)) as dav:
+        yield dav, counter
+
+
+def test_a_207_with_a_ctag_is_the_probe_and_teaches_the_reports(
+    client: tuple[DavClient, RequestCounter],
+) -> None:
+    dav, counter = client
+    remote = dav.open_collection(COLLECTION, "contacts")
+    probe = remote.read_probe(207, CTAG_ANSWER)
+    assert probe is not None and probe.ctag == '"abc"'
+    assert remote.supports_sync_collection()  # learned from the same answer
+    assert counter.count == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "content"),
+    [
+        (401, b"Unauthorized"),
+        (404, b""),
+        (301, b""),
+        (207, b"<not xml"),
+        (207, b"<!DOCTYPE x [<!ENTITY a 'b'>]><multistatus xmlns='DAV:'/>"),
+        (207, NO_CTAG_ANSWER),
+    ],
+)
+def test_anything_else_is_not_used_so_the_run_probes_again(
+    client: tuple[DavClient, RequestCounter], status: int, content: bytes
+) -> None:
+    remote = client[0].open_collection(COLLECTION, "contacts")
+    assert remote.read_probe(status, content) is None
+
+
+def test_the_authorization_header_is_basic_of_the_current_credentials() -> None:
+    import base64
+
+    header = basic_authorization(FixedAuth())
+    assert header.startswith("Basic ")
+    assert base64.b64decode(header.split(" ", 1)[1]) == b"alice:pa:ss word"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, False),
+        ({"HTTP_PROXY": "http://proxy:3128"}, True),
+        ({"https_proxy": "http://proxy:3128"}, True),
+        ({"ALL_PROXY": "socks5://proxy:1080"}, True),
+        ({"HTTP_PROXY": ""}, False),
+        ({"NO_PROXY": "*"}, False),
+    ],
+)
+def test_a_proxy_in_the_environment_turns_the_early_probe_off(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: bool
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert proxy_configured() is expected
+
+
+def test_nobody_listening_gives_no_answer_but_counts_the_attempt() -> None:
+    counter = RequestCounter()
+    early = EarlyProbe(f"http://127.0.0.1:{free_port()}/a/", "Basic eA==", b"<x/>", tls=None,
+                       connect_timeout=2, read_timeout=2, counter=counter)
+    assert early.answer() is None
+    assert counter.count == 1
+
+
+def test_a_server_that_never_answers_gives_up_after_the_read_timeout() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==",
+                           propfind(PROBE_PROPS), tls=None, connect_timeout=2,
+                           read_timeout=0.3, counter=RequestCounter())
+        started = time.monotonic()
+        assert early.answer() is None
+        assert time.monotonic() - started < 5
+        assert early.answer() is None  # read once; later calls do not block
+
+
+def test_close_before_reading_drops_the_connection() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
+                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+        early.close()
+        assert early.answer() is None
+
+
+def test_tls_trust_follows_httpx_default_and_verify_false(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import certifi
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    strict = tls_context(True)
+    assert strict.verify_mode is ssl.CERT_REQUIRED and strict.check_hostname
+    assert strict.cert_store_stats()["x509_ca"] > 0  # certifi's bundle is loaded
+    loose = tls_context(False)
+    assert loose.verify_mode is ssl.CERT_NONE and not loose.check_hostname
+    monkeypatch.setenv("SSL_CERT_FILE", str(certifi.where()) + ".missing")
+    with pytest.raises(OSError):  # the variable is honoured, not silently ignored
+        tls_context(True)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "printed"),
+    [(None, 0, ""), (0, 0, ""), (3, 3, ""), ("bad things", 1, "bad things\n")],
+)
+def test_the_fast_exit_keeps_what_the_interpreter_would_make_of_systemexit(
+    capsys: pytest.CaptureFixture[str], code: str | int | None, status: int, printed: str
+) -> None:
+    assert _exit_status(code) == status
+    assert capsys.readouterr().err == printed
