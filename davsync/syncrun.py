@@ -221,16 +221,19 @@ def _sync_one(
     from davsync.engine import CollectionSync
     from davsync.sources.vdir import VdirSource
 
-    remote = target.remote
+    remote, probe = target.remote, target.probe
     if remote is None:
         remote = client.find_collection(target.kind, target.name, displayname=target.name)
         store.save_collection(target.key, target.kind, remote.url)
+        if remote.loaded_probe is not None:  # discovery already read the change marker
+            probe = Future()
+            probe.set_result(remote.loaded_probe)
     source = VdirSource(target.path, target.kind)
     engine = CollectionSync(
         target.key, source, remote, store, options, lambda: datetime.now(UTC)
     )
     try:
-        report = engine.run(target.probe)
+        report = engine.run(probe)
     except DavError as exc:  # a collection-level failure; other collections still run
         report = engine.report
         report.error(remote.url, str(exc))

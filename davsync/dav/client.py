@@ -380,6 +380,7 @@ class Collection:
         self.displayname = displayname
         self.path = normalize_href(self.url, self.url)
         self.last_sync_token: str | None = None
+        self.loaded_probe: Probe | None = None
         self._client = client
         self._reports: frozenset[str] | None = None
 
@@ -410,14 +411,16 @@ class Collection:
         self._client.learn(identify(sync_token=own.text(xb.SYNC_TOKEN)))
 
     def load(self) -> None:
-        """Find out whether the collection exists and is of the right kind (one PROPFIND)."""
+        """Find out whether the collection exists and is of the right kind (one PROPFIND).
+
+        It asks for the probe's properties too and keeps what it saw in `loaded_probe`, so a
+        first run needs no second probe; not for the sync-token, which on Radicale would walk
+        every item a second time."""
         response = self._client.request(
             "PROPFIND",
             self.url,
             headers={"Depth": "0", **_XML},
-            content=xb.propfind(
-                (xb.RESOURCETYPE, xb.GETCTAG, xb.SYNC_TOKEN, xb.SUPPORTED_REPORT_SET)
-            ),
+            content=xb.propfind((xb.RESOURCETYPE, *xb.PROBE_PROPS)),
         )
         if response.status_code == 404:
             self.exists = False
@@ -426,7 +429,7 @@ class Collection:
             raise self._client.failure("PROPFIND", self.url, response)
         own = self._own(parse_multistatus(response.content, self.url))
         self._check_type(own)
-        self._observe(own)
+        self.loaded_probe = self._ctag_probe(own)
         self.exists = True
 
     def _check_type(self, own: DavResponse) -> None:
