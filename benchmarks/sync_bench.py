@@ -666,20 +666,54 @@ def scenario_existing(opts: Options, size: int, work: Path, report: Report,
             if m.error is None and _vdir_count(client.vdir) != size:
                 m.error = f"vdir holds {_vdir_count(client.vdir)} files after pairing, not {size}"
             result.pairing[client.name] = m
-        # Interleaved, so a burst of load on the machine hits both contenders alike.
+        # Interleaved, so a burst of load on the machine hits both contenders alike, and the
+        # no-op bound's parts (the cheapest probe of davsync's own collection, the start-up)
+        # are measured beside the runs they bound, not minutes earlier on another collection.
         noop_runs: dict[str, list[Measure]] = {c.name: [] for c in clients}
-        for _ in range(opts.repeat):
-            for client in clients:
-                if result.pairing[client.name].error is None:
-                    noop_runs[client.name].append(client.sync())
+        beside = _NoopBound(clients[0]) if isinstance(clients[0], Davsync) else None
+        try:
+            for _ in range(opts.repeat):
+                for client in clients:
+                    if result.pairing[client.name].error is None:
+                        noop_runs[client.name].append(client.sync())
+                if beside is not None:
+                    beside.measure()
+        finally:
+            if beside is not None:
+                beside.close()
         result.noop = {name: _median_measure(runs) for name, runs in noop_runs.items() if runs}
+        if beside is not None and beside.startup:
+            result.probe, result.startup = beside.probe(), statistics.median(beside.startup)
         for client in clients:
             if result.pairing[client.name].error is None:
                 result.device_change[client.name] = _device_change(client)
                 result.server_change[client.name] = _server_change(client, server)
-        if isinstance(clients[0], Davsync):
-            result.startup = clients[0].startup_seconds(max(3, opts.repeat))
     return result
+
+
+class _NoopBound:
+    """The no-op target's yardstick, one sample per no-op round: the cheapest probe a tight
+    client can send to davsync's own collection, and `davsync --version`."""
+
+    def __init__(self, client: Davsync) -> None:
+        self.client = client
+        self.tight = TightClient(client.server.url, client.user)
+        self.token = self.tight.probe(COLLECTION, "<D:sync-token/>")
+        self.getctag: list[float] = []
+        self.up_to_date: list[float] = []
+        self.startup: list[float] = []
+
+    def measure(self) -> None:
+        self.getctag.append(median_time(lambda: self.tight.probe(COLLECTION, "<CS:getctag/>"), 1))
+        self.up_to_date.append(
+            median_time(lambda: self.tight.sync_collection(COLLECTION, self.token), 1))
+        self.startup.append(self.client.startup_seconds(1))
+
+    def probe(self) -> float:
+        return min(statistics.median(self.getctag), statistics.median(self.up_to_date))
+
+    def close(self) -> None:
+        self.tight.close()
 
 
 def _copy_collection(server: Radicale, user: str) -> None:
@@ -787,7 +821,8 @@ def add_size_rows(results: list[SizeResult], report: Report) -> None:
             row.target = "<= vdirsyncer/5; <= 1 req; <= 1.3 x (probe + start-up)"
             bound = 1.3 * (r.probe + r.startup)
             row.note = (f"bound {bound:.2f} s = 1.3 x ({r.probe * 1000:.0f} ms cheapest probe + "
-                        f"{r.startup:.2f} s `davsync --version`)")
+                        f"{r.startup:.2f} s `davsync --version`, both measured beside the "
+                        "no-op runs)")
             if not _failed(row.davsync):
                 assert row.davsync is not None
                 checks = {

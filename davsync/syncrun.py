@@ -172,7 +172,7 @@ def _send_early_probes(
 ) -> ssl.SSLContext | None:
     """Send the probe of every collection whose URL is known, all at once (a no-op run then
     costs the slowest probe, not their sum); returns the TLS context built for them, if any."""
-    known = [t for t in targets if t.url is not None]
+    known = [(t, t.url) for t in targets if t.url is not None]
     if not known:
         return None
     from davsync.dav import xmlbodies as xb
@@ -181,18 +181,16 @@ def _send_early_probes(
     if proxy_configured():
         return None
     server = config.server
-    https = any(t.url.startswith("https:") for t in known if t.url)
     tls = None
-    if https:
+    if any(url.startswith("https:") for _, url in known):
         from davsync.dav.tls import tls_context
 
         tls = tls_context(server.verify_tls)
     authorization = basic_authorization(auth)
     body = xb.propfind(xb.PROBE_PROPS)
-    for target in known:
-        assert target.url is not None
+    for target, url in known:
         target.early = EarlyProbe(
-            target.url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
+            url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
             read_timeout=server.read_timeout, counter=counter,
         )
     return tls

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.radicale",
     "tests.fixtures.davsync_server",
     "tests.fixtures.seaweed",
+    "tests.fixtures.tls",
 ]

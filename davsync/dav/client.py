@@ -90,6 +90,18 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
+def _tls_failure(exc: BaseException) -> str | None:
+    """What the TLS layer said, when that is why a request failed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"certificate not trusted ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return seen.reason or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _strip_userinfo(url: str) -> str:
     """The URL as it may appear in messages: never with user:password@."""
     parts = urlsplit(url)
@@ -263,6 +275,13 @@ class DavClient:
             try:
                 response = self._send(method, url, headers, content)
             except httpx.TransportError as exc:
+                refused = _tls_failure(exc)
+                if refused is not None:  # a certificate does not fix itself: no retries
+                    raise DavUnreachable(
+                        f"{self.origin}: TLS failed: {refused}. If the server's certificate "
+                        "comes from a private CA, point SSL_CERT_FILE at that CA's certificate; "
+                        "[server] verify_tls = false turns the check off."
+                    ) from None
                 delay = self._delay(None, {}, attempt)
                 if delay is None:
                     raise DavUnreachable(

@@ -31,9 +31,11 @@ class LocalRadicale:
 
 
 def start_radicale(
-    root: Path, *, log_level: str = "warning", max_content_length: int | None = None
+    root: Path, *, log_level: str = "warning", max_content_length: int | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> LocalRadicale:
-    """`log_level = "info"` logs one line per request (the benchmark counts them there)."""
+    """`log_level = "info"` logs one line per request (the benchmark counts them there);
+    `tls` = (certificate, key) PEM files serves https instead of http."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     htpasswd = root / "htpasswd"
@@ -43,6 +45,7 @@ def start_radicale(
     config.write_text(
         f"[server]\nhosts = 127.0.0.1:{port}\n"
         + (f"max_content_length = {max_content_length}\n" if max_content_length else "")
+        + (f"ssl = True\ncertificate = {tls[0]}\nkey = {tls[1]}\n" if tls else "")
         + f"[auth]\ntype = htpasswd\nhtpasswd_filename = {htpasswd}\n"
         "htpasswd_encryption = plain\ndelay = 0\n"
         f"[rights]\ntype = owner_only\n[storage]\nfilesystem_folder = {storage}\n"
@@ -56,4 +59,5 @@ def start_radicale(
             stdout=out, stderr=subprocess.STDOUT,
         )
     wait_listening(port, proc=proc)
-    return LocalRadicale(f"http://127.0.0.1:{port}/", port, htpasswd, storage, log, proc)
+    scheme = "https" if tls else "http"
+    return LocalRadicale(f"{scheme}://127.0.0.1:{port}/", port, htpasswd, storage, log, proc)
