@@ -171,3 +171,27 @@ def test_the_fast_exit_keeps_what_the_interpreter_would_make_of_systemexit(
 ) -> None:
     assert _exit_status(code) == status
     assert capsys.readouterr().err == printed
+
+
+def test_discovery_keeps_what_it_saw_as_the_first_probe() -> None:
+    """load() asks for the probe's properties (never the sync-token: a second walk of every
+    item on Radicale) and keeps the answer, so a first run against an existing collection
+    needs no separate probe."""
+    bodies: list[bytes] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        answer = CTAG_ANSWER.replace(
+            b"<propstat>", b"<propstat><prop><resourcetype><collection/>"
+            b"<addressbook xmlns='urn:ietf:params:xml:ns:carddav'/></resourcetype></prop>"
+            b"<status>HTTP/1.1 200 OK</status></propstat><propstat>", 1)
+        return httpx.Response(207, content=answer)
+
+    counter = RequestCounter()
+    with DavClient(COLLECTION, FixedAuth(), counter=counter,
+                   transport=httpx.MockTransport(server)) as dav:
+        remote = dav.open_collection(COLLECTION, "contacts")
+        remote.load()
+    assert remote.exists and counter.count == 1
+    assert remote.loaded_probe is not None and remote.loaded_probe.ctag == '"abc"'
+    assert b"getctag" in bodies[0] and b"sync-token" not in bodies[0]
