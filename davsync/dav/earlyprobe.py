@@ -25,6 +25,7 @@ from davsync.dav.api import RequestCounter
 log = logging.getLogger(__name__)
 
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+_MAX_ANSWER = 1 << 20  # a Depth 0 answer is a few hundred bytes; more is not a probe answer
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,15 @@ class EarlyProbe:
             if conn.sock is not None:
                 conn.sock.settimeout(self._read_timeout)
             response = conn.getresponse()
-            answer = EarlyAnswer(response.status, response.read())
+            answer = EarlyAnswer(response.status, response.read(_MAX_ANSWER + 1))
         except (OSError, http.client.HTTPException) as exc:
             log.debug("early probe of %s got no answer: %s", self.url, type(exc).__name__)
             return None
         finally:
             conn.close()
+        if len(answer.content) > _MAX_ANSWER:
+            log.debug("early probe of %s: answer over %d bytes, not used", self.url, _MAX_ANSWER)
+            return None
         log.debug("early probe: PROPFIND %s -> %d", self.url, answer.status)
         return answer
 

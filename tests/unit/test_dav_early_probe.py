@@ -195,3 +195,35 @@ def test_discovery_keeps_what_it_saw_as_the_first_probe() -> None:
     assert remote.exists and counter.count == 1
     assert remote.loaded_probe is not None and remote.loaded_probe.ctag == '"abc"'
     assert b"getctag" in bodies[0] and b"sync-token" not in bodies[0]
+
+
+def test_an_oversized_answer_is_not_read_into_memory_or_used() -> None:
+    """A hostile or broken server streaming megabytes at a Depth 0 PROPFIND."""
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def flood() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                request = b""
+                while not request.endswith(b"<x/>"):  # the whole request, body included
+                    request += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 2097152\r\n\r\n")
+                try:
+                    for _ in range(32):  # a complete, well-formed 2 MiB answer
+                        conn.sendall(b"<" * 65536)
+                    while conn.recv(65536):  # until the client hangs up
+                        pass
+                except OSError:
+                    pass  # the client stopped reading, as it should
+
+        server = threading.Thread(target=flood, daemon=True)
+        server.start()
+        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
+                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+        assert early.answer() is None
+        server.join(timeout=10)
