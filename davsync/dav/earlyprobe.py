@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
 _MAX_ANSWER = 1 << 20  # a Depth 0 answer is a few hundred bytes; more is not a probe answer
+# The early probe blocks the start of the run while it connects: a server slower than this to
+# accept (or one whose packets are dropped) gets the main client's patience and retries instead.
+MAX_CONNECT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,12 @@ class EarlyProbe:
         self._conn: http.client.HTTPConnection | None = None
         parts = urlsplit(url)
         path = parts.path or "/"
+        timeout = min(connect_timeout, MAX_CONNECT_SECONDS)
         conn = (
-            http.client.HTTPSConnection(
-                parts.hostname or "", parts.port, timeout=connect_timeout, context=tls
-            )
+            http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
+                                        context=tls)
             if parts.scheme == "https"
-            else http.client.HTTPConnection(parts.hostname or "", parts.port,
-                                            timeout=connect_timeout)
+            else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
         )
         counter.add("PROPFIND")
         try:

@@ -227,3 +227,26 @@ def test_an_oversized_answer_is_not_read_into_memory_or_used() -> None:
                            connect_timeout=2, read_timeout=5, counter=RequestCounter())
         assert early.answer() is None
         server.join(timeout=10)
+
+
+def test_a_server_that_does_not_accept_holds_the_run_up_at_most_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dropped SYNs (a full accept queue here, a firewall in life): the early probe gives up
+    after MAX_CONNECT_SECONDS, not after the configured connect timeout, and the run goes on
+    to the main client, which owns patience and retries."""
+    import davsync.dav.earlyprobe as earlyprobe
+
+    monkeypatch.setattr(earlyprobe, "MAX_CONNECT_SECONDS", 0.3)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the accept queue
+            counter = RequestCounter()
+            started = time.monotonic()
+            early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
+                               connect_timeout=60, read_timeout=60, counter=counter)
+            assert early.answer() is None
+            assert time.monotonic() - started < 30  # 0.3 s cap, far from the 60 s timeout
+            assert counter.count == 1
