@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +41,9 @@ from davsync.state.store import StateStore
 
 log = logging.getLogger(__name__)
 _RECORD_BATCH = 200
+# Downloaded items applied at a time when nothing is deleted (see `_stream`): about one multiget
+# batch, so a pairing holds a few batches in memory, not the whole collection.
+_STREAM_CHUNK = 50
 
 
 @dataclass
@@ -90,11 +93,12 @@ Outcome = tuple[str, Synced | None, str | None]  # (uid, record or None = forget
 
 @dataclass
 class _ServerView:
-    changes: dict[str, Seen | None]
+    changes: dict[str, Seen | None]  # deletions from the listing; downloads are added later
     ctag: str | None
     token: str | None
     read: bool  # False: the probe said nothing changed, so marks stay as they are
     failed: set[str] = field(default_factory=set)  # hrefs to look at again next run
+    to_fetch: dict[str, str | None] = field(default_factory=dict)  # href -> listed etag
 
 
 class CollectionSync:
@@ -184,10 +188,12 @@ class CollectionSync:
             return None
         return Seen(name, sig, item)
 
-    def server_changes(
+    def server_listing(
         self, state: dict[str, Synced], probe_future: Future[Probe] | None = None
     ) -> _ServerView:
-        """Probe first, so that a change made while we list is seen by the next run."""
+        """What changed on the server, without the content yet: deletions by UID, changed
+        hrefs to download. Probe first, so that a change made while we list is seen by the
+        next run."""
         coll = self.store.collection(self.name)
         old_ctag = coll.ctag if coll else None
         old_token = coll.sync_token if coll else None
@@ -210,9 +216,9 @@ class CollectionSync:
             return _ServerView({}, old_ctag, old_token, read=False)
         changed, deleted, token = self._list_server(state, old_token)
         changed.update({h: None for h in pending if h not in changed and h not in deleted})
-        view = _ServerView({}, probe.ctag, token, read=True)
-        self._fetch_server(state, changed, deleted, view)
-        return view
+        by_href = {rec.href: rec for rec in state.values() if rec.href}
+        gone = {by_href[href].uid: None for href in deleted}
+        return _ServerView(gone, probe.ctag, token, read=True, to_fetch=changed)
 
     def _list_server(
         self, state: dict[str, Synced], token: str | None
@@ -236,19 +242,21 @@ class CollectionSync:
                    if e is None or h not in by_href or by_href[h].etag != e}
         return changed, set(by_href) - set(listing), new_token
 
-    def _fetch_server(
-        self, state: dict[str, Synced], changed: dict[str, str | None], deleted: set[str],
-        view: _ServerView,
-    ) -> None:
+    def _server_items(
+        self, state: dict[str, Synced], view: _ServerView
+    ) -> Iterator[tuple[str, Seen | None]]:
+        """Download `view.to_fetch` (a few multigets in flight while the caller works on what
+        came before): (uid, version) per usable item, (uid, None) for one that is gone."""
+        if not view.to_fetch:
+            return
         by_href = {rec.href: rec for rec in state.values() if rec.href}
-        for href in deleted:
-            view.changes[by_href[href].uid] = None
-        owner = {r.uid: r.href for r in state.values() if r.href and r.href not in deleted}
-        for fetched in self.remote.multiget(sorted(changed)):
+        owner = {r.uid: r.href for r in state.values()
+                 if r.href and view.changes.get(r.uid, r) is not None}
+        for fetched in self.remote.multiget(sorted(view.to_fetch)):
             href = fetched.href
             if fetched.data is None:
                 if fetched.error and fetched.error.startswith("404") and href in by_href:
-                    view.changes[by_href[href].uid] = None
+                    yield by_href[href].uid, None
                 elif fetched.error and not fetched.error.startswith("404"):
                     self.report.error(href, f"cannot download: {fetched.error}")
                     view.failed.add(href)
@@ -257,7 +265,7 @@ class CollectionSync:
             if seen is not None:
                 assert seen.item.uid is not None
                 owner[seen.item.uid] = href
-                view.changes[seen.item.uid] = seen
+                yield seen.item.uid, seen
 
     def _parse_server(
         self, href: str, etag: str | None, data: bytes, owner: dict[str, str], view: _ServerView
@@ -297,22 +305,66 @@ class CollectionSync:
             if probe is None and self._exists:
                 probe = pool.submit(self.remote.probe)
             state = self.store.items(self.name)
-            server_future = pool.submit(self.server_changes, state, probe)
+            server_future = pool.submit(self.server_listing, state, probe)
             device = self.device_changes(state)
             server = server_future.result()
-        planned = plan(state, device, server.changes)
-        self.report.conflicts = sum(1 for a in planned if a.op is Op.CONFLICT)
+        if None in device.values() or None in server.changes.values():
+            for uid, seen in self._server_items(state, server):
+                server.changes[uid] = seen
+            if not self._plan_and_execute(state, device, server.changes):
+                return self.report
+        else:
+            self._stream(state, device, server)
+        self.source.flush()
+        self._save_marks(server)
+        return self.report
+
+    def _stream(self, state: dict[str, Synced], device: Changes, server: _ServerView) -> None:
+        """Nothing is deleted on either side, so the mass-deletion guard has nothing to stop:
+        apply each downloaded chunk while the next multigets are in flight. Memory then stays
+        at a few batches whatever the collection holds (pairing 1 000 contacts with 150 KB
+        photos: 406 MB peak when everything was downloaded before planning), and writing
+        files overlaps downloading."""
+        handled: set[str] = set()
+        late: dict[str, Seen | None] = {}  # gone between the listing and the download
+        chunk: dict[str, Seen | None] = {}
+        for uid, seen in self._server_items(state, server):
+            if seen is None:
+                late[uid] = None
+                continue
+            late.pop(uid, None)
+            chunk[uid] = seen
+            if len(chunk) >= _STREAM_CHUNK:
+                self._apply_chunk(state, device, chunk)
+                handled |= chunk.keys()
+                chunk = {}
+        self._apply_chunk(state, device, chunk)
+        handled |= chunk.keys()
+        rest = {uid: d for uid, d in device.items() if uid not in handled}
+        self._plan_and_execute(state, rest, {u: s for u, s in late.items() if u not in handled})
+
+    def _apply_chunk(
+        self, state: dict[str, Synced], device: Changes, chunk: dict[str, Seen | None]
+    ) -> None:
+        """Plan and do the downloaded chunk's UIDs: with a version on both sides where the
+        device changed too, so each decision is the one the whole-collection plan would make."""
+        if chunk:
+            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk)
+
+    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes
+                          ) -> bool:
+        """False when the mass-deletion guard stopped it (reported as an error)."""
+        planned = plan(state, device, server)
+        self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
         actions = resolve_conflicts(planned, self.options.conflict, new_uid, self._note)
         device_count = len([r for r in state.values() if r.filename])
         server_count = len([r for r in state.values() if r.href])
         guard = mass_deletion(actions, device_count, server_count)
         if guard and not self.options.allow_mass_delete:
             self.report.error(self.name, guard)
-            return self.report
+            return False
         self._execute(actions)
-        self.source.flush()
-        self._save_marks(server)
-        return self.report
+        return True
 
     def _note(self, action: Action) -> str:
         when = self.now().strftime("%Y-%m-%d %H:%M UTC")

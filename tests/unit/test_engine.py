@@ -176,3 +176,42 @@ def test_server_without_sync_collection_uses_etag_listing(tmp_path: Path) -> Non
     rig.remote.requests = 0
     rig.sync()
     assert rig.remote.requests == 1  # unchanged ctag: the probe only
+
+
+def test_a_pairing_applies_downloads_while_later_ones_are_still_coming(tmp_path: Path) -> None:
+    """With nothing deleted anywhere, downloaded items are written chunk by chunk: memory stays
+    at a chunk, not the collection. Seen from the server: when the last item is handed out,
+    most of the earlier ones are already files on the device."""
+    rig = Rig(tmp_path)
+    for i in range(200):
+        rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i}"))
+    files_when_last_sent: list[int] = []
+    plain = rig.remote.multiget
+
+    def watched(hrefs: list[str]):  # type: ignore[no-untyped-def]
+        for fetched in plain(hrefs):
+            if fetched.href == hrefs[-1]:
+                files_when_last_sent.append(len(list(rig.dir.glob("*.vcf"))))
+            yield fetched
+
+    rig.remote.multiget = watched  # type: ignore[method-assign]
+    report = rig.sync()
+    assert (report.downloaded, report.errors) == (200, [])
+    assert files_when_last_sent and files_when_last_sent[0] >= 150
+    assert len(rig.device()) == 200
+
+
+def test_with_a_deletion_in_sight_the_whole_plan_comes_first(tmp_path: Path) -> None:
+    """A deletion may trip the mass-deletion guard, which must stop the collection before
+    anything is done: then everything is downloaded and planned before any file is written."""
+    rig = Rig(tmp_path)
+    for i in range(20):
+        rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i}"))
+    assert rig.sync().downloaded == 20
+    for i in range(15):  # most of the server side goes away ...
+        rig.remote.delete_raw(f"/u/c/{i:03d}.vcf")
+    for i in range(20, 60):  # ... while new items arrive
+        rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i}"))
+    report = rig.sync()
+    assert "stopped for safety" in report.errors[0]["reason"]
+    assert report.downloaded == 0 and len(rig.device()) == 20  # nothing was applied
