@@ -12,7 +12,6 @@ them already applied (same etag, or same content on both sides: recorded, not du
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from davsync.dav.api import (
     PreconditionFailed,
     Probe,
 )
+from davsync.report import CollectionReport
 from davsync.sources.base import Source, SourceError
 from davsync.state.store import StateStore
 
@@ -44,39 +44,6 @@ _RECORD_BATCH = 200
 # Downloaded items applied at a time when nothing is deleted (see `_stream`): about one multiget
 # batch, so a pairing holds a few batches in memory, not the whole collection.
 _STREAM_CHUNK = 50
-
-
-@dataclass
-class CollectionReport:
-    uploaded: int = 0
-    updated: int = 0
-    downloaded: int = 0
-    deleted_local: int = 0
-    deleted_remote: int = 0
-    conflicts: int = 0
-    errors: list[dict[str, str]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def error(self, item: str, reason: str) -> None:
-        log.warning("%s: %s", item, reason)
-        with self._lock:
-            self.errors.append({"item": item, "reason": reason})
-
-    def count(self, counter: str) -> None:
-        """Thread-safe increment: uploads and downloads run in a worker pool."""
-        with self._lock:
-            setattr(self, counter, getattr(self, counter) + 1)
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "uploaded": self.uploaded,
-            "updated": self.updated,
-            "downloaded": self.downloaded,
-            "deleted_local": self.deleted_local,
-            "deleted_remote": self.deleted_remote,
-            "conflicts": self.conflicts,
-            "errors": list(self.errors),
-        }
 
 
 @dataclass(frozen=True)
@@ -209,10 +176,7 @@ class CollectionSync:
             self._exists = False
             gone: dict[str, Seen | None] = {u: None for u, r in state.items() if r.href}
             return _ServerView(gone, None, None, read=True)
-        unchanged = (probe.ctag is not None and probe.ctag == old_ctag) or (
-            probe.ctag is None and probe.sync_token is not None and probe.sync_token == old_token
-        )
-        if unchanged and not pending:
+        if probe.shows_no_change(old_ctag, old_token) and not pending:
             return _ServerView({}, old_ctag, old_token, read=False)
         changed, deleted, token = self._list_server(state, old_token)
         changed.update({h: None for h in pending if h not in changed and h not in deleted})

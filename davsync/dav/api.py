@@ -49,6 +49,12 @@ class Probe:
     ctag: str | None
     sync_token: str | None
 
+    def shows_no_change(self, ctag: str | None, sync_token: str | None) -> bool:
+        """True when this probe matches the marks stored after the last complete read."""
+        if self.ctag is not None:
+            return self.ctag == ctag
+        return self.sync_token is not None and self.sync_token == sync_token
+
 
 @dataclass(frozen=True)
 class SyncDelta:

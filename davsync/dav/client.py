@@ -417,12 +417,10 @@ class Collection:
         return parse_multistatus(response.content, self.url)
 
     def _own(self, ms: Multistatus) -> DavResponse:
-        for response in ms.responses:
-            if response.href == self.path:
-                return response
-        if len(ms.responses) == 1:
-            return ms.responses[0]
-        raise DavError(f"{self.url}: the answer does not describe the collection itself")
+        own = ms.own(self.path)
+        if own is None:
+            raise DavError(f"{self.url}: the answer does not describe the collection itself")
+        return own
 
     def _observe(self, own: DavResponse) -> None:
         if xb.SUPPORTED_REPORT_SET in own.props:

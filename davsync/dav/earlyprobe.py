@@ -20,7 +20,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from davsync.dav.api import RequestCounter
+from davsync.dav.api import DavError, RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class EarlyProbe:
         self.url = url
         self._read_timeout = read_timeout
         self._conn: http.client.HTTPConnection | None = None
+        self._answered = False
+        self._answer: EarlyAnswer | None = None
         parts = urlsplit(url)
         path = parts.path or "/"
         timeout = min(connect_timeout, MAX_CONNECT_SECONDS)
@@ -81,7 +83,31 @@ class EarlyProbe:
         self._conn = conn
 
     def answer(self) -> EarlyAnswer | None:
-        """The server's status and body, or None when there is none to act on."""
+        """The server's status and body, or None when there is none to act on. Read once;
+        later calls return the same."""
+        if self._answered:
+            return self._answer
+        self._answered = True
+        self._answer = self._read()
+        return self._answer
+
+    def ctag(self) -> str | None:
+        """The getctag of a usable 207 answer, else None (then the run probes again)."""
+        answer = self.answer()
+        if answer is None or answer.status != 207:
+            return None
+        from davsync.dav.hrefs import normalize_href
+        from davsync.dav.multistatus import parse_multistatus
+        from davsync.dav.xmlbodies import GETCTAG
+
+        try:
+            own = parse_multistatus(answer.content, self.url).own(
+                normalize_href(self.url, self.url))
+        except DavError:
+            return None
+        return own.text(GETCTAG) if own is not None else None
+
+    def _read(self) -> EarlyAnswer | None:
         conn, self._conn = self._conn, None
         if conn is None:
             return None

@@ -73,6 +73,14 @@ class Multistatus:
     responses: tuple[DavResponse, ...]
     sync_token: str | None
 
+    def own(self, path: str) -> DavResponse | None:
+        """The response about the requested resource itself (`path`, normalised), or the only
+        response there is; None when the answer does not describe it."""
+        for response in self.responses:
+            if response.href == path:
+                return response
+        return self.responses[0] if len(self.responses) == 1 else None
+
 
 def parse_status(text: str | None, url: str) -> int:
     match = _STATUS_LINE.match(text or "")

@@ -106,3 +106,34 @@ def test_a_server_gone_after_a_good_run_exits_3(tmp_path: Path) -> None:
     proc = run(device, "sync")
     assert proc.returncode == 3
     assert "reach" in proc.stderr.lower()
+
+
+def test_a_no_op_run_never_imports_httpx_or_the_engine(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    copy_samples(device)
+    assert device.sync()["exit"] == 0
+    proc = run(device, "sync", "--json", env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["http_requests"] == 2
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "davsync.dav.earlyprobe" in imported  # the measurement itself works
+    assert not imported & {"httpx", "httpcore", "davsync.engine", "davsync.dav.client"}
+    status = run(device, "status", "--json")
+    assert all(c["last_sync"] for c in json.loads(status.stdout)["sync"].values())
+
+
+def test_an_unreadable_device_file_is_reported_on_every_run(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    copy_samples(device)
+    (device.contacts / "broken.vcf").write_bytes(b"BEGIN:VCARD\r\nthis is not a vCard\r\n")
+    for _ in range(2):  # the second run has nothing else to do: it must still look
+        got = device.sync()
+        assert got["exit"] == 1
+        errors = got["collections"]["contacts"]["errors"]
+        assert [e["item"].endswith("broken.vcf") for e in errors] == [True]
+    assert (device.contacts / "broken.vcf").exists()

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from davsync.core.item import parse_item
-from davsync.engine import CollectionReport, CollectionSync, SyncOptions
+from davsync.engine import CollectionSync, SyncOptions
+from davsync.report import CollectionReport
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
 from tests.unit.memdav import MemCollection

@@ -1,0 +1,46 @@
+"""What one collection's sync did: counts and the items that failed, with their reasons.
+
+Its own small module, so that a run which decides early that it has nothing to do can report
+that without importing the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+log = logging.getLogger("davsync.engine")
+
+
+@dataclass
+class CollectionReport:
+    uploaded: int = 0
+    updated: int = 0
+    downloaded: int = 0
+    deleted_local: int = 0
+    deleted_remote: int = 0
+    conflicts: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def error(self, item: str, reason: str) -> None:
+        log.warning("%s: %s", item, reason)
+        with self._lock:
+            self.errors.append({"item": item, "reason": reason})
+
+    def count(self, counter: str) -> None:
+        """Thread-safe increment: uploads and downloads run in a worker pool."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "uploaded": self.uploaded,
+            "updated": self.updated,
+            "downloaded": self.downloaded,
+            "deleted_local": self.deleted_local,
+            "deleted_remote": self.deleted_remote,
+            "conflicts": self.conflicts,
+            "errors": list(self.errors),
+        }

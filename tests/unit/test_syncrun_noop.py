@@ -1,0 +1,87 @@
+"""The composition root's early "nothing to do" decision: it must say yes only when the
+engine would do nothing either, and say no to anything that needs a look."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from davsync.core.synced import Synced, device_unchanged
+from davsync.sources.vdir import VdirSource
+from davsync.state.store import StateStore
+from davsync.syncrun import SyncResult, _nothing_to_do, _Target
+from tests.unit.rig import vcard
+
+KEY = "contacts:contacts@http://dav.example/"
+
+
+class AnsweredProbe:
+    """What `EarlyProbe` offers `_nothing_to_do`: the getctag of its answer, if usable."""
+
+    def __init__(self, ctag: str | None) -> None:
+        self._ctag = ctag
+
+    def ctag(self) -> str | None:
+        return self._ctag
+
+
+@pytest.fixture
+def synced(tmp_path: Path) -> tuple[StateStore, _Target]:
+    """A collection synced once: one device file, its record, the stored ctag "c1"."""
+    folder = tmp_path / "contacts"
+    folder.mkdir()
+    (folder / "a.vcf").write_bytes(vcard("a", "Anna"))
+    sig = VdirSource(folder, "contacts").scan()["a.vcf"]
+    store = StateStore(tmp_path / "state.sqlite")
+    store.save_collection(KEY, "contacts", "http://dav.example/u/contacts/")
+    store.record(KEY, Synced("a", "a.vcf", sig, "/u/contacts/a.vcf", '"e1"', "h"), None)
+    store.save_marks(KEY, '"c1"', "token-1")
+    target = _Target("contacts", "contacts", folder, KEY, "http://dav.example/u/contacts/")
+    target.early = AnsweredProbe('"c1"')  # type: ignore[assignment]
+    return store, target
+
+
+def test_unchanged_on_both_sides_ends_the_run_and_records_it(
+    synced: tuple[StateStore, _Target],
+) -> None:
+    store, target = synced
+    result = SyncResult()
+    assert _nothing_to_do(store, [target], result)
+    assert result.collections["contacts"].as_json()["errors"] == []
+    state = store.collection(KEY)
+    assert state is not None and state.last_sync is not None
+
+
+@pytest.mark.parametrize("change", ["server ctag", "no ctag", "pending", "edited", "added",
+                                    "deleted", "no early probe"])
+def test_anything_to_look_at_goes_the_whole_way(
+    synced: tuple[StateStore, _Target], change: str
+) -> None:
+    store, target = synced
+    if change == "server ctag":
+        target.early = AnsweredProbe('"c2"')  # type: ignore[assignment]
+    elif change == "no ctag":
+        target.early = AnsweredProbe(None)  # type: ignore[assignment]
+    elif change == "pending":
+        store.set_pending(KEY, {"/u/contacts/broken.vcf"})
+    elif change == "edited":
+        (target.path / "a.vcf").write_bytes(vcard("a", "Anna Maria, longer now"))
+    elif change == "added":
+        (target.path / "b.vcf").write_bytes(b"not a vCard at all")
+    elif change == "deleted":
+        (target.path / "a.vcf").unlink()
+    else:
+        target.early = None
+    result = SyncResult()
+    assert not _nothing_to_do(store, [target], result)
+    assert result.collections == {}
+
+
+def test_device_unchanged_compares_names_and_signatures_both_ways() -> None:
+    rec = Synced("a", "a.vcf", "sig-a", "/a.vcf", None, "h")
+    server_only = Synced("b", None, None, "/b.vcf", None, "h")  # never on this device
+    assert device_unchanged({"a.vcf": "sig-a"}, [rec, server_only])
+    assert not device_unchanged({"a.vcf": "sig-other"}, [rec])
+    assert not device_unchanged({"a.vcf": "sig-a", "new.vcf": "x"}, [rec])
+    assert not device_unchanged({}, [rec])
