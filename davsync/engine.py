@@ -214,8 +214,8 @@ class CollectionSync:
         if not view.to_fetch:
             return
         by_href = {rec.href: rec for rec in state.values() if rec.href}
-        owner = {r.uid: r.href for r in state.values()
-                 if r.href and view.changes.get(r.uid, r) is not None}
+        gone = {uid for uid, seen in view.changes.items() if seen is None}
+        owner = {r.uid: r.href for r in state.values() if r.href and r.uid not in gone}
         for fetched in self.remote.multiget(sorted(view.to_fetch)):
             href = fetched.href
             if fetched.data is None:
@@ -275,20 +275,22 @@ class CollectionSync:
         if None in device.values() or None in server.changes.values():
             for uid, seen in self._server_items(state, server):
                 server.changes[uid] = seen
-            if not self._plan_and_execute(state, device, server.changes):
-                return self.report
+            done = self._plan_and_execute(state, device, server.changes)
         else:
-            self._stream(state, device, server)
+            done = self._stream(state, device, server)
+        if not done:  # stopped for safety: the marks stay, so the next run sees it all again
+            return self.report
         self.source.flush()
         self._save_marks(server)
         return self.report
 
-    def _stream(self, state: dict[str, Synced], device: Changes, server: _ServerView) -> None:
+    def _stream(self, state: dict[str, Synced], device: Changes, server: _ServerView) -> bool:
         """Nothing is deleted on either side, so the mass-deletion guard has nothing to stop:
         apply each downloaded chunk while the next multigets are in flight. Memory then stays
         at a few batches whatever the collection holds (pairing 1 000 contacts with 150 KB
         photos: 406 MB peak when everything was downloaded before planning), and writing
-        files overlaps downloading."""
+        files overlaps downloading. Items found gone only while downloading are planned last,
+        under the guard; False when it stopped them."""
         handled: set[str] = set()
         late: dict[str, Seen | None] = {}  # gone between the listing and the download
         chunk: dict[str, Seen | None] = {}
@@ -305,7 +307,8 @@ class CollectionSync:
         self._apply_chunk(state, device, chunk)
         handled |= chunk.keys()
         rest = {uid: d for uid, d in device.items() if uid not in handled}
-        self._plan_and_execute(state, rest, {u: s for u, s in late.items() if u not in handled})
+        return self._plan_and_execute(
+            state, rest, {u: s for u, s in late.items() if u not in handled})
 
     def _apply_chunk(
         self, state: dict[str, Synced], device: Changes, chunk: dict[str, Seen | None]

@@ -215,3 +215,32 @@ def test_with_a_deletion_in_sight_the_whole_plan_comes_first(tmp_path: Path) -> 
     report = rig.sync()
     assert "stopped for safety" in report.errors[0]["reason"]
     assert report.downloaded == 0 and len(rig.device()) == 20  # nothing was applied
+
+
+def test_items_gone_while_downloading_are_deleted_only_under_the_guard(tmp_path: Path) -> None:
+    """Listed as changed, gone by the time the multiget asks (another client deleted them in
+    between): planned last and still held by the mass-deletion guard, and the run that stops
+    keeps its marks, so the next one sees the deletions again."""
+    rig = Rig(tmp_path)
+    for i in range(20):
+        rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i}"))
+    assert rig.sync().downloaded == 20
+    for i in range(15):
+        rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i} edited"))
+    plain = rig.remote.multiget
+
+    def racing(hrefs: list[str]):  # type: ignore[no-untyped-def]
+        for i in range(15):
+            if f"/u/c/{i:03d}.vcf" in rig.remote.items:
+                rig.remote.delete_raw(f"/u/c/{i:03d}.vcf")
+        yield from plain(hrefs)
+
+    rig.remote.multiget = racing  # type: ignore[method-assign]
+    report = rig.sync()
+    assert "stopped for safety" in report.errors[0]["reason"]
+    assert len(rig.device()) == 20
+    rig.remote.multiget = plain  # type: ignore[method-assign]
+    assert "stopped for safety" in rig.sync().errors[0]["reason"]  # seen again, still held
+    report = rig.sync(allow_mass_delete=True)
+    assert (report.deleted_local, report.errors) == (15, [])
+    assert rig.device() == rig.server() and len(rig.device()) == 5
