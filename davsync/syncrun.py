@@ -32,7 +32,7 @@ from davsync.state.store import StateStore
 if TYPE_CHECKING:
     import ssl
 
-    from davsync.core.item import Kind
+    from davsync.core.kinds import Kind
     from davsync.dav.client import Collection, DavClient
     from davsync.dav.earlyprobe import EarlyProbe
     from davsync.engine import SyncOptions

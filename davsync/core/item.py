@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Literal
 
+from davsync.core.kinds import SUFFIX, Kind
 from davsync.core.vtext import Component, ParseError, Prop, decode, escape_text, fold, parse, unfold
 
-Kind = Literal["contacts", "calendars"]
 ROOT = {"contacts": "VCARD", "calendars": "VCALENDAR"}
-SUFFIX = {"contacts": ".vcf", "calendars": ".ics"}
 IGNORED = frozenset({"PRODID", "REV", "DTSTAMP", "LAST-MODIFIED", "X-RADICALE-NAME"})
 CAL_ITEMS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
 

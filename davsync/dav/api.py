@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
+from davsync.core.kinds import Kind
 from davsync.credentials.secret import Secret
 from davsync.errors import AuthError, DavsyncError, UnreachableError
-
-Kind = Literal["contacts", "calendars"]
 
 
 class DavError(DavsyncError):

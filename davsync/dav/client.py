@@ -23,6 +23,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
+from davsync.core.kinds import Kind
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import (
     Authenticator,
@@ -32,7 +33,6 @@ from davsync.dav.api import (
     DavUnreachable,
     Fetched,
     InvalidSyncToken,
-    Kind,
     PreconditionFailed,
     Probe,
     RequestCounter,

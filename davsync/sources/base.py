@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from davsync.core.item import Kind
+from davsync.core.kinds import Kind
 from davsync.errors import DavsyncError
 
 

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from davsync.core.item import SUFFIX, Kind
+from davsync.core.kinds import SUFFIX, Kind
 from davsync.sources.base import SourceError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 
-from davsync.core.item import SUFFIX, Kind
+from davsync.core.kinds import SUFFIX, Kind
 from davsync.dav.api import (
     Created,
     DavError,
