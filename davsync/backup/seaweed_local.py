@@ -11,13 +11,13 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from davsync.devtools.net import stop_process, wait_listening
 
 # Listeners `weed mini` opens; each gets a free loopback port, so nothing reaches beyond 127.0.0.1.
 _PORT_FLAGS = (
@@ -40,12 +40,7 @@ class LocalS3:
     def stop(self) -> None:
         """SIGTERM (the server exits in about 3 s), then SIGKILL if it hangs."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, timeout=5)
 
 
 def weed_binary() -> str:
@@ -71,19 +66,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"weed mini exited early with status {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"weed mini S3 not listening on 127.0.0.1:{port} after {timeout} s")
 
 
 def start_local_s3(root: Path, access_key: str = "davsync-test", secret_key: str | None = None,
@@ -119,7 +101,7 @@ def start_local_s3(root: Path, access_key: str = "davsync-test", secret_key: str
     log.close()
     server = LocalS3(proc, f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, root)
     try:
-        _wait_ready(proc, ports["s3.port"], timeout)
+        wait_listening(ports["s3.port"], timeout, proc)
     except BaseException:
         server.stop()
         raise

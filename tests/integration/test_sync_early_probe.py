@@ -19,6 +19,14 @@ from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
 EARLY = "early probe: PROPFIND"
 
 
+def synced_device(root: Path, account: DavAccount) -> Device:
+    """A device holding the samples, synced once: the state knows its collection URLs."""
+    device = Device(root, account)
+    copy_samples(device)
+    assert device.sync()["exit"] == 0
+    return device
+
+
 def run(device: Device, *args: str, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -30,9 +38,7 @@ def run(device: Device, *args: str, env: dict[str, str] | None = None
 def test_a_no_op_run_reads_both_collections_from_the_early_probes(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
-    device = Device(tmp_path / "d", dav_account)
-    copy_samples(device)
-    assert device.sync()["exit"] == 0
+    device = synced_device(tmp_path / "d", dav_account)
     proc = run(device, "-vv", "sync", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["http_requests"] == 2
@@ -61,9 +67,7 @@ def test_a_change_seen_by_the_early_probe_is_synced(
 def test_with_a_proxy_in_the_environment_every_request_goes_through_httpx(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
-    device = Device(tmp_path / "d", dav_account)
-    copy_samples(device)
-    assert device.sync()["exit"] == 0
+    device = synced_device(tmp_path / "d", dav_account)
     # The proxy is never used (NO_PROXY covers the server): httpx goes direct, and the early
     # probe, which does not read proxy settings, must stay out of the way.
     env = {**os.environ, "HTTP_PROXY": f"http://127.0.0.1:{free_port()}",
@@ -77,9 +81,7 @@ def test_with_a_proxy_in_the_environment_every_request_goes_through_httpx(
 def test_refused_credentials_after_a_good_run_exit_3_without_the_password(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
-    device = Device(tmp_path / "d", dav_account)
-    copy_samples(device)
-    assert device.sync()["exit"] == 0
+    device = synced_device(tmp_path / "d", dav_account)
     wrong = "wrong-password-early-42"
     device.config.write_text(device.config.read_text(encoding="utf-8").replace(
         dav_account.password, wrong), encoding="utf-8")
@@ -95,9 +97,7 @@ def test_a_server_gone_after_a_good_run_exits_3(tmp_path: Path) -> None:
     server = start_radicale(tmp_path / "radicale")
     try:
         server.add_user("alice", "alice-Secret-1")
-        device = Device(tmp_path / "d", DavAccount(server, "alice", "alice-Secret-1"))
-        copy_samples(device)
-        assert device.sync()["exit"] == 0
+        device = synced_device(tmp_path / "d", DavAccount(server, "alice", "alice-Secret-1"))
     finally:
         server.stop()
     text = device.config.read_text(encoding="utf-8").replace("[device]",
@@ -111,9 +111,7 @@ def test_a_server_gone_after_a_good_run_exits_3(tmp_path: Path) -> None:
 def test_a_no_op_run_never_imports_httpx_or_the_engine(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
-    device = Device(tmp_path / "d", dav_account)
-    copy_samples(device)
-    assert device.sync()["exit"] == 0
+    device = synced_device(tmp_path / "d", dav_account)
     proc = run(device, "sync", "--json", env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["http_requests"] == 2
