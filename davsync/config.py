@@ -7,17 +7,24 @@ kept raw here and parsed by their owner, so one broken section does not block an
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from davsync.credentials.secret import Secret
+from davsync.errors import ConfigError
 from davsync.settings import Table, load_toml, run_secret_command
 
 CONFLICT_POLICIES = ("keep-both", "device-wins", "server-wins")
 AUTH_MODES = ("basic", "provision")
 TOP_LEVEL = ("server", "device", "state", "backup", "daemon", "log")
+# Keys whose value is a secret: a config file holding one must not be readable by others.
+SECRET_KEYS = {"server": ("password",), "backup": ("passphrase", "secret_key")}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class ServerConfig:
     password_command: str | None
     addressbook: str = "contacts"
     calendar: str = "personal"
+    create: bool = False
     verify_tls: bool = True
     conflict: str = "keep-both"
     auth: str = "basic"
@@ -59,15 +67,42 @@ class DeviceConfig:
 
     contacts: Path | None
     calendars: Path | None
+    where: str = "[device]"
+
+    def folders(self) -> list[tuple[str, Path]]:
+        """(key, folder) of each configured store; a config error when there is none, or when
+        one names something that is not a folder (a file would otherwise fail deep inside the
+        run with a traceback)."""
+        found = [(k, p) for k, p in (("contacts", self.contacts), ("calendars", self.calendars))
+                 if p is not None]
+        if not found:
+            raise ConfigError(f"{self.where}: nothing to sync: set contacts and/or calendars "
+                              "(folders of .vcf / .ics files)")
+        for key, folder in found:
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{self.where} {key}: {folder} is not a folder")
+        return found
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
-    server: ServerConfig
+    server_config: ServerConfig | None
     device: DeviceConfig
     state_dir: Path
     raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def server(self) -> ServerConfig:
+        """`[server]`, which only the commands that talk to the DAV server need: a config with
+        only `[backup]` serves `backup`, `restore` and `status`."""
+        if self.server_config is None:
+            raise ConfigError(f"{self.path}: no [server] section: this command needs the DAV "
+                              "server's url and username (see config/davsync.example.toml)")
+        return self.server_config
+
+    def has_server(self) -> bool:
+        return self.server_config is not None
 
     def section(self, name: str) -> Table:
         """A raw section for the room that owns it (e.g. `[backup]`)."""
@@ -96,23 +131,44 @@ def load_config(path: Path | None = None) -> Config:
     raw = load_toml(path)
     root = Table(raw, str(path), path.parent)
     root.check_keys(TOP_LEVEL)
-    server = _server(Table(raw.get("server", {}), f"{path} [server]", path.parent))
+    server = None
+    if "server" in raw:
+        server = _server(Table(raw["server"], f"{path} [server]", path.parent))
     dev = Table(raw.get("device", {}), f"{path} [device]", path.parent)
     dev.check_keys(["contacts", "calendars"])
-    device = DeviceConfig(contacts=dev.path("contacts"), calendars=dev.path("calendars"))
+    device = DeviceConfig(
+        contacts=dev.path("contacts"), calendars=dev.path("calendars"), where=dev.where
+    )
     state = Table(raw.get("state", {}), f"{path} [state]", path.parent)
     state.check_keys(["dir"])
     state_dir = state.path("dir") or default_state_dir()
-    return Config(path=path, server=server, device=device, state_dir=state_dir, raw=raw)
+    _warn_if_others_can_read(path, raw)
+    return Config(path=path, server_config=server, device=device, state_dir=state_dir, raw=raw)
+
+
+def _warn_if_others_can_read(path: Path, raw: dict[str, Any]) -> None:
+    """A password in a file others can read is one `cat` away from them. Credential files are
+    refused outright; a config file only gets a warning, as it may be shared on purpose."""
+    held = [f"[{section}] {key}" for section, keys in SECRET_KEYS.items()
+            for key in keys if isinstance(raw.get(section), dict) and key in raw[section]]
+    if not held:
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("%s holds %s and other users can read it: run `chmod 600 %s`",
+                    path, " and ".join(held), path)
 
 
 def _server(t: Table) -> ServerConfig:
     t.check_keys(
         [
             "url", "username", "password", "password_command", "addressbook", "calendar",
-            "verify_tls", "conflict", "auth", "provision_url", "assertion_command", "issuer",
-            "client_id", "device_name", "connect_timeout", "read_timeout", "multiget_batch",
-            "concurrency", "max_retries",
+            "create", "verify_tls", "conflict", "auth", "provision_url", "assertion_command",
+            "issuer", "client_id", "device_name", "connect_timeout", "read_timeout",
+            "multiget_batch", "concurrency", "max_retries",
         ]
     )
     auth = t.choice("auth", AUTH_MODES, "basic")
@@ -143,6 +199,7 @@ def _server(t: Table) -> ServerConfig:
         password_command=t.str("password_command"),
         addressbook=t.str("addressbook", "contacts") or "contacts",
         calendar=t.str("calendar", "personal") or "personal",
+        create=t.bool("create", False),
         verify_tls=t.bool("verify_tls", True),
         conflict=t.choice("conflict", CONFLICT_POLICIES, "keep-both"),
         auth=auth,

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from davsync.core.item import Item, ParseError, new_uid, parse_item, with_uid
+from davsync.core.item import Item, ParseError, new_uid, parse_item, title, with_uid
 from davsync.core.plan import (
     Action,
     Changes,
@@ -92,12 +92,15 @@ class CollectionSync:
         self._recheck: set[str] = set()  # hrefs to compare again next run (thread-safe add)
         self._extra: list[Outcome] = []  # outcomes of follow-up actions taken in a worker
         self._pending_records: list[Outcome] = []
+        self._conflicted: dict[str, Action] = {}  # uid -> its CONFLICT, to name it in reports
 
     # ---- gathering ---------------------------------------------------------------------
 
     def device_changes(self, state: dict[str, Synced]) -> Changes:
         """New, changed and deleted device items; unreadable ones are reported and kept out."""
         scan = self.source.scan()
+        for name, why in sorted(self.source.skipped.items()):
+            self.report.error(f"{self.source.location}/{name}", why)
         by_file = {rec.filename: rec for rec in state.values() if rec.filename}
         owner: dict[str, str] = {}  # uid -> file name that holds it
         changes: dict[str, Seen | None] = {}
@@ -323,6 +326,7 @@ class CollectionSync:
         """False when the mass-deletion guard stopped it (reported as an error)."""
         planned = plan(state, device, server)
         self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
+        self._tell_conflicts(planned)
         actions = resolve_conflicts(planned, self.options.conflict, new_uid, self._note)
         device_count = len([r for r in state.values() if r.filename])
         server_count = len([r for r in state.values() if r.href])
@@ -332,6 +336,28 @@ class CollectionSync:
             return False
         self._execute(actions)
         return True
+
+    def _tell_conflicts(self, planned: list[Action]) -> None:
+        """Name each item changed on both sides and say where each version went; keep-both's
+        copy is named once it exists (`_create_local`)."""
+        for action in planned:
+            if action.op is not Op.CONFLICT:
+                continue
+            self._conflicted[action.uid] = action
+            d, s = _seen(action.device), _seen(action.server)
+            if self.options.conflict == "server-wins":
+                self.report.conflict(self._label(d), f"{action.reason}; kept the server's version "
+                                     f"(conflict = \"server-wins\"), it replaced this device's")
+            elif self.options.conflict == "device-wins":
+                self.report.conflict(self._label(d), f"{action.reason}; kept this device's "
+                                     f"version (conflict = \"device-wins\"), it replaced {s.ref} "
+                                     "on the server")
+
+    def _label(self, seen: Seen, name: str | None = None) -> str:
+        """A device item as people know it: its file and its FN or SUMMARY."""
+        what = title(seen.item)
+        where = f"{self.source.location}/{name or seen.ref}"
+        return f"{where} ({what})" if what else where
 
     def _note(self, action: Action) -> str:
         when = self.now().strftime("%Y-%m-%d %H:%M UTC")
@@ -383,6 +409,8 @@ class CollectionSync:
             ref = (action.device.ref if action.device else None) or (
                 action.base.filename if action.base else None) or action.uid
             self.report.error(ref, str(exc))
+            if action.server is not None:  # its server version was not applied: next run
+                self._recheck.add(action.server.ref)
             return None
 
     def _record(self, outcome: Outcome | None) -> None:
@@ -492,6 +520,7 @@ class CollectionSync:
         again = plan({action.uid: b}, device, {action.uid: server})
         for _ in (a for a in again if a.op is Op.CONFLICT):
             self.report.count("conflicts")
+        self._tell_conflicts(again)
         again = resolve_conflicts(again, self.options.conflict, new_uid, self._note)
         last: Outcome | None = None
         for retry in again:
@@ -511,11 +540,24 @@ class CollectionSync:
             href = self.remote.href_for(action.uid)
             etag = self.remote.create(href, src.item.data)
             self._wrote_remote = True
+            self._tell_copy(action, name, href)
             return action.uid, Synced(action.uid, name, sig, href, etag, src.item.hash), \
                 src.item.text
         self.report.count("downloaded")
         return action.uid, Synced(action.uid, name, sig, src.ref, src.tag, src.item.hash), \
             src.item.text
+
+    def _tell_copy(self, copy: Action, name: str, href: str) -> None:
+        original = self._conflicted.get(copy.copy_of or "")
+        if original is None:
+            return
+        d, s = _seen(original.device), _seen(original.server)
+        self.report.conflict(
+            self._label(d),
+            f"{original.reason}; the server's version is in {self.source.location}/{d.ref} "
+            f"({s.ref} on the server), this device's version is now a separate item in "
+            f"{self.source.location}/{name} ({href} on the server)",
+        )
 
     def _save_marks(self, server: _ServerView) -> None:
         """Remember how far the server was read; after our own writes, settle on a fresh mark

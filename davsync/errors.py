@@ -34,3 +34,9 @@ class UnreachableError(DavsyncError):
 
 class AuthError(UnreachableError):
     """The server refused our credentials (and re-provisioning, if any, did not help)."""
+
+
+class ServerSettingError(ConfigError):
+    """A `[server]` setting that the server's answers show to be wrong (a URL that is no DAV
+    server, a collection name the account does not have). The DAV layer does not know the
+    config file's name: the message starts at "[server] <key>:" and the caller prefixes it."""

@@ -22,12 +22,32 @@ class CollectionReport:
     deleted_remote: int = 0
     conflicts: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    conflict_items: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def error(self, item: str, reason: str) -> None:
-        log.warning("%s: %s", item, reason)
+        """Keep an item's failure for the summary. Logged at info level only: the command
+        prints the summary, and a warning here made every error appear twice."""
+        log.info("%s: %s", item, reason)
         with self._lock:
-            self.errors.append({"item": item, "reason": reason})
+            if {"item": item, "reason": reason} not in self.errors:
+                self.errors.append({"item": item, "reason": reason})
+
+    def conflict(self, item: str, outcome: str) -> None:
+        """Say which item was changed on both sides and where each version now is."""
+        log.info("conflict: %s: %s", item, outcome)
+        with self._lock:
+            self.conflict_items.append({"item": item, "outcome": outcome})
+
+    def summary(self) -> str:
+        """One line for people: the counts, never "up to date" when something failed."""
+        counts = self.as_json()
+        parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in
+                 ("uploaded", "updated", "downloaded", "deleted_local", "deleted_remote",
+                  "conflicts") if counts[k]]
+        if self.errors:
+            parts.append(f"{len(self.errors)} error{'s' if len(self.errors) > 1 else ''}")
+        return ", ".join(parts) or "up to date"
 
     def count(self, counter: str) -> None:
         """Thread-safe increment: uploads and downloads run in a worker pool."""
@@ -43,4 +63,5 @@ class CollectionReport:
             "deleted_remote": self.deleted_remote,
             "conflicts": self.conflicts,
             "errors": list(self.errors),
+            "conflict_items": list(self.conflict_items),
         }

@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from davsync.appctx import AppContext, pass_app
-from davsync.syncrun import SyncResult, run_sync
+from davsync.config import Config
+from davsync.runstatus import last_failure, record_outcome
+from davsync.syncrun import SyncResult, configured_collections, run_sync
 
 
 @click.command()
@@ -22,7 +24,9 @@ from davsync.syncrun import SyncResult, run_sync
 def sync(app: AppContext, as_json: bool, allow_mass_delete: bool, only: tuple[str, ...]) -> None:
     """Make the device's contacts and calendars and the DAV account agree, both ways."""
     config = app.config()
+    _check_sync_config(config, only)
     result = run_sync(config, allow_mass_delete=allow_mass_delete, only=only)
+    record_outcome(config.state_dir, result.fatal)
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False))
     else:
@@ -30,13 +34,26 @@ def sync(app: AppContext, as_json: bool, allow_mass_delete: bool, only: tuple[st
     sys.exit(result.exit_code)
 
 
+def _check_sync_config(config: Config, only: tuple[str, ...]) -> None:
+    """Refuse, before any request, what would otherwise do nothing in silence or fail deep in
+    the run: no [server] or [device] folders, a folder that is a file, an unknown --only."""
+    config.server  # noqa: B018 - raises the config error when [server] is missing
+    config.device.folders()
+    known = [word for kind, name, _ in configured_collections(config) for word in (kind, name)]
+    for word in only:
+        if word not in known:
+            choices = ", ".join(dict.fromkeys(known))
+            raise click.BadParameter(
+                f"{word!r} is neither a configured kind nor a collection name; choose from "
+                f"{choices}", param_hint="'--only'",
+            )
+
+
 def _print_human(result: SyncResult) -> None:
     for name, report in result.collections.items():
-        counts = report.as_json()
-        parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in
-                 ("uploaded", "updated", "downloaded", "deleted_local", "deleted_remote",
-                  "conflicts") if counts[k]]
-        click.echo(f"{name}: {', '.join(parts) or 'up to date'}")
+        click.echo(f"{name}: {report.summary()}")
+        for conflict in report.conflict_items:
+            click.echo(f"  conflict: {conflict['item']}: {conflict['outcome']}")
         for err in report.errors:
             click.echo(f"  error: {err['item']}: {err['reason']}", err=True)
     if result.fatal is not None:
@@ -50,25 +67,39 @@ def status(app: AppContext, as_json: bool) -> None:
     """Show the last sync, sign-in and backup status."""
     config = app.config()
     out: dict[str, Any] = {"sync": _sync_status(config)}
-    from davsync.credentials.authenticator import auth_status
+    failure = last_failure(config.state_dir)
+    out["last_failure"] = failure
+    if config.has_server():
+        from davsync.credentials.authenticator import auth_status
 
-    out["auth"] = auth_status(config)
+        out["auth"] = auth_status(config)
     if config.has_section("backup"):
         from davsync.backup.commands import backup_status
 
         out["backup"] = backup_status(config)
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, default=str))
-        return
+    else:
+        _print_status(out)
+    sys.exit(int(failure.get("exit_code", 3)) if failure else 0)
+
+
+def _print_status(out: dict[str, Any]) -> None:
     for name, info in out["sync"].items():
         click.echo(f"sync {name}: last run {info['last_sync'] or 'never'}")
         result = info.get("last_result") or {}
         for err in result.get("errors", []):
             click.echo(f"  error: {err['item']}: {err['reason']}")
-    auth = out["auth"]
-    who = auth.get("username") or "nobody"
-    click.echo(f"auth: {auth.get('state')} as {who} on {auth.get('server')}"
-               + (f" ({auth['reason']})" if auth.get("reason") else ""))
+    failure = out["last_failure"]
+    if failure:
+        click.echo(f"last sync failed at {failure.get('when')}: {failure.get('reason')}")
+    if "auth" in out:
+        auth = out["auth"]
+        who = auth.get("username") or "nobody"
+        reason = auth.get("reason")
+        said = reason and not (failure and reason == failure.get("reason"))  # printed once
+        click.echo(f"auth: {auth.get('state')} as {who} on {auth.get('server')}"
+                   + (f" ({reason})" if said else ""))
     if "backup" in out:
         click.echo(json.dumps(out["backup"], indent=2, default=str))
 

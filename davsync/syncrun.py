@@ -26,7 +26,13 @@ from davsync.dav.api import (
     RequestCounter,
     basic_authorization,
 )
-from davsync.errors import EXIT_ITEMS_FAILED, EXIT_OK, DavsyncError
+from davsync.errors import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    ConfigError,
+    DavsyncError,
+    ServerSettingError,
+)
 from davsync.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -144,7 +150,11 @@ def run_sync(
                 device_label=server.device_name or socket.gethostname(),
             )
             for target in targets:
-                result.collections[target.name] = _sync_one(client, store, options, target)
+                result.collections[target.name] = _sync_one(
+                    client, store, options, target, create=server.create
+                )
+    except ServerSettingError as exc:
+        result.fatal = ConfigError(f"{config.path} {exc}")
     except DavsyncError as exc:
         result.fatal = exc
     finally:
@@ -207,17 +217,24 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
     if not targets or any(t.early is None for t in targets):
         return False
     from davsync.core.synced import device_unchanged
+    from davsync.sources.base import SourceError
     from davsync.sources.vdir import VdirSource
 
     marks = {}
+    skipped: dict[str, dict[str, str]] = {}
     for target in targets:  # the device side first: it overlaps the probes in flight
         known = store.collection(target.key)
         if known is None or store.pending(target.key):
             return False
-        scan = VdirSource(target.path, target.kind).scan()
+        source = VdirSource(target.path, target.kind)
+        try:
+            scan = source.scan()
+        except SourceError:
+            return False  # the engine reports it as this collection's error
         if not device_unchanged(scan, store.items(target.key).values()):
             return False
         marks[target.key] = known
+        skipped[target.key] = source.skipped
     for target in targets:
         assert target.early is not None
         ctag, known = target.early.ctag(), marks[target.key]
@@ -228,6 +245,8 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
     when = datetime.now(UTC).isoformat(timespec="seconds")
     for target in targets:
         report = result.collections[target.name] = CollectionReport()
+        for name, why in sorted(skipped[target.key].items()):  # as the engine would report
+            report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())
     return True
 
@@ -250,14 +269,17 @@ def _settle_probe(remote: Collection, early: EarlyProbe | None) -> Probe:
 
 
 def _sync_one(
-    client: DavClient, store: StateStore, options: SyncOptions, target: _Target
+    client: DavClient, store: StateStore, options: SyncOptions, target: _Target, *, create: bool
 ) -> CollectionReport:
     from davsync.engine import CollectionSync
+    from davsync.sources.base import SourceError
     from davsync.sources.vdir import VdirSource
 
     remote, probe = target.remote, target.probe
     if remote is None:
-        remote = client.find_collection(target.kind, target.name, displayname=target.name)
+        remote = client.find_collection(
+            target.kind, target.name, displayname=target.name, create=create
+        )
         store.save_collection(target.key, target.kind, remote.url)
         if remote.loaded_probe is not None:  # discovery already read the change marker
             probe = Future()
@@ -268,9 +290,9 @@ def _sync_one(
     )
     try:
         report = engine.run(probe)
-    except DavError as exc:  # a collection-level failure; other collections still run
+    except (DavError, SourceError) as exc:  # a collection-level failure; the others still run
         report = engine.report
-        report.error(remote.url, str(exc))
+        report.error(target.name, str(exc))
     store.save_result(
         target.key, datetime.now(UTC).isoformat(timespec="seconds"), report.as_json()
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +16,9 @@ from davsync.settings import Table, run_secret_command
 CATEGORIES = ("images", "videos", "documents")
 SNAPSHOT_CATEGORIES = ("contacts", "calendars")
 ALL_CATEGORIES = CATEGORIES + SNAPSHOT_CATEGORIES
+# S3 bucket naming rules: an invalid name is the user's to fix, not a network failure.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
 KEYS = (
     "endpoint", "bucket", "prefix", "region", "access_key", "secret_key", "access_key_command",
     "secret_key_command", "encryption", "passphrase", "passphrase_command", *CATEGORIES,
@@ -100,6 +104,10 @@ def parse_backup(config: Config) -> BackupConfig:
     bucket = t.req_str("bucket")
     if len(bucket) < 3:
         raise t.error("bucket", "must have at least 3 characters")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
+        raise t.error("bucket", f"{bucket!r} is not a valid S3 bucket name: use 3 to 63 "
+                      "lower-case letters, digits, dots and hyphens, starting and ending with a "
+                      "letter or digit")
     prefix = (t.str("prefix", "") or "").strip("/")
     return BackupConfig(
         endpoint=endpoint, bucket=bucket, prefix=prefix,

@@ -64,6 +64,20 @@ def _uid_and_count(root: Component, kind: Kind) -> tuple[str | None, int]:
     return (next(iter(uids)) if uids else None), len(items)
 
 
+def title(item: Item) -> str | None:
+    """What a person calls the item (a contact's FN, an event's SUMMARY), for messages."""
+    roots = parse(item.text)
+    if not roots:
+        return None
+    if item.kind == "contacts":
+        prop = roots[0].first("FN")
+    else:
+        found = (c.first("SUMMARY") for c in roots[0].children if c.name in CAL_ITEMS)
+        prop = next((p for p in found if p is not None), None)
+    value = prop.value.replace("\\,", ",").replace("\\;", ";").strip() if prop else ""
+    return value or None
+
+
 def _clean_uid(value: str) -> str:
     return value.strip()
 

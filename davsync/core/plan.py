@@ -52,6 +52,7 @@ class Action:
     server: Seen | None = None
     base: Synced | None = None
     reason: str = ""
+    copy_of: str | None = None  # CREATE_COPY: the UID of the item it is a conflict copy of
 
 
 def plan(state: Mapping[str, Synced], device: Changes, server: Changes) -> list[Action]:
@@ -141,7 +142,7 @@ def resolve_conflicts(
             copy_uid = new_uid()
             copy = with_note(with_uid(d.item, copy_uid), note(action))
             out.append(Action(Op.CREATE_COPY, copy_uid, device=Seen("", None, copy),
-                              reason=f"conflict copy of {action.uid}"))
+                              reason=f"conflict copy of {action.uid}", copy_of=action.uid))
     return out
 
 

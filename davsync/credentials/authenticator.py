@@ -45,6 +45,7 @@ from davsync.credentials.store import (
 )
 from davsync.dav.api import Authenticator
 from davsync.errors import AuthError, UnreachableError
+from davsync.runstatus import REFUSED, last_failure
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +320,28 @@ def dav_url_for(config: Config, auth: Authenticator) -> str:
 
 
 def auth_status(config: Config, store: SecretStore | None = None) -> dict[str, Any]:
-    """Who this installation is signed in as, and the last provisioning outcome; no secrets."""
+    """Who this installation is signed in as, and the last provisioning outcome; no secrets.
+
+    A login the DAV server refused in the last run overrides "signed_in" until a run gets
+    through: the credentials are there, but they do not work."""
+    out = _auth_status(config, store)
+    failure = last_failure(config.state_dir)
+    if failure is not None and failure.get("state") == REFUSED and out["state"] == SIGNED_IN \
+            and _not_before(failure.get("when"), out.get("when")):
+        out.update({k: failure.get(k) for k in ("state", "reason", "when")})
+        out["signed_in"] = False
+    return out
+
+
+def _not_before(when: Any, other: Any) -> bool:
+    """Whether the ISO time `when` is not older than `other` (True when either is unknown)."""
+    try:
+        return bool(datetime.fromisoformat(str(when)) >= datetime.fromisoformat(str(other)))
+    except ValueError:
+        return True
+
+
+def _auth_status(config: Config, store: SecretStore | None) -> dict[str, Any]:
     server = config.server
     if server.auth != "provision":
         return {

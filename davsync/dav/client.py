@@ -8,6 +8,7 @@ and turns transport failures into davsync errors. Everything above it only build
 
 from __future__ import annotations
 
+import difflib
 import logging
 import random
 import ssl
@@ -19,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Final
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
 
@@ -66,6 +67,7 @@ from davsync.dav.quirks import (
 )
 from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
 from davsync.dav.tls import tls_context
+from davsync.errors import ServerSettingError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,18 @@ def _tls_failure(exc: BaseException) -> str | None:
             return seen.reason or str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
+    """The config error for a collection name the account does not have, with the closest
+    of the names it does have."""
+    noun = "addressbook" if kind == "contacts" else "calendar"  # also its [server] key
+    close = difflib.get_close_matches(name, others, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(repr(o) for o in others)
+    return (f"[server] {noun}: the account has no {noun} named {name!r}; its {noun}s: "
+            f"{listed}.{hint} Correct the name, or set create = true in [server] to create "
+            f"{name!r}")
 
 
 def _strip_userinfo(url: str) -> str:
@@ -189,14 +203,42 @@ class DavClient:
         """A collection whose URL is already known (from state): no request is made."""
         return Collection(self, urljoin(self.url, url), kind, exists=True, displayname=displayname)
 
-    def find_collection(self, kind: Kind, name: str, displayname: str | None = None) -> Collection:
+    def find_collection(
+        self, kind: Kind, name: str, displayname: str | None = None, *, create: bool = False
+    ) -> Collection:
         """Discover the user's addressbook or calendar home (RFC 6764, 6352, 4791) and the
-        collection <home>/<name>/ in it; `exists` says whether it is there yet."""
+        collection <home>/<name>/ in it; `exists` says whether it is there yet.
+
+        A missing collection is to be created only when the account has none of its kind or
+        `create` says so: otherwise a typo in the name would start a new, empty collection
+        and upload everything into it. Then ServerSettingError names the ones it has."""
         home = self._find_home(kind)
-        url = urljoin(home if home.endswith("/") else home + "/", quote(name, safe="") + "/")
+        home = home if home.endswith("/") else home + "/"
+        url = urljoin(home, quote(name, safe="") + "/")
         collection = Collection(self, url, kind, exists=False, displayname=displayname)
         collection.load()
+        if not collection.exists and not create:
+            others = self._collection_names(home, kind)
+            if others:
+                raise ServerSettingError(_unknown_collection(kind, name, others))
         return collection
+
+    def _collection_names(self, home: str, kind: Kind) -> list[str]:
+        """The names (last path segments) of the home's collections of `kind`."""
+        response = self.request(
+            "PROPFIND", home, headers={"Depth": "1", **_XML},
+            content=xb.propfind((xb.RESOURCETYPE,)),
+        )
+        if response.status_code != 207:
+            raise self.failure("PROPFIND", home, response)
+        ms = parse_multistatus(response.content, home)
+        wanted = xb.ADDRESSBOOK if kind == "contacts" else xb.CALENDAR
+        home_path = normalize_href(home, home)
+        return sorted(
+            unquote(r.href.rstrip("/").rsplit("/", 1)[-1]) for r in ms.responses
+            if r.href.rstrip("/") != home_path.rstrip("/")
+            and wanted in r.child_tags(xb.RESOURCETYPE)
+        )
 
     def _find_home(self, kind: Kind) -> str:
         home_prop = xb.ADDRESSBOOK_HOME_SET if kind == "contacts" else xb.CALENDAR_HOME_SET
@@ -221,9 +263,11 @@ class DavClient:
                 fallback = url
         if fallback is not None:
             return fallback
-        raise DavError(
-            f"{self.url}: found no {kind} home on {self.origin} (tried the URL, "
-            "/.well-known and current-user-principal); configure the collection URL directly"
+        protocol = "CardDAV" if kind == "contacts" else "CalDAV"
+        raise ServerSettingError(
+            f"[server] url: {self.url} does not answer as a {protocol} server (no {kind} home "
+            f"at that URL, at {well_known} or through current-user-principal); set url to the "
+            "address of your DAV server or account"
         )
 
     def _propfind_optional(

@@ -23,6 +23,7 @@ class Source(Protocol):
 
     kind: Kind
     location: str
+    skipped: dict[str, str]  # item-like entries the last scan left out -> why (reported)
 
     def scan(self) -> dict[str, str]:
         """Every item name with its current sig."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,16 @@ def _sig(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}:{st.st_size}:{st.st_ino}"
 
 
+def _what(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a special file"
+
+
 class VdirSource:
     def __init__(self, path: Path, kind: Kind) -> None:
         self.path = path
@@ -28,22 +39,36 @@ class VdirSource:
         self.suffix = SUFFIX[kind]
         self.location = str(path)
         self._dirty = False  # names changed since the last directory fsync
+        self.skipped: dict[str, str] = {}  # name -> why the last scan left it out
 
     def scan(self) -> dict[str, str]:
-        self.path.mkdir(parents=True, exist_ok=True)
-        out = {}
-        with os.scandir(self.path) as entries:
-            for entry in entries:
-                if entry.name.startswith(_TMP_PREFIX):
-                    self._remove_if_stale(entry)
-                    continue
-                if entry.name.endswith(self.suffix) and not entry.name.startswith("."):
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            out[entry.name] = _sig(entry.stat(follow_symlinks=False))
-                    except FileNotFoundError:  # deleted while we looked
-                        continue
+        """Every item file with its sig; item-named entries that are not regular files (a
+        symbolic link, a folder, a fifo) are left out and listed in `skipped`."""
+        self.skipped = {}
+        out: dict[str, str] = {}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    self._scan_entry(entry, out)
+        except OSError as exc:
+            raise SourceError(f"{self.path}: cannot read the folder: {exc.strerror}") from None
         return out
+
+    def _scan_entry(self, entry: os.DirEntry[str], out: dict[str, str]) -> None:
+        if entry.name.startswith(_TMP_PREFIX):
+            self._remove_if_stale(entry)
+            return
+        if not entry.name.endswith(self.suffix) or entry.name.startswith("."):
+            return
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # deleted while we looked
+            return
+        if stat.S_ISREG(st.st_mode):
+            out[entry.name] = _sig(st)
+        else:
+            self.skipped[entry.name] = f"{_what(st.st_mode)}, not a regular file: skipped"
 
     @staticmethod
     def _remove_if_stale(entry: os.DirEntry[str]) -> None:
@@ -88,6 +113,8 @@ class VdirSource:
             self._file(name).unlink()
         except FileNotFoundError:
             return
+        except OSError as exc:
+            raise SourceError(f"{self.path / name}: cannot delete: {exc.strerror}") from None
         self._dirty = True
 
     def _check(self, name: str, expect_sig: str | None) -> None:
@@ -102,8 +129,11 @@ class VdirSource:
 
     def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
         target = self._file(name)
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
+        try:  # a read-only folder fails here: one item's error, not the run's
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
+        except OSError as exc:
+            raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

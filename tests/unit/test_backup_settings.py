@@ -83,3 +83,19 @@ def test_retrying_store_retries_only_transient_errors() -> None:
     assert hard.calls == 1
     with pytest.raises(NotFound):
         RetryingStore(hard, sleep=sleeps.append).head("x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["My_Bucket", "-bkt", "bkt-", "a..b", "192.168.1.1",
+                                  "x" * 64, "UPPER"])
+def test_an_invalid_bucket_name_is_a_config_error(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="is not a valid S3 bucket name"):
+        path = tmp_path / "config.toml"
+        path.write_text(BASE.replace('"bkt"', f'"{name}"'), encoding="utf-8")
+        parse_backup(load_config(path))
+
+
+@pytest.mark.parametrize("name", ["bkt", "davsync-backup.2024", "a1b", "x" * 63])
+def test_valid_bucket_names_pass(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(BASE.replace('"bkt"', f'"{name}"'), encoding="utf-8")
+    assert parse_backup(load_config(path)).bucket == name

@@ -63,3 +63,66 @@ def test_password_command_first_line_and_failure(tmp_path: Path) -> None:
     path.write_text('[server]\nurl = "http://x/"\nusername = "a"\npassword_command = "false"\n')
     with pytest.raises(ConfigError, match="exited with status 1"):
         load_config(path).server.resolve_password()
+
+
+def test_a_config_with_only_backup_loads_and_server_is_asked_for_only_when_needed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[backup]\nbucket = "bkt"\n')
+    config = load_config(path)
+    assert not config.has_server()
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: no [server] section")):
+        config.server  # noqa: B018
+
+
+def test_create_is_off_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nurl = "http://x/"\nusername = "a"\n')
+    assert load_config(path).server.create is False
+    path.write_text('[server]\nurl = "http://x/"\nusername = "a"\ncreate = true\n')
+    assert load_config(path).server.create is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "[device]: nothing to sync"),
+        ('[device]\ncontacts = "FILE"\n', "[device] contacts: FILE is not a folder"),
+    ],
+)
+def test_device_folders_for_sync(tmp_path: Path, text: str, message: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    path = tmp_path / "c.toml"
+    path.write_text(text.replace("FILE", str(afile)))
+    with pytest.raises(ConfigError, match=re.escape(message.replace("FILE", str(afile)))):
+        load_config(path).device.folders()
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "warned"),
+    [
+        ('[server]\nurl = "http://x/"\nusername = "a"\npassword = "pw-Secret-1"\n', 0o644,
+         "[server] password"),
+        ('[backup]\nbucket = "bkt"\npassphrase = "Pass-phrase-1"\n', 0o640,
+         "[backup] passphrase"),
+        ('[server]\nurl = "http://x/"\nusername = "a"\npassword = "pw-Secret-1"\n', 0o600, None),
+        ('[server]\nurl = "http://x/"\nusername = "a"\npassword_command = "pass x"\n', 0o644,
+         None),
+    ],
+)
+def test_a_readable_config_holding_a_secret_gets_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, mode: int, warned: str | None
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    load_config(path)
+    messages = [r.getMessage() for r in caplog.records]
+    if warned is None:
+        assert messages == []
+    else:
+        assert messages == [f"{path} holds {warned} and other users can read it: "
+                            f"run `chmod 600 {path}`"]
+        assert "pw-Secret-1" not in messages[0] and "Pass-phrase-1" not in messages[0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from davsync.core.item import parse_item
 from davsync.dav.api import DavError
 from tests.unit.rig import Rig, vcard
@@ -244,3 +246,75 @@ def test_items_gone_while_downloading_are_deleted_only_under_the_guard(tmp_path:
     report = rig.sync(allow_mass_delete=True)
     assert (report.deleted_local, report.errors) == (15, [])
     assert rig.device() == rig.server() and len(rig.device()) == 5
+
+
+def test_a_conflict_names_the_item_and_where_both_versions_are(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Base"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+    report = rig.sync()
+    [conflict] = report.conflict_items
+    assert conflict["item"] == f"{rig.dir}/a.vcf (Device)"
+    copy = next(f.name for f in rig.dir.glob("*.vcf") if f.name != "a.vcf")
+    copy_href = next(h for h in rig.remote.items if h != "/u/c/a.vcf")
+    assert conflict["outcome"] == (
+        f"changed on both sides; the server's version is in {rig.dir}/a.vcf (/u/c/a.vcf on the "
+        f"server), this device's version is now a separate item in {rig.dir}/{copy} "
+        f"({copy_href} on the server)"
+    )
+    assert report.as_json()["conflict_items"] == [conflict]
+
+
+def test_server_wins_says_which_version_was_kept(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, conflict="server-wins")
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Base"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+    [conflict] = rig.sync().conflict_items
+    assert conflict["item"] == f"{rig.dir}/a.vcf (Device)"
+    assert "kept the server's version" in conflict["outcome"]
+
+
+def test_an_item_the_folder_refuses_is_an_item_error_not_the_end_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only device folder (simulated: the tests may run as root)."""
+    import tempfile
+
+    rig = Rig(tmp_path)
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    report = rig.sync()
+    assert [e["reason"] for e in report.errors] == [
+        f"{rig.dir}/b.vcf: cannot write: Permission denied"
+    ]
+    assert report.summary() == "1 error"
+    monkeypatch.undo()
+    assert rig.sync().downloaded == 1 and rig.device() == {"b": "Bruno"}
+
+
+def test_skipped_entries_are_reported_once_per_run(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "x.vcf").mkdir()
+    report = rig.sync()
+    assert report.errors == [{"item": f"{rig.dir}/x.vcf",
+                              "reason": "a folder, not a regular file: skipped"}]
+
+
+def test_a_collection_with_errors_is_never_summarised_as_up_to_date() -> None:
+    from davsync.report import CollectionReport
+
+    report = CollectionReport()
+    assert report.summary() == "up to date"
+    report.error("a.vcf", "cannot parse")
+    report.error("a.vcf", "cannot parse")  # the same failure seen twice is one error
+    report.count("uploaded")
+    assert report.summary() == "1 uploaded, 1 error"
+    assert report.errors == [{"item": "a.vcf", "reason": "cannot parse"}]

@@ -46,3 +46,46 @@ def test_stale_temporary_files_are_cleaned_and_fresh_ones_kept(tmp_path: Path) -
     os.utime(old, (1, 1))
     assert VdirSource(tmp_path, "contacts").scan() == {}
     assert not old.exists() and new.exists()
+
+
+def test_entries_named_like_items_that_are_not_files_are_listed_as_skipped(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "real.vcf").write_bytes(b"x")
+    (tmp_path / "target").write_bytes(b"x")
+    (tmp_path / "link.vcf").symlink_to(tmp_path / "target")
+    (tmp_path / "folder.vcf").mkdir()
+    os.mkfifo(tmp_path / "pipe.vcf")
+    (tmp_path / "notes.txt").mkdir()  # not named like an item: none of our business
+    src = VdirSource(tmp_path, "contacts")
+    assert set(src.scan()) == {"real.vcf"}
+    assert {name: why.split(",")[0] for name, why in src.skipped.items()} == {
+        "link.vcf": "a symbolic link", "folder.vcf": "a folder", "pipe.vcf": "a named pipe",
+    }
+
+
+def test_a_folder_that_cannot_be_made_is_a_source_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(SourceError, match="cannot read the folder"):
+        VdirSource(tmp_path / "file" / "contacts", "contacts").scan()
+
+
+def test_a_folder_that_refuses_writes_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a read-only folder does (simulated: the tests may run as root, who may write)."""
+    import tempfile
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    src = VdirSource(tmp_path, "contacts")
+    name, sig = src.create("a", b"1")
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(os, "unlink", refuse)
+    with pytest.raises(SourceError, match="cannot write: Permission denied"):
+        src.create("b", b"2")
+    with pytest.raises(SourceError, match="cannot write: Permission denied"):
+        src.write(name, b"3", sig)
+    with pytest.raises(SourceError, match="cannot delete: Permission denied"):
+        src.delete(name, sig)
