@@ -181,3 +181,25 @@ def test_cli_backup_restore_and_exit_codes(backup_env: BackupEnv) -> None:
     assert (out / "documents" / "Documents" / "d.txt").stat().st_size == 100
     assert not (out / "images").exists()
     assert PASSPHRASE not in result.output
+
+
+def test_a_config_with_only_backup_serves_backup_restore_and_status(
+    backup_env: BackupEnv,
+) -> None:
+    make_file(backup_env.media / "Documents" / "d.txt", 100)
+    text = backup_env.config_path.read_text()
+    backup_env.config_path.write_text(text.split("[device]")[0].replace(
+        '[server]\nurl = "http://127.0.0.1:9/"\nusername = "nobody"\n', "")
+        + "[state]" + text.split("[state]")[1])
+    assert "[server]" not in backup_env.config_path.read_text()
+    BackupRun(backup_env.backup_config(), run_opts()).run()   # repository with a fast KDF
+    runner = CliRunner()
+    args = ["--config", str(backup_env.config_path)]
+    for command in (["backup", "-q"], ["restore", "-q", "--to", str(backup_env.root / "out")],
+                    ["status"]):
+        result = runner.invoke(main, [*args, *command])
+        assert result.exit_code == 0, result.output
+    assert (backup_env.root / "out" / "documents" / "Documents" / "d.txt").stat().st_size == 100
+    result = runner.invoke(main, [*args, "sync"])
+    assert result.exit_code == 2
+    assert "no [server] section" in result.output

@@ -19,6 +19,7 @@ from davsync.dav.api import (
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import Collection, DavClient
 from davsync.dav.multistatus import parse_multistatus
+from davsync.errors import ServerSettingError
 from tests.fixtures.radicale import DavAccount
 
 
@@ -106,7 +107,7 @@ def resource_props(client: DavClient, collection: Collection) -> dict[str, objec
 def test_discovery_from_root_finds_home_and_identifies_radicale(dav_account: DavAccount) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        found = dav.find_collection("contacts", "friends")
+        found = dav.find_collection("contacts", "friends", create=True)  # no listing of others
     assert found.url == f"{dav_account.url}{dav_account.username}/friends/"
     assert found.exists is False
     assert dav.server.product == "radicale" and dav.server.version >= (3, 9)
@@ -120,10 +121,29 @@ def test_discovery_from_a_url_inside_the_account(dav_account: DavAccount) -> Non
     inside = f"{dav_account.url}{dav_account.username}/work/"
     with make_client(dav_account, url=inside) as dav:
         found = dav.find_collection("calendars", "work")
-        missing = dav.find_collection("calendars", "nothere")
+        missing = dav.find_collection("calendars", "nothere", create=True)
     assert found.url == inside and found.exists
     assert not found.can_bulk_create()
     assert missing.exists is False
+
+
+def test_a_missing_collection_is_offered_for_creation_only_on_an_account_without_its_kind(
+    dav_account: DavAccount,
+) -> None:
+    counter = RequestCounter()
+    with make_client(dav_account, counter=counter) as dav:
+        first = dav.find_collection("calendars", "work")
+        assert first.exists is False  # the account has no calendar: this one may be made
+        assert counter.count == 4  # root -> principal -> collection -> the home's listing
+        first.ensure_exists("Work")
+        with pytest.raises(ServerSettingError) as info:
+            dav.find_collection("calendars", "wrok")
+        assert dav.find_collection("contacts", "wrok").exists is False  # no addressbook yet
+    assert str(info.value) == (
+        "[server] calendar: the account has no calendar named 'wrok'; its calendars: 'work'. "
+        "Did you mean 'work'? Correct the name, or set create = true in [server] to create "
+        "'wrok'"
+    )
 
 
 def test_open_collection_makes_no_request(dav_account: DavAccount) -> None:
@@ -278,7 +298,7 @@ def test_wrong_password_is_an_auth_error_after_one_request(dav_account: DavAccou
 def test_counter_counts_every_request_by_method(dav_account: DavAccount) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        collection = dav.find_collection("contacts", "counted")
+        collection = dav.find_collection("contacts", "counted", create=True)
         collection.ensure_exists()
         collection.create(collection.href_for("a"), vcard("a"))
         collection.probe()
