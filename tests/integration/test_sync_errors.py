@@ -87,7 +87,7 @@ def not_dav() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_PROPFIND = do_any  # noqa: N815
+        do_GET = do_PROPFIND = do_any
 
         def log_message(self, format: str, *args: object) -> None:
             pass
