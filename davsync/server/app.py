@@ -100,7 +100,9 @@ class ServerApp:
     ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        settings.collections_dir.mkdir(exist_ok=True, mode=0o700)
+        # Radicale would create collection-root itself, with a warning at every first start.
+        (settings.collections_dir / "collection-root").mkdir(parents=True, exist_ok=True,
+                                                             mode=0o700)
         self.login_cache = LoginCache(settings.login_cache_seconds)
         configuration = radicale_configuration(settings, self.login_cache)
         self.radicale = Application(configuration)

@@ -7,6 +7,8 @@ the client config.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -232,6 +234,67 @@ def delete_account_command(ctx: click.Context, user: str, yes: bool) -> None:
     if not found:
         raise DavsyncError(f"no account {user!r} (see `davsync server accounts`)")
     click.echo(f"deleted account {user}")
+
+
+@server.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Collections and credentials (default: /var/lib/davsync-server for a config "
+                   "under /etc, else `data` beside the config).")
+@click.option("--listen", default="127.0.0.1:5232", show_default=True,
+              help="host:port for the starter config.")
+@click.option("--unit", "unit_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the systemd system unit here, with this installation's paths.")
+@click.pass_context
+def init(ctx: click.Context, data_dir: Path | None, listen: str, unit_path: Path | None) -> None:
+    """Create the config folder and a starter config (loopback, safe defaults), the storage
+    folders and the credential store. An existing config is kept and used."""
+    from davsync.server.unit import DEFAULT_DATA_DIR, render_unit, starter_config
+
+    config_path = getattr(ctx.find_root().obj, "config_path", None)
+    if config_path is None:
+        raise click.UsageError("name the config to create: davsync --config server.toml "
+                               "server init")
+    config_path = Path(os.path.abspath(config_path))
+    if config_path.exists():
+        click.echo(f"kept the existing config {config_path}")
+    else:
+        if data_dir is None:
+            under_etc = config_path.is_relative_to("/etc")
+            data_dir = Path(DEFAULT_DATA_DIR) if under_etc else config_path.parent / "data"
+        config_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _create(config_path, starter_config(Path(os.path.abspath(data_dir)), listen), 0o644)
+        click.echo(f"wrote the starter config {config_path} (loopback only, no issuers yet)")
+    settings = load_server_settings(config_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.collections_dir.mkdir(exist_ok=True, mode=0o700)
+    (settings.collections_dir / "collection-root").mkdir(exist_ok=True, mode=0o700)
+    CredentialStore(settings.credentials_db).close()
+    click.echo(f"storage ready in {settings.data_dir}")
+    if unit_path is not None:
+        _create(unit_path, render_unit(_davsync_executable(), str(config_path)), 0o644)
+        click.echo(f"wrote the systemd unit {unit_path}")
+    click.echo(f"next: davsync --config {config_path} server app-password --create USER")
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    """Write a new file; never overwrite what an admin may have edited."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise DavsyncError(f"{path} already exists; not overwritten (remove it first)") from None
+    except OSError as exc:
+        raise DavsyncError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _davsync_executable() -> str:
+    """This installation's `davsync` (the unit must name it by absolute path)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "davsync" and argv0.exists():
+        return os.path.abspath(argv0)
+    found = shutil.which("davsync")
+    return os.path.abspath(found) if found else "/usr/local/bin/davsync"
 
 
 @server.command("dev-issuer")
