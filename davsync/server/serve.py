@@ -51,7 +51,7 @@ class _Server(ThreadingMixIn, WSGIServer):
             secure.settimeout(None)
             super().finish_request(secure, client_address)
         finally:
-            secure.close()
+            self.shutdown_request(secure)  # a FIN, as for plain HTTP: clients see the close
 
 
 class _Server6(_Server):
