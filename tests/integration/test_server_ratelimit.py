@@ -107,3 +107,28 @@ def test_guessing_from_one_address_does_not_stop_the_others(
                                 auth=device.auth).status_code == 429
         assert neighbour.request("PROPFIND", account_limited.url, headers={"Depth": "0"},
                                  auth=device.auth).status_code == 207
+
+
+def test_behind_a_proxy_the_forwarded_address_and_scheme_count(
+    tmp_path_factory: pytest.TempPathFactory, dev_issuer: DevIssuer
+) -> None:
+    server = start_davsync_server(tmp_path_factory.mktemp("proxied"), dev_issuer,
+                                  behind_proxy=True, failed_logins_per_minute=3)
+    try:
+        device = server.provision(new_subject())
+
+        def via_proxy(client: str, auth: tuple[str, str]) -> int:
+            headers = {"Depth": "0", "X-Forwarded-For": f"203.0.113.9, {client}"}
+            return httpx.request("PROPFIND", server.url, headers=headers, auth=auth,
+                                 timeout=30).status_code
+
+        guesses = [via_proxy("198.51.100.1", (f"user{n}", "guess")) for n in range(4)]
+        assert guesses == [401, 401, 401, 429]
+        assert via_proxy("198.51.100.1", device.auth) == 429
+        assert via_proxy("198.51.100.2", device.auth) == 207  # same proxy, another client
+        answer = httpx.post(server.provision_url, timeout=30,
+                            headers={"X-Forwarded-Proto": "https", "Host": "dav.example.org"},
+                            json={"assertion": server.mint(new_subject()), "device_id": "d"})
+        assert answer.json()["dav_url"] == "https://dav.example.org/"
+    finally:
+        stop_davsync_server(server)
