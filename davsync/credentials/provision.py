@@ -90,6 +90,18 @@ def _error_detail(body: bytes) -> str:
     return ": ".join(parts)
 
 
+_BLOCKED: Final = {"device_blocked": "device", "account_blocked": "account"}
+
+
+def _error_code(body: bytes) -> str:
+    """The answer's `error` code, or "" (for answers that are not the protocol's JSON)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
 def interpret_provision(
     url: str, status: int, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> DeviceCredentials:
@@ -108,6 +120,13 @@ def interpret_provision(
         raise ProvisionError(
             f"{url}: the server did not accept the identity assertion{said}; check "
             "[server] assertion_command, or run `davsync login` again",
+            status,
+        )
+    blocked = _BLOCKED.get(_error_code(body)) if status == 403 else None
+    if blocked:
+        raise ProvisionError(
+            f"{url}: the server's administrator has blocked this {blocked}; ask them to "
+            "unblock it (local changes are kept)",
             status,
         )
     if status == 403:

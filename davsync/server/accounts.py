@@ -15,11 +15,17 @@ log = logging.getLogger(__name__)
 _USERNAME = re.compile(r"^[a-z0-9]{1,64}$")
 
 
+def check_username(username: str) -> str:
+    """A safe Radicale path component; ValueError names the rule."""
+    if not _USERNAME.match(username):
+        raise ValueError(f"{username!r} is not a davsync username (1-64 lower-case letters and "
+                         "digits)")
+    return username
+
+
 def user_collections(collections_dir: Path, username: str) -> Path:
     """Radicale's folder for one user (multifilesystem layout: collection-root/<user>)."""
-    if not _USERNAME.match(username):
-        raise ValueError(f"{username!r} is not a davsync username (lower-case letters and digits)")
-    return collections_dir / "collection-root" / username
+    return collections_dir / "collection-root" / check_username(username)
 
 
 def delete_account(

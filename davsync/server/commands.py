@@ -7,19 +7,19 @@ the client config.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from davsync.errors import DavsyncError
+from davsync.server.protocol import DEFAULT_APP_LABEL
 from davsync.server.settings import ServerSettings, load_server_settings
-
-if TYPE_CHECKING:
-    from davsync.server.store import CredentialStore
+from davsync.server.store import Blocked, CredentialStore
 
 
 def _settings(ctx: click.Context) -> ServerSettings:
@@ -54,8 +54,6 @@ def server(ctx: click.Context) -> None:
 
 
 def _store(settings: ServerSettings) -> CredentialStore:
-    from davsync.server.store import CredentialStore
-
     if not settings.credentials_db.exists():
         raise DavsyncError(
             f"no credential store at {settings.credentials_db}: has `davsync server` run with "
@@ -75,8 +73,9 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
         return
     for r in rows:
+        blocked = f"  BLOCKED {_when(r.blocked)}" if r.blocked else ""
         click.echo(f"{r.username}  {r.active_devices} devices  {r.iss}  sub={r.sub}"
-                   f"  {r.email or '-'}  created {_when(r.created)}")
+                   f"  {r.email or '-'}  created {_when(r.created)}{blocked}")
 
 
 @server.command()
@@ -84,7 +83,8 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def devices(ctx: click.Context, user: str, as_json: bool) -> None:
-    """List USER's devices: id, name, created, last used, revoked."""
+    """List USER's devices and app passwords (ids app-...): id, name, created, last used,
+    revoked (and blocked)."""
     store = _store(_settings(ctx))
     if not store.has_account(user):
         raise DavsyncError(f"no account {user!r} (see `davsync server accounts`)")
@@ -94,7 +94,8 @@ def devices(ctx: click.Context, user: str, as_json: bool) -> None:
         return
     header = ("DEVICE", "NAME", "CREATED", "LAST USED", "REVOKED")
     table = [header] + [
-        (d.device_id, d.name, _when(d.created), _when(d.last_used), _when(d.revoked))
+        (d.device_id, d.name, _when(d.created), _when(d.last_used),
+         _when(d.revoked) + (" blocked" if d.blocked else ""))
         for d in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -105,15 +106,109 @@ def devices(ctx: click.Context, user: str, as_json: bool) -> None:
 @server.command()
 @click.argument("user")
 @click.argument("device")
+@click.option("--block", is_flag=True,
+              help="Also refuse any further provisioning of DEVICE (until `unblock`).")
 @click.pass_context
-def revoke(ctx: click.Context, user: str, device: str) -> None:
-    """Revoke USER's DEVICE: its password fails from the server's next request on."""
+def revoke(ctx: click.Context, user: str, device: str, block: bool) -> None:
+    """Revoke USER's DEVICE (or app password): its password fails from the server's next
+    request on. A davsync device then provisions a new one with a fresh sign-in, unless
+    --block."""
     store = _store(_settings(ctx))
+    if block:
+        _block(store, user, device)
+        return
     if not store.revoke(user, device):
         raise DavsyncError(
             f"user {user!r} has no active device {device!r} (see `davsync server devices {user}`)"
         )
     click.echo(f"revoked device {device} of {user}")
+
+
+def _block(store: CredentialStore, user: str, device: str | None) -> None:
+    if not store.block(user, device):
+        raise DavsyncError(_not_found(user, device))
+    if device is None:
+        click.echo(f"blocked account {user}: every device and app password revoked, no new "
+                   f"ones until `davsync server unblock {user}`")
+    else:
+        click.echo(f"blocked device {device} of {user}: revoked, and it may not provision "
+                   f"again until `davsync server unblock {user} {device}`")
+
+
+def _not_found(user: str, device: str | None) -> str:
+    if device is None:
+        return f"no account {user!r} (see `davsync server accounts`)"
+    return f"user {user!r} has no device {device!r} (see `davsync server devices {user}`)"
+
+
+@server.command()
+@click.argument("user")
+@click.argument("device", required=False)
+@click.pass_context
+def block(ctx: click.Context, user: str, device: str | None) -> None:
+    """Revoke USER's DEVICE and refuse its provisioning; without DEVICE, the whole account:
+    every device and app password is revoked and no new ones are given out."""
+    _block(_store(_settings(ctx)), user, device)
+
+
+@server.command()
+@click.argument("user")
+@click.argument("device", required=False)
+@click.pass_context
+def unblock(ctx: click.Context, user: str, device: str | None) -> None:
+    """Lift a block: USER's DEVICE (or, without DEVICE, the account) may provision again."""
+    store = _store(_settings(ctx))
+    if not store.unblock(user, device):
+        what = f"device {device!r} of {user!r}" if device else f"account {user!r}"
+        raise DavsyncError(f"{what} is not blocked (see `davsync server devices {user}`)")
+    what = f"device {device} of {user}" if device else f"account {user}"
+    click.echo(f"unblocked {what}: it may provision again")
+
+
+@server.command("app-password")
+@click.argument("user")
+@click.option("--label", default=DEFAULT_APP_LABEL, show_default=True,
+              help='Which client it is for, e.g. "Pixel DAVx5".')
+@click.option("--create", is_flag=True,
+              help="Create USER as a local account (app passwords only) if it does not exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def app_password(ctx: click.Context, user: str, label: str, create: bool, as_json: bool) -> None:
+    """Print a new app password for USER, for a CardDAV/CalDAV client such as DAVx5 or
+    Thunderbird. It is shown once (only its hash is kept); revoke it like a device."""
+    from davsync.server.accounts import check_username
+    from davsync.server.protocol import ProtocolError, check_name
+    from davsync.server.store import NoAccount
+
+    settings = _settings(ctx)
+    try:
+        label = check_name(label, "--label")
+        if create:
+            check_username(user)
+    except (ProtocolError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    store = _store(settings)
+    if create and store.create_local_account(user):
+        click.echo(f"created local account {user}", err=True)
+    try:
+        app_id, password = store.add_app_password(user, label)
+    except NoAccount as exc:
+        raise DavsyncError(f"{exc}; add --create to make a local account") from None
+    except Blocked as exc:
+        raise DavsyncError(f"{exc}: `davsync server unblock {user}` first") from None
+    url = settings.public_url or _local_url(settings)
+    if as_json:
+        click.echo(json.dumps({"username": user, "password": password.reveal(), "dav_url": url,
+                               "id": app_id, "label": label}))
+        return
+    click.echo(f"App password {app_id} ({label}) for {user}; shown only this once:\n"
+               f"  server:   {url}\n  username: {user}\n  password: {password.reveal()}\n"
+               f"Revoke it with `davsync server revoke {user} {app_id}`.")
+
+
+def _local_url(settings: ServerSettings) -> str:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{settings.scheme}://{host}:{settings.port}/"
 
 
 @server.command("delete-account")
@@ -139,6 +234,67 @@ def delete_account_command(ctx: click.Context, user: str, yes: bool) -> None:
     if not found:
         raise DavsyncError(f"no account {user!r} (see `davsync server accounts`)")
     click.echo(f"deleted account {user}")
+
+
+@server.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Collections and credentials (default: /var/lib/davsync-server for a config "
+                   "under /etc, else `data` beside the config).")
+@click.option("--listen", default="127.0.0.1:5232", show_default=True,
+              help="host:port for the starter config.")
+@click.option("--unit", "unit_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the systemd system unit here, with this installation's paths.")
+@click.pass_context
+def init(ctx: click.Context, data_dir: Path | None, listen: str, unit_path: Path | None) -> None:
+    """Create the config folder and a starter config (loopback, safe defaults), the storage
+    folders and the credential store. An existing config is kept and used."""
+    from davsync.server.unit import DEFAULT_DATA_DIR, render_unit, starter_config
+
+    config_path = getattr(ctx.find_root().obj, "config_path", None)
+    if config_path is None:
+        raise click.UsageError("name the config to create: davsync --config server.toml "
+                               "server init")
+    config_path = Path(os.path.abspath(config_path))
+    if config_path.exists():
+        click.echo(f"kept the existing config {config_path}")
+    else:
+        if data_dir is None:
+            under_etc = config_path.is_relative_to("/etc")
+            data_dir = Path(DEFAULT_DATA_DIR) if under_etc else config_path.parent / "data"
+        config_path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _create(config_path, starter_config(Path(os.path.abspath(data_dir)), listen), 0o644)
+        click.echo(f"wrote the starter config {config_path} (loopback only, no issuers yet)")
+    settings = load_server_settings(config_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.collections_dir.mkdir(exist_ok=True, mode=0o700)
+    (settings.collections_dir / "collection-root").mkdir(exist_ok=True, mode=0o700)
+    CredentialStore(settings.credentials_db).close()
+    click.echo(f"storage ready in {settings.data_dir}")
+    if unit_path is not None:
+        _create(unit_path, render_unit(_davsync_executable(), str(config_path)), 0o644)
+        click.echo(f"wrote the systemd unit {unit_path}")
+    click.echo(f"next: davsync --config {config_path} server app-password --create USER")
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    """Write a new file; never overwrite what an admin may have edited."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise DavsyncError(f"{path} already exists; not overwritten (remove it first)") from None
+    except OSError as exc:
+        raise DavsyncError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
+def _davsync_executable() -> str:
+    """This installation's `davsync` (the unit must name it by absolute path)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "davsync" and argv0.exists():
+        return os.path.abspath(argv0)
+    found = shutil.which("davsync")
+    return os.path.abspath(found) if found else "/usr/local/bin/davsync"
 
 
 @server.command("dev-issuer")

@@ -9,6 +9,8 @@ from typing import Any
 
 PROVISION_PATH = "/.well-known/davsync/provision"
 REVOKE_PATH = "/.well-known/davsync/revoke"
+APP_PASSWORD_PATH = "/.well-known/davsync/app-password"  # noqa: S105 (a path)
+DEFAULT_APP_LABEL = "app password"
 MAX_BODY = 64 * 1024
 MODE = "both"
 
@@ -66,10 +68,31 @@ def parse_provision(body: bytes) -> ProvisionRequest:
         raise malformed(
             "'device_id' is required: 1-128 characters of letters, digits and . _ : -"
         )
-    name = data.get("device_name", device_id)
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or _CONTROL.search(name):
-        raise malformed("'device_name' must be a printable string of 1-200 characters")
-    return ProvisionRequest(assertion, device_id, name.strip())
+    return ProvisionRequest(assertion, device_id, _name(data, "device_name", device_id))
+
+
+@dataclass(frozen=True)
+class AppPasswordRequest:
+    assertion: str
+    label: str
+
+
+def parse_app_password(body: bytes) -> AppPasswordRequest:
+    """`{"assertion", "label"}`: the label names the client, e.g. "Pixel DAVx5"."""
+    data = parse_json_object(body)
+    return AppPasswordRequest(parse_assertion(data), _name(data, "label", DEFAULT_APP_LABEL))
+
+
+def check_name(value: object, key: str) -> str:
+    """A device name or app-password label: printable, 1-200 characters, trimmed."""
+    if (not isinstance(value, str) or not value.strip() or len(value) > 200
+            or _CONTROL.search(value)):
+        raise malformed(f"'{key}' must be a printable string of 1-200 characters")
+    return value.strip()
+
+
+def _name(data: dict[str, Any], key: str, default: str) -> str:
+    return check_name(data.get(key, default), key)
 
 
 def allowed(

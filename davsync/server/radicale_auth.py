@@ -23,20 +23,21 @@ from davsync.server.store import CredentialStore
 log = logging.getLogger(__name__)
 
 # `[auth] type` may be this module's path (a standalone Radicale) or a configured subclass;
-# the embedded server sets the cache lifetime through this class attribute.
+# the embedded server hands in its own cache (which its per-account rate limit reads too).
 DEFAULT_CACHE_SECONDS = 60.0
 
 
 class Auth(BaseAuth):
-    """Checks device passwords against the credential store, with a short success cache."""
+    """Checks device and app passwords against the credential store, with a short success
+    cache."""
 
-    cache_seconds = DEFAULT_CACHE_SECONDS
+    shared_cache: LoginCache | None = None
 
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)
         folder = Path(configuration.get("storage", "filesystem_folder"))
         self.store = CredentialStore(credentials_db_for(folder))
-        self.cache = LoginCache(self.cache_seconds)
+        self.cache = self.shared_cache or LoginCache(DEFAULT_CACHE_SECONDS)
 
     def _login(self, login: str, password: str) -> str:
         """The username if `password` is one of its active device passwords, else ""."""
@@ -56,6 +57,6 @@ class Auth(BaseAuth):
         return login
 
 
-def auth_class(cache_seconds: float) -> type[Auth]:
-    """A subclass with its own cache lifetime, passed to Radicale as `[auth] type`."""
-    return type("Auth", (Auth,), {"cache_seconds": cache_seconds})
+def auth_class(cache: LoginCache) -> type[Auth]:
+    """A subclass using `cache`, passed to Radicale as `[auth] type`."""
+    return type("Auth", (Auth,), {"shared_cache": cache})

@@ -1,10 +1,16 @@
-"""Running the server in the foreground: a threading WSGI server, stopped by SIGTERM/SIGINT."""
+"""Running the server in the foreground: a threading WSGI server, stopped by SIGTERM/SIGINT.
+
+With `tls_certificate`/`tls_key` it speaks HTTPS itself: each connection's TLS handshake runs
+in its own request thread (a slow client never holds up the others), and SIGHUP re-reads the
+certificate files (renewals) without a restart.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import socket
+import ssl
 import sys
 import threading
 from socketserver import ThreadingMixIn
@@ -19,12 +25,33 @@ from davsync.server.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to finish the handshake
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     """One thread per request; closing waits for the requests in flight (HTTP/1.0: short)."""
 
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+        try:
+            secure = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            # Plain HTTP, scanners, clients that do not trust the certificate: not our error.
+            log.debug("TLS handshake with %s failed: %s", client_address[0], exc)
+            return
+        try:
+            secure.settimeout(None)
+            super().finish_request(secure, client_address)
+        finally:
+            self.shutdown_request(secure)  # a FIN, as for plain HTTP: clients see the close
 
 
 class _Server6(_Server):
@@ -40,19 +67,50 @@ class _Handler(WSGIRequestHandler):
     def get_stderr(self) -> Any:
         return sys.stderr
 
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        if getattr(self.server, "tls", None) is not None:
+            environ["HTTPS"] = "on"  # wsgiref then sets wsgi.url_scheme to https
+        return environ
+
 
 def configure_logging(level: str, verbose: int) -> None:
-    """Timestamped lines on stderr; `-v` on the command line wins over `log_level`."""
+    """Timestamped lines on stderr; `-v` on the command line wins over `log_level`.
+
+    Radicale's own logging (every request, its whole configuration at start-up) stays at
+    warning unless -v (info) or -vv (debug, with request bodies).
+    """
     chosen = logging.DEBUG if verbose else getattr(logging, level.upper())
     logging.basicConfig(
         level=chosen, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
-    # Radicale at debug logs whole request/response bodies; keep it one step quieter.
-    logging.getLogger("radicale").setLevel(max(chosen, logging.INFO) if verbose < 2 else chosen)
+    radicale_level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.getLogger("radicale").setLevel(max(chosen, radicale_level))
+
+
+def tls_context(settings: ServerSettings, context: ssl.SSLContext | None = None
+                ) -> ssl.SSLContext | None:
+    """The server's TLS context (TLS 1.2 or newer), or None for plain HTTP; `context` is
+    loaded again in place (SIGHUP), so new connections get a renewed certificate."""
+    if settings.tls_certificate is None or settings.tls_key is None:
+        return None
+    if context is None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"{settings.path} [server] tls_certificate/tls_key: cannot load "
+            f"{settings.tls_certificate} with {settings.tls_key}: "
+            f"{getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    return context
 
 
 def make_server(settings: ServerSettings, app: ServerApp) -> _Server:
     server_class = _Server6 if ":" in settings.host else _Server
+    tls = tls_context(settings)
     try:
         server = server_class((settings.host, settings.port), _Handler)
     except OSError as exc:
@@ -60,8 +118,34 @@ def make_server(settings: ServerSettings, app: ServerApp) -> _Server:
             f"{settings.path} [server] listen: cannot listen on "
             f"{settings.host}:{settings.port}: {exc.strerror}"
         ) from None
+    server.tls = tls
     server.set_app(app)
     return server
+
+
+def summary(settings: ServerSettings, host: str, port: int, app: ServerApp) -> str:
+    """The one start-up line: where it listens, where data lives, whom it trusts, how many."""
+    accounts, devices, apps = app.store.counts()
+    shown = f"[{host}]" if ":" in host else host
+    issuers = ", ".join(i.issuer for i in settings.issuers) or "none (app passwords only)"
+    proxy = ", behind a proxy" if settings.behind_proxy else ""
+    return (
+        f"davsync server: listening on {settings.scheme}://{shown}:{port}/{proxy} "
+        f"(storage {settings.data_dir}; issuers: {issuers}; {accounts} accounts, "
+        f"{devices} devices, {apps} app passwords)"
+    )
+
+
+def _reload_tls(server: _Server, settings: ServerSettings) -> None:
+    if server.tls is None:
+        log.info("received SIGHUP; no TLS certificate to reload")
+        return
+    try:
+        tls_context(settings, server.tls)
+    except ConfigError as exc:
+        log.error("%s; still serving the previous certificate", exc)
+        return
+    log.info("reloaded the TLS certificate %s", settings.tls_certificate)
 
 
 def run(settings: ServerSettings) -> None:
@@ -75,15 +159,16 @@ def run(settings: ServerSettings) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stopping.set()
 
+    def reload(signum: int, frame: FrameType | None) -> None:
+        _reload_tls(server, settings)
+
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="wsgi", daemon=True
     )
     thread.start()
-    shown = f"[{host}]" if ":" in host else host
-    log.info("davsync server listening on http://%s:%s/ (data in %s, %d trusted issuers)",
-             shown, port, settings.data_dir, len(settings.issuers))
-    print(f"davsync server: listening on http://{shown}:{port}/", file=sys.stderr, flush=True)
+    print(summary(settings, host, port, app), file=sys.stderr, flush=True)
     try:
         while not stopping.wait(0.5):
             if not thread.is_alive():

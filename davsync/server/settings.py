@@ -17,8 +17,9 @@ from davsync.settings import Table, load_toml
 
 SERVER_KEYS = (
     "listen", "data_dir", "public_url", "log_level", "provision_per_minute",
-    "failed_logins_per_minute", "failed_login_delay", "max_devices", "jwks_min_refresh",
-    "login_cache_seconds",
+    "failed_logins_per_minute", "failed_logins_per_account_per_minute", "failed_login_delay",
+    "max_devices", "jwks_min_refresh", "login_cache_seconds", "tls_certificate", "tls_key",
+    "behind_proxy",
 )
 ISSUER_KEYS = ("issuer", "client_id", "allowed_subjects", "allowed_email_domains")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -57,6 +58,14 @@ class ServerSettings:
     jwks_min_refresh: float = 30.0
     login_cache_seconds: float = 60.0
     radicale: dict[str, dict[str, str]] = field(default_factory=dict)
+    failed_logins_per_account_per_minute: float = 10.0
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    behind_proxy: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certificate else "http"
 
     @property
     def collections_dir(self) -> Path:
@@ -128,6 +137,14 @@ def parse_server_settings(raw: dict[str, Any], path: Path) -> ServerSettings:
     public_url = srv.str("public_url")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise srv.error("public_url", f"must start with http:// or https://, not {public_url!r}")
+    certificate, key = srv.path("tls_certificate"), srv.path("tls_key")
+    if (certificate is None) != (key is None):
+        missing = "tls_key" if key is None else "tls_certificate"
+        raise srv.error(missing, "is required together with "
+                        f"{'tls_certificate' if key is None else 'tls_key'} (PEM files)")
+    behind_proxy = srv.bool("behind_proxy", False)
+    if certificate is None and not behind_proxy and not is_loopback_host(host):
+        raise srv.error("listen", plain_http_refused(host))
     return ServerSettings(
         path=path,
         host=host,
@@ -143,6 +160,20 @@ def parse_server_settings(raw: dict[str, Any], path: Path) -> ServerSettings:
         jwks_min_refresh=srv.float("jwks_min_refresh", 30.0),
         login_cache_seconds=srv.float("login_cache_seconds", 60.0),
         radicale=_radicale(root.table("radicale")),
+        failed_logins_per_account_per_minute=srv.float(
+            "failed_logins_per_account_per_minute", 10.0, minimum=0.1),
+        tls_certificate=certificate,
+        tls_key=key,
+        behind_proxy=behind_proxy,
+    )
+
+
+def plain_http_refused(host: str) -> str:
+    """Passwords would cross the network in clear: say the two ways out."""
+    return (
+        f"plain HTTP on {host!r} (not a loopback address) would send passwords in clear; set "
+        "tls_certificate and tls_key, or behind_proxy = true if a TLS reverse proxy forwards "
+        "to this address"
     )
 
 

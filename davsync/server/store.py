@@ -1,9 +1,15 @@
-"""The credential store: accounts keyed by (iss, sub) and their devices' password hashes.
+"""The credential store: accounts keyed by (iss, sub), their devices' and app passwords' hashes,
+and the admin's blocks.
 
 SQLite in WAL mode, file mode 0600, shared by the running server and the admin commands
 (`davsync server revoke` in another process takes effect on the server's next request).
-Only slow salted hashes (argon2id) of device passwords are stored, never the passwords.
+Only slow salted hashes (argon2id) of passwords are stored, never the passwords.
 Every revocation bumps `generation`, which login caches compare on each request.
+
+A credential is a row of `devices`: `kind` "device" (a davsync client, provisioned with an
+identity assertion) or "app" (an app password for a standard CardDAV/CalDAV client, made by
+the admin or the self-service endpoint). A blocked device or account is revoked and may not be
+provisioned again until the admin unblocks it.
 """
 
 from __future__ import annotations
@@ -51,10 +57,38 @@ CREATE TABLE IF NOT EXISTS devices (
     PRIMARY KEY (username, device_id)
 );
 """
+# Append only: step N turns schema N into N + 1. Step 1 -> 2: app passwords and blocks.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    ALTER TABLE devices ADD COLUMN kind TEXT NOT NULL DEFAULT 'device';
+    ALTER TABLE devices ADD COLUMN blocked REAL;
+    ALTER TABLE accounts ADD COLUMN blocked REAL
+    """,
+)
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+DEVICE = "device"
+APP = "app"
+LOCAL_ISSUER = "local"  # accounts the admin made with `app-password --create`: no identity
 
 
 class TooManyDevices(DavsyncError):
     """The account already has `max_devices` active devices; revoke one first."""
+
+
+class Blocked(DavsyncError):
+    """The admin blocked this device (`scope` "device") or its whole account ("account")."""
+
+    def __init__(self, scope: str, username: str, device_id: str | None = None) -> None:
+        what = f"device {device_id!r} of account {username}" if scope == DEVICE else (
+            f"account {username}")
+        super().__init__(f"{what} is blocked by the server's administrator")
+        self.scope = scope
+        self.username = username
+        self.device_id = device_id
+
+
+class NoAccount(DavsyncError):
+    """There is no account with this username."""
 
 
 def derive_username(iss: str, sub: str) -> str:
@@ -69,6 +103,11 @@ def derive_username(iss: str, sub: str) -> str:
 
 def new_device_password() -> Secret:
     return Secret(secrets.token_urlsafe(32))
+
+
+def new_app_id() -> str:
+    """An app password's id: short enough to type in `davsync server revoke USER ID`."""
+    return "app-" + secrets.token_hex(4)
 
 
 def default_hasher() -> PasswordHasher:
@@ -90,6 +129,8 @@ class Device:
     provisioned: float
     last_used: float | None
     revoked: float | None
+    kind: str = DEVICE
+    blocked: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,7 @@ class Account:
     email: str | None
     created: float
     active_devices: int
+    blocked: float | None = None
 
 
 class CredentialStore:
@@ -134,6 +176,7 @@ class CredentialStore:
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         db.executescript(SCHEMA)
+        _migrate(db, path)
         return db
 
     def close(self) -> None:
@@ -184,27 +227,21 @@ class CredentialStore:
         """Create the account if needed and give `device_id` a new password.
 
         Provisioning a device again replaces its password: the old one stops working at once.
+        Raises Blocked if the admin blocked the account or this device.
         """
         username = derive_username(iss, sub)
         password = new_device_password()
         password_hash = self.hasher.hash(password.reveal())
         now = self.clock()
         with self._write() as db:
-            db.execute(
-                "INSERT INTO accounts (username, iss, sub, email, created) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (username) DO UPDATE SET email = coalesce(excluded.email, email)",
-                (username, iss, sub, email, now),
-            )
-            active = db.execute(
-                "SELECT count(*) FROM devices WHERE username = ? AND revoked IS NULL"
-                " AND device_id != ?",
-                (username, device_id),
-            ).fetchall()[0][0]
-            if active >= max_devices:
-                raise TooManyDevices(
-                    f"account {username} already has {active} active devices (limit {max_devices});"
-                    " revoke one with `davsync logout` or `davsync server revoke`"
-                )
+            self._upsert_account(db, username, iss, sub, email, now)
+            blocked = db.execute(
+                "SELECT 1 FROM devices WHERE username = ? AND device_id = ?"
+                " AND blocked IS NOT NULL", (username, device_id),
+            ).fetchall()
+            if blocked:
+                raise Blocked(DEVICE, username, device_id)
+            _check_room(db, username, device_id, max_devices)
             replaced = db.execute(
                 "UPDATE devices SET name = ?, password_hash = ?, provisioned = ?, revoked = NULL"
                 " WHERE username = ? AND device_id = ?",
@@ -220,13 +257,71 @@ class CredentialStore:
                 )
         return username, password
 
+    def _upsert_account(self, db: sqlite3.Connection, username: str, iss: str, sub: str,
+                        email: str | None, now: float) -> None:
+        """Create the account or refresh its e-mail; Blocked if the admin blocked it."""
+        db.execute(
+            "INSERT INTO accounts (username, iss, sub, email, created) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (username) DO UPDATE SET email = coalesce(excluded.email, email)",
+            (username, iss, sub, email, now),
+        )
+        if db.execute("SELECT blocked FROM accounts WHERE username = ?",
+                      (username,)).fetchall()[0][0] is not None:
+            raise Blocked("account", username)
+
+    def create_local_account(self, username: str) -> bool:
+        """An account without an identity (for app passwords only); False if it exists."""
+        with self._write() as db:
+            return bool(db.execute(
+                "INSERT INTO accounts (username, iss, sub, created) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING", (username, LOCAL_ISSUER, username, self.clock()),
+            ).rowcount)
+
+    def add_app_password(
+        self,
+        username: str,
+        label: str,
+        *,
+        identity: tuple[str, str, str | None] | None = None,
+        max_devices: int | None = None,
+    ) -> tuple[str, Secret]:
+        """A new app password for `username`: (its id, the password, shown once).
+
+        With `identity` (iss, sub, email) the account is created if needed (self-service);
+        without, it must exist (NoAccount). Raises Blocked for a blocked account, and
+        TooManyDevices when `max_devices` credentials are already active.
+        """
+        password = new_device_password()
+        password_hash = self.hasher.hash(password.reveal())
+        app_id = new_app_id()
+        now = self.clock()
+        with self._write() as db:
+            if identity is not None:
+                self._upsert_account(db, username, *identity[:2], identity[2], now)
+            else:
+                row = db.execute("SELECT blocked FROM accounts WHERE username = ?",
+                                 (username,)).fetchall()
+                if not row:
+                    raise NoAccount(f"no account {username!r} (see `davsync server accounts`)")
+                if row[0][0] is not None:
+                    raise Blocked("account", username)
+            if max_devices is not None:
+                _check_room(db, username, app_id, max_devices)
+            db.execute(
+                "INSERT INTO devices (username, device_id, name, password_hash, created,"
+                " provisioned, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (username, app_id, label, password_hash, now, now, APP),
+            )
+        return app_id, password
+
     def check_password(self, username: str, password: str) -> str | None:
         """The id of the active device of `username` whose password this is, else None."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT device_id, password_hash FROM devices WHERE username = ?"
-                " AND revoked IS NULL AND password_hash IS NOT NULL"
-                " ORDER BY coalesce(last_used, provisioned) DESC",
+                "SELECT d.device_id, d.password_hash FROM devices d JOIN accounts a"
+                " USING (username) WHERE d.username = ? AND a.blocked IS NULL"
+                " AND d.revoked IS NULL AND d.password_hash IS NOT NULL"
+                " ORDER BY coalesce(d.last_used, d.provisioned) DESC",
                 (username,),
             ).fetchall()
         for device_id, password_hash in rows:
@@ -257,6 +352,53 @@ class CredentialStore:
                 self._bump_generation(db)
         return bool(changed)
 
+    def block(self, username: str, device_id: str | None = None) -> bool:
+        """Revoke and block one device (or app password), or with no `device_id` the whole
+        account and every credential of it; False if there is no such device or account.
+
+        A blocked device may not be provisioned again, a blocked account gets no new device
+        or app password, until `unblock`.
+        """
+        now = self.clock()
+        revoke = "UPDATE devices SET revoked = coalesce(revoked, ?), password_hash = NULL"
+        with self._write() as db:
+            if device_id is None:
+                found = db.execute("UPDATE accounts SET blocked = coalesce(blocked, ?)"
+                                   " WHERE username = ?", (now, username)).rowcount
+                db.execute(revoke + " WHERE username = ?", (now, username))
+            else:
+                found = db.execute("UPDATE devices SET blocked = coalesce(blocked, ?)"
+                                   " WHERE username = ? AND device_id = ?",
+                                   (now, username, device_id)).rowcount
+                db.execute(revoke + " WHERE username = ? AND device_id = ?",
+                           (now, username, device_id))
+            if found:
+                self._bump_generation(db)
+        return bool(found)
+
+    def unblock(self, username: str, device_id: str | None = None) -> bool:
+        """Lift a block; the device (or the account's devices) may provision again.
+
+        Credentials revoked by the block stay revoked: davsync devices re-provision on their
+        next sync; app passwords need new ones. False if nothing was blocked.
+        """
+        with self._write() as db:
+            if device_id is None:
+                return bool(db.execute("UPDATE accounts SET blocked = NULL WHERE username = ?"
+                                       " AND blocked IS NOT NULL", (username,)).rowcount)
+            return bool(db.execute(
+                "UPDATE devices SET blocked = NULL WHERE username = ? AND device_id = ?"
+                " AND blocked IS NOT NULL", (username, device_id)).rowcount)
+
+    def counts(self) -> tuple[int, int, int]:
+        """(accounts, active devices, active app passwords), for the start-up line."""
+        row = self._one(
+            "SELECT (SELECT count(*) FROM accounts),"
+            " (SELECT count(*) FROM devices WHERE revoked IS NULL AND kind = 'device'),"
+            " (SELECT count(*) FROM devices WHERE revoked IS NULL AND kind = 'app')")
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
     def delete_account(self, username: str) -> bool:
         """Forget the account and all its devices; False if there was no such account."""
         with self._write() as db:
@@ -277,8 +419,8 @@ class CredentialStore:
     def devices(self, username: str) -> list[Device]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT username, device_id, name, created, provisioned, last_used, revoked"
-                " FROM devices WHERE username = ? ORDER BY created, device_id",
+                "SELECT username, device_id, name, created, provisioned, last_used, revoked,"
+                " kind, blocked FROM devices WHERE username = ? ORDER BY created, device_id",
                 (username,),
             ).fetchall()
         return [Device(*row) for row in rows]
@@ -288,7 +430,48 @@ class CredentialStore:
             rows = self._db.execute(
                 "SELECT a.username, a.iss, a.sub, a.email, a.created,"
                 " (SELECT count(*) FROM devices d WHERE d.username = a.username"
-                "  AND d.revoked IS NULL)"
+                "  AND d.revoked IS NULL), a.blocked"
                 " FROM accounts a ORDER BY a.created, a.username"
             ).fetchall()
         return [Account(*row) for row in rows]
+
+
+def _check_room(db: sqlite3.Connection, username: str, device_id: str, max_devices: int) -> None:
+    """TooManyDevices if the account has `max_devices` active credentials besides this one."""
+    active = db.execute(
+        "SELECT count(*) FROM devices WHERE username = ? AND revoked IS NULL AND device_id != ?",
+        (username, device_id),
+    ).fetchall()[0][0]
+    if active >= max_devices:
+        raise TooManyDevices(
+            f"account {username} already has {active} active devices (limit {max_devices});"
+            " revoke one with `davsync logout` or `davsync server revoke`"
+        )
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring an older database up to SCHEMA_VERSION, one step per transaction.
+
+    The version is read again inside the write lock: the server and an admin command may open
+    the same old file at the same moment.
+    """
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
+            version = int(row[0][0])
+            if version > SCHEMA_VERSION:
+                raise DavsyncError(
+                    f"credential store {path} has schema {version}, newer than this davsync "
+                    f"({SCHEMA_VERSION}); upgrade davsync"
+                )
+            if version == SCHEMA_VERSION:
+                db.execute("COMMIT")
+                return
+            for statement in MIGRATIONS[version - 1].split(";"):
+                db.execute(statement)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version + 1,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

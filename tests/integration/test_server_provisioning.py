@@ -297,3 +297,35 @@ def test_passwords_never_appear_in_the_server_log(davsync_server: DavsyncServer)
         assert password not in log
         for auth in (f"{device.username}:{password}", f"{device.username}:{password}x"):
             assert base64.b64encode(auth.encode()).decode() not in log
+
+
+def app_password_request(server: DavsyncServer, body: Any) -> httpx.Response:
+    return httpx.post(server.url + ".well-known/davsync/app-password", json=body, timeout=30)
+
+
+def test_self_service_app_password(davsync_server: DavsyncServer) -> None:
+    sub = new_subject()
+    response = app_password_request(davsync_server, {"assertion": davsync_server.mint(sub)})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    app = response.json()
+    PASSWORDS.append(app["password"])
+    assert set(app) == {"username", "password", "dav_url", "id", "label"}
+    assert app["label"] == "app password" and app["dav_url"] == davsync_server.url
+    assert propfind(davsync_server, (app["username"], app["password"])) == 207
+    listed = {d["device_id"]: d for d in davsync_server.devices(app["username"])}
+    assert listed[app["id"]]["kind"] == "app"
+    assert httpx.get(davsync_server.url + ".well-known/davsync/app-password",
+                     timeout=30).status_code == 405
+    bad = app_password_request(davsync_server,
+                               {"assertion": davsync_server.mint(sub), "label": "x\ny"})
+    assert bad.status_code == 400 and "'label'" in bad.json()["error_description"]
+    forged = app_password_request(davsync_server, {"assertion": "abc.def.ghi"})
+    assert forged.status_code == 401
+
+    davsync_server.cli("block", app["username"])
+    blocked = app_password_request(davsync_server, {"assertion": davsync_server.mint(sub)})
+    assert blocked.status_code == 403 and blocked.json()["error"] == "account_blocked"
+    assert propfind(davsync_server, (app["username"], app["password"])) == 401
+    refused = post(davsync_server, body_for(davsync_server, davsync_server.mint(sub)))
+    assert refused.status_code == 403 and refused.json()["error"] == "account_blocked"

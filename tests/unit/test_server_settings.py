@@ -80,3 +80,26 @@ def test_listen_ipv6() -> None:
     assert parse_listen("[::1]:5232") == ("::1", 5232)
     with pytest.raises(ValueError, match="at most 65535"):
         parse_listen("127.0.0.1:70000")
+
+
+def test_plain_http_only_on_loopback_unless_behind_a_proxy_or_tls() -> None:
+    for host in ("127.0.0.1", "[::1]", "localhost"):
+        assert parse(GOOD.replace("127.0.0.1", host)).scheme == "http"
+    with pytest.raises(ConfigError, match=r"listen: plain HTTP on '0.0.0.0'"):
+        parse(GOOD.replace("127.0.0.1", "0.0.0.0"))
+
+
+def test_behind_proxy_or_tls_allow_other_addresses() -> None:
+    base = GOOD.replace("127.0.0.1", "0.0.0.0")
+    proxied = parse(base.replace("[server]", "[server]\nbehind_proxy = true"))
+    assert proxied.behind_proxy and proxied.scheme == "http"
+    tls = parse(base.replace("[server]", '[server]\ntls_certificate = "c.pem"\n'
+                                         'tls_key = "k.pem"'))
+    assert tls.scheme == "https" and tls.tls_key == Path("/etc/davsync/k.pem")
+
+
+def test_tls_certificate_and_key_come_together() -> None:
+    with pytest.raises(ConfigError, match="tls_key: is required together with tls_certificate"):
+        parse(GOOD.replace("[server]", '[server]\ntls_certificate = "c.pem"'))
+    with pytest.raises(ConfigError, match="tls_certificate: is required together with tls_key"):
+        parse(GOOD.replace("[server]", '[server]\ntls_key = "k.pem"'))
