@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.davsync-installed
 
-.PHONY: demo test check unit bench clean
+.PHONY: demo test check unit bench clean system-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ check: $(STAMP)
 	$(BIN)/ruff check davsync tests benchmarks
 	$(BIN)/mypy
 
+## system-tools: Debian tools the tests use (systemd-analyze), installed when missing and root
+system-tools:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; \
+	  else echo "make test needs systemd-analyze: install the Debian package systemd" >&2; exit 2; fi; }
+
 ## test: the whole suite (lint, types, unit and integration tests against real servers)
-test: check
+test: check system-tools
 	$(BIN)/pytest -n 2 -q
 
 ## unit: only the fast pure-logic tests
