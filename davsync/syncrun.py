@@ -207,6 +207,7 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
     if not targets or any(t.early is None for t in targets):
         return False
     from davsync.core.synced import device_unchanged
+    from davsync.sources.base import SourceError
     from davsync.sources.vdir import VdirSource
 
     marks = {}
@@ -214,7 +215,10 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
         known = store.collection(target.key)
         if known is None or store.pending(target.key):
             return False
-        scan = VdirSource(target.path, target.kind).scan()
+        try:
+            scan = VdirSource(target.path, target.kind).scan()
+        except SourceError:  # a missing or unreadable folder: the engine reports it
+            return False
         if not device_unchanged(scan, store.items(target.key).values()):
             return False
         marks[target.key] = known

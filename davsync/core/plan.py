@@ -146,12 +146,14 @@ def resolve_conflicts(
 
 
 def mass_deletion(actions: Iterable[Action], device_count: int, server_count: int) -> str | None:
-    """A message when the run would delete more than half of a side (and at least 10 items)."""
+    """A message when the run would delete more than half of a side (and at least 10 items),
+    or every item of a side, however few: an emptied side is more often a folder that was
+    moved or a disk that is not mounted than a wish."""
     actions = list(actions)
     local = sum(1 for a in actions if a.op is Op.DELETE_LOCAL)
     remote = sum(1 for a in actions if a.op is Op.DELETE_REMOTE)
     for count, total, side in ((local, device_count, "device"), (remote, server_count, "server")):
-        if count >= 10 and count * 2 > total:
+        if (count >= 10 and count * 2 > total) or (count and count >= total):
             return (
                 f"would delete {count} of {total} items on the {side}; stopped for safety. "
                 "If that is intended, run again with --allow-mass-delete"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from davsync.core.kinds import SUFFIX, Kind
-from davsync.sources.base import SourceError
+from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing, StoreUnavailable
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
 _TMP_PREFIX = ".davsync-"
@@ -30,7 +30,36 @@ class VdirSource:
         self._dirty = False  # names changed since the last directory fsync
 
     def scan(self) -> dict[str, str]:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._scan()
+        except FileNotFoundError:
+            raise StoreMissing(
+                "the device folder is missing (moved, renamed, or on a disk that is not "
+                "mounted?); nothing was synced or deleted for this collection. Put it back, "
+                "or create it empty to have the server's items deleted too (that run asks for "
+                "--allow-mass-delete)"
+            ) from None
+        except NotADirectoryError:
+            raise StoreUnavailable(
+                "is not a folder; nothing was synced or deleted for this collection. Point "
+                "[device] in the config at the folder of .vcf/.ics files"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot read the device folder ({exc.strerror}); nothing was synced or "
+                "deleted for this collection. Check the folder and its permissions"
+            ) from None
+
+    def create_store(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the device folder ({exc.strerror}); check the path in "
+                "[device] and its permissions"
+            ) from None
+
+    def _scan(self) -> dict[str, str]:
         out = {}
         with os.scandir(self.path) as entries:
             for entry in entries:
@@ -58,11 +87,16 @@ class VdirSource:
             raise SourceError(f"refusing unsafe item name {name!r} in {self.path}")
         return self.path / name
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        path = self._file(name)
         try:
-            return self._file(name).read_bytes()
+            with path.open("rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise ItemTooLarge(f"{path}: {size} bytes, over {max_bytes}", size)
+                return fh.read()
         except OSError as exc:
-            raise SourceError(f"{self.path / name}: cannot read: {exc.strerror}") from None
+            raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
 
     def name_for(self, uid: str) -> str:
         stem = uid if not _SAFE.search(uid) and 0 < len(uid) <= 120 else ""
@@ -102,8 +136,10 @@ class VdirSource:
 
     def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
         target = self._file(name)
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
+        try:  # no mkdir: a folder gone during the run is reported, never quietly recreated
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
+        except OSError as exc:
+            raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

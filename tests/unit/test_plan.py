@@ -90,7 +90,9 @@ def test_winner_policies(policy: str, op: Op) -> None:
 
 @pytest.mark.parametrize(
     ("deletes", "total", "blocked"),
-    [(9, 10, False), (10, 19, True), (10, 20, False), (50, 60, True), (0, 0, False)],
+    [(9, 10, False), (10, 19, True), (10, 20, False), (50, 60, True), (0, 0, False),
+     # every item of a side, however few: a vanished folder or an unmounted disk
+     (1, 1, True), (4, 4, True), (9, 9, True), (3, 4, False)],
 )
 def test_mass_deletion_guard(deletes: int, total: int, blocked: bool) -> None:
     actions = [Action(Op.DELETE_LOCAL, str(i)) for i in range(deletes)]
