@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from davsync.devtools.radicale_local import LocalRadicale, start_radicale
+from tests.fixtures.faultproxy import FORWARD, FaultProxy, Request
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import Device, server_items
 
@@ -127,3 +131,157 @@ def test_a_first_run_creates_a_configured_folder_that_does_not_exist_yet(
     got = phone.sync()
     assert got["exit"] == 0, got
     assert phone.uids() == laptop.uids()
+
+
+# ---- a collection gone from the server (issue 8.3) --------------------------------------------
+
+def test_a_collection_gone_from_the_server_is_created_again(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """The state knows the collection's URL (as after a kill before the first upload landed):
+    a probe answering 404 means create it, not PUT items into nothing (409) on every run."""
+    laptop = Device(tmp_path / "laptop", dav_account)
+    assert laptop.sync()["exit"] == 0  # empty: creates the collections, the state has URLs
+    delete(dav_account, "contacts/")
+    write_cards(laptop, {"c0": "Person 0", "c1": "Person 1"})
+    got = laptop.sync()
+    assert got["exit"] == 0, got
+    assert server_items(dav_account, "contacts") == laptop.uids()
+    assert laptop.sync()["http_requests"] == 2
+
+
+# ---- a deletion racing the download (issue 8.4) -----------------------------------------------
+
+def proxied(device: Device, proxy: FaultProxy) -> None:
+    text = device.config.read_text(encoding="utf-8")
+    device.config.write_text(text.replace(device.account.url, proxy.url), encoding="utf-8")
+
+
+def delete_before_multiget(account: DavAccount, victims: list[str]) -> Callable[[Request], str]:
+    """A hook: another client deletes `victims` just before davsync's multiget asks for them."""
+    def hook(request: Request) -> str:
+        if request.method == "REPORT" and b"multiget" in request.body:
+            for name in victims:
+                if any(h.endswith(name) for h in server_hrefs(account, "contacts")):
+                    delete(account, f"contacts/{name}")
+        return FORWARD
+    return hook
+
+
+def test_a_deletion_racing_the_download_is_applied_even_when_the_run_also_uploads(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(4)})
+    with FaultProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
+        proxied(laptop, proxy)
+        assert laptop.sync()["exit"] == 0
+        assert phone.sync()["exit"] == 0
+        put(dav_account, "contacts", "c0.vcf", card("c0", "Person 0 edited"))  # listed changed
+        write_cards(laptop, {"c1": "Person 1 edited on the laptop"})  # this run writes too
+        got = laptop.sync()
+        assert got["exit"] == 0, got
+        assert got["collections"]["contacts"]["deleted_local"] == 1
+        assert set(laptop.uids()) == {"c1", "c2", "c3"}
+        again = laptop.sync()
+        assert again["exit"] == 0 and again["collections"]["contacts"]["errors"] == []
+    assert server_items(dav_account, "contacts") == laptop.uids()
+
+
+def test_a_device_edit_wins_over_a_deletion_racing_the_download(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(4)})
+    with FaultProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
+        proxied(laptop, proxy)
+        assert laptop.sync()["exit"] == 0
+        put(dav_account, "contacts", "c0.vcf", card("c0", "Person 0 edited on the server"))
+        write_cards(laptop, {"c0": "Person 0 edited on the laptop"})
+        got = laptop.sync()
+        assert got["exit"] == 0, got
+    assert set(laptop.uids()) == {"c0", "c1", "c2", "c3"}
+    assert server_items(dav_account, "contacts") == laptop.uids()
+    assert "edited on the laptop" in (laptop.contacts / "c0.vcf").read_text(encoding="utf-8")
+
+
+# ---- items the server refuses, items too large (issue 8.11, issue 9.10) ----------------------
+
+def count_puts(proxy: FaultProxy) -> int:
+    return sum(1 for r in proxy.seen if r.method == "PUT")
+
+
+def test_an_item_the_server_refuses_is_reported_once_sent_and_retried_only_when_changed(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    (laptop.calendars / "good.ics").write_text(event("good"), encoding="utf-8")
+    (laptop.calendars / "bad.ics").write_text(event("bad", "notadate"), encoding="utf-8")
+    with FaultProxy(dav_account.url) as proxy:
+        proxied(laptop, proxy)
+        first = laptop.sync("--only", "calendars")  # the one-request upload is refused too
+        errors = first["collections"]["personal"]["errors"]
+        assert first["exit"] == 1 and [e["item"] for e in errors] == ["bad.ics"], errors
+        assert errors[0]["reason"].startswith("refused by the server (PUT ")
+        assert "HTTP 400" in errors[0]["reason"]
+        assert "not sent again until the file changes" in errors[0]["reason"]
+        assert set(server_items(dav_account, "personal", "calendars")) == {"good"}
+
+        before = count_puts(proxy)
+        second = laptop.sync("--only", "calendars")
+        assert count_puts(proxy) == before  # not sent again
+        reason = second["collections"]["personal"]["errors"][0]["reason"]
+        assert second["exit"] == 1 and reason == "still " + errors[0]["reason"]
+
+        (laptop.calendars / "bad.ics").write_text(event("bad"), encoding="utf-8")  # fixed
+        third = laptop.sync("--only", "calendars")
+        assert third["exit"] == 0, third
+        assert third["collections"]["personal"]["uploaded"] == 1
+    assert set(server_items(dav_account, "personal", "calendars")) == {"good", "bad"}
+
+
+@pytest.fixture
+def small_radicale(tmp_path: Path) -> Iterator[LocalRadicale]:
+    """A Radicale that takes no request body over 20 000 bytes (answers 413)."""
+    server = start_radicale(tmp_path / "small-radicale", max_content_length=20_000)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_an_item_too_large_for_the_server_is_reported_by_name_not_as_unreachable(
+    tmp_path: Path, small_radicale: LocalRadicale
+) -> None:
+    small_radicale.add_user("u", "pw-u-Secret")
+    account = DavAccount(small_radicale, "u", "pw-u-Secret")
+    laptop = Device(tmp_path / "laptop", account)
+    write_cards(laptop, {"small": "Small"})
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + "A" * 30_000 + "\r\n"
+    (laptop.contacts / "big.vcf").write_text(card("big", "Big", photo), encoding="utf-8")
+    first = laptop.sync("--only", "contacts")
+    errors = first["collections"]["contacts"]["errors"]
+    assert first["exit"] == 1 and [e["item"] for e in errors] == ["big.vcf"], first
+    assert "HTTP 413" in errors[0]["reason"] and "smaller photo" in errors[0]["reason"]
+    assert set(server_items(account, "contacts")) == {"small"}
+    second = laptop.sync("--only", "contacts")
+    assert second["collections"]["contacts"]["errors"][0]["reason"].startswith("still refused")
+    assert second["http_requests"] <= 2  # the probe, nothing sent
+
+
+def test_an_item_over_the_size_limit_is_not_uploaded(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    write_cards(laptop, {"small": "Small"})
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + "A" * (11 * 1024 * 1024) + "\r\n"
+    (laptop.contacts / "huge.vcf").write_text(card("huge", "Huge", photo), encoding="utf-8")
+    for run in range(2):
+        got = laptop.sync("--only", "contacts")
+        errors = got["collections"]["contacts"]["errors"]
+        assert got["exit"] == 1 and len(errors) == 1, got
+        assert errors[0]["item"].endswith("huge.vcf")
+        assert "11.0 MiB, over the 10.0 MiB davsync sends for one item" in errors[0]["reason"]
+        assert run == 0 or got["http_requests"] <= 2  # the probe; nothing sent
+    assert set(server_items(dav_account, "contacts")) == {"small"}
