@@ -23,6 +23,7 @@ from davsync.core.plan import (
     Changes,
     Op,
     Seen,
+    copy_uid,
     mass_deletion,
     plan,
     resolve_conflicts,
@@ -107,6 +108,7 @@ class CollectionSync:
         self._pending_records: list[Outcome] = []
         self._refused: dict[str, Refusal] = {}  # uid -> refused content, from the state
         self._new_refusals: list[tuple[str, Refusal]] = []  # appended by workers
+        self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
 
     # ---- gathering ---------------------------------------------------------------------
 
@@ -328,6 +330,7 @@ class CollectionSync:
             server_future = pool.submit(self.server_listing, state, probe)
             device = self.device_changes(state)
             server = server_future.result()
+        self._known = set(state) | set(device)
         if None in device.values() or None in server.changes.values():
             for uid, seen in self._server_items(state, server):
                 server.changes[uid] = seen
@@ -379,7 +382,8 @@ class CollectionSync:
         """False when the mass-deletion guard stopped it (reported as an error)."""
         planned = plan(state, device, server)
         self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
-        actions = resolve_conflicts(planned, self.options.conflict, new_uid, self._note)
+        actions = resolve_conflicts(planned, self.options.conflict, copy_uid, self._note,
+                                    self._known)
         device_count = len([r for r in state.values() if r.filename])
         server_count = len([r for r in state.values() if r.href])
         guard = mass_deletion(actions, device_count, server_count)
@@ -583,7 +587,8 @@ class CollectionSync:
         again = plan({action.uid: b}, device, {action.uid: server})
         for _ in (a for a in again if a.op is Op.CONFLICT):
             self.report.count("conflicts")
-        again = resolve_conflicts(again, self.options.conflict, new_uid, self._note)
+        again = resolve_conflicts(again, self.options.conflict, copy_uid, self._note,
+                                  self._known)
         last: Outcome | None = None
         for retry in again:
             if retry.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and retry.server is None:

@@ -4,18 +4,26 @@ that are too large, and a kill -9 at every request of a first upload and of a pa
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from davsync.config import load_config
+from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import LocalRadicale, start_radicale
-from tests.fixtures.faultproxy import FORWARD, FaultProxy, Request
+from davsync.syncrun import run_sync
+from tests.fixtures.faultproxy import DROP, FORWARD, Action, FaultProxy, Request
 from tests.fixtures.radicale import DavAccount
-from tests.integration.test_sync_radicale import Device, server_items
+from tests.integration.test_sync_radicale import ROOT, Device, server_items
 
 MISSING = "the device folder is missing"
 
@@ -30,22 +38,28 @@ def event(uid: str, dtstart: str = "20260105T090000Z") -> str:
             "END:VEVENT\r\nEND:VCALENDAR\r\n")
 
 
+def dav(account: DavAccount) -> httpx.Client:
+    """A client of the test's own plain-http Radicale, as another DAV client would be (no CA
+    bundle loaded: the kill tests make hundreds of these requests)."""
+    return httpx.Client(base_url=f"{account.url}{account.username}/",
+                        auth=(account.username, account.password), verify=False)  # noqa: S501
+
+
 def put(account: DavAccount, collection: str, name: str, text: str) -> None:
-    url = f"{account.url}{account.username}/{collection}/{name}"
-    answer = httpx.put(url, content=text.encode(), auth=(account.username, account.password))
+    with dav(account) as client:
+        answer = client.put(f"{collection}/{name}", content=text.encode())
     assert answer.status_code in (201, 204), answer.text
 
 
 def delete(account: DavAccount, path: str) -> None:
-    answer = httpx.delete(f"{account.url}{account.username}/{path}",
-                          auth=(account.username, account.password))
+    with dav(account) as client:
+        answer = client.delete(path)
     assert answer.status_code in (200, 204), answer.text
 
 
 def server_hrefs(account: DavAccount, collection: str) -> list[str]:
-    base = f"{account.url}{account.username}/{collection}/"
-    listing = httpx.request("PROPFIND", base, headers={"Depth": "1"},
-                            auth=(account.username, account.password))
+    with dav(account) as client:
+        listing = client.request("PROPFIND", f"{collection}/", headers={"Depth": "1"})
     if listing.status_code == 404:
         return []
     assert listing.status_code == 207
@@ -285,3 +299,159 @@ def test_an_item_over_the_size_limit_is_not_uploaded(
         assert "11.0 MiB, over the 10.0 MiB davsync sends for one item" in errors[0]["reason"]
         assert run == 0 or got["http_requests"] <= 2  # the probe; nothing sent
     assert set(server_items(dav_account, "contacts")) == {"small"}
+
+
+# ---- kill -9 at every request of a first upload and of a pairing (issue 8.3) -----------------
+
+@dataclass(frozen=True, order=True)
+class Held:
+    """One item as a side holds it."""
+
+    uid: str
+    hash: str
+    label: str  # FN or SUMMARY: which of the test's versions it is
+
+
+def held(data: bytes, kind: str) -> Held:
+    item = parse_item(data, kind)  # type: ignore[arg-type]
+    label = re.search(r"^(?:FN|SUMMARY):(.*?)\r?$", item.text, re.MULTILINE)
+    assert item.uid is not None and label is not None
+    return Held(item.uid, item.hash, label.group(1))
+
+
+def device_holds(device: Device, kind: str) -> list[Held]:
+    folder = device.contacts if kind == "contacts" else device.calendars
+    return sorted(held(f.read_bytes(), kind) for f in folder.iterdir()
+                  if f.suffix in (".vcf", ".ics"))
+
+
+def server_holds(account: DavAccount, collection: str, kind: str) -> list[Held]:
+    with dav(account) as client:
+        return sorted(held(client.get(f"{account.url.rstrip('/')}{href}").content, kind)
+                      for href in server_hrefs(account, collection))
+
+
+class KillAt:
+    """A proxy hook: SIGKILL the davsync process when request `k` arrives, then drop that
+    request (the server never sees it) or forward it (the server does it, unheard)."""
+
+    def __init__(self, k: int, forward: bool) -> None:
+        self.k = k
+        self.forward = forward
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = threading.Event()
+        self.killed: Request | None = None
+
+    def __call__(self, request: Request) -> Action:
+        if request.number != self.k:
+            return FORWARD
+        assert self.started.wait(60)
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.killed = request
+        return FORWARD if self.forward else DROP
+
+    def run(self, device: Device, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "davsync.cli", "--config", str(device.config), "sync", *args],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.started.set()
+        self.proc.wait(timeout=120)
+
+
+Prepare = Callable[[Device], dict[str, list[str]]]  # kind -> the labels each side must hold
+COLLECTION = {"contacts": "contacts", "calendars": "personal"}
+_KILL_USERS = itertools.count(1)
+_READS = frozenset({"GET", "PROPFIND", "REPORT"})
+
+
+def kill_at_every_request(
+    tmp_path: Path, radicale_server: LocalRadicale, prepare: Prepare, *args: str
+) -> int:
+    """For k = 1..N (N: the requests of an uninterrupted run), die at request k: a normal run
+    afterwards must leave device and server holding exactly the same items, each of the test's
+    versions exactly once. A write is tried both ways (the server never saw it / did it
+    unheard); for a read the two are the same. Returns N."""
+    def fresh(name: str) -> Device:
+        account = DavAccount(radicale_server, f"kill-{next(_KILL_USERS)}", "pw-kill-Secret")
+        radicale_server.add_user(account.username, account.password)
+        device = Device(tmp_path / name, account)
+        text = device.config.read_text(encoding="utf-8")
+        # one request at a time: the k-th request is the same one on every run
+        device.config.write_text(text.replace("[device]", "concurrency = 1\n[device]"),
+                                 encoding="utf-8")
+        return device
+
+    counting = fresh("count")
+    prepare(counting)
+    with FaultProxy(counting.account.url) as proxy:
+        proxied(counting, proxy)
+        assert counting.sync(*args)["exit"] == 0
+        total = len(proxy.seen)
+    plain = proxy.seen
+    for k in range(1, total + 1):
+        for forward in (False, True):
+            if forward and plain[k - 1].method in _READS:
+                continue
+            device = fresh(f"k{k}-{'forward' if forward else 'drop'}")
+            wanted = prepare(device)
+            killer = KillAt(k, forward)
+            with FaultProxy(device.account.url, killer) as proxy:
+                proxied(device, proxy)
+                killer.run(device, *args)
+                where = f"killed at {killer.killed}, {'forwarded' if forward else 'dropped'}"
+                assert killer.killed is not None, f"no request {k} (of {total}) this time"
+                config = load_config(device.config)
+                only = tuple(arg for arg in args if arg != "--only")
+                after = run_sync(config, only=only)
+                assert after.exit_code == 0, (where, after.as_json())
+                settled = run_sync(config, only=only)
+                assert settled.exit_code == 0, (where, settled.as_json())
+            for kind, labels in wanted.items():
+                on_device = device_holds(device, kind)
+                on_server = server_holds(device.account, COLLECTION[kind], kind)
+                assert on_device == on_server, (where, kind, on_device, on_server)
+                assert sorted(h.label for h in on_device) == sorted(labels), (where, on_device)
+                assert len({h.uid for h in on_device}) == len(on_device), (where, on_device)
+    return total
+
+
+def first_upload(device: Device) -> dict[str, list[str]]:
+    write_cards(device, {f"c{i}": f"Person {i}" for i in range(3)})
+    return {"contacts": [f"Person {i}" for i in range(3)]}
+
+
+def test_kill_9_at_every_request_of_a_first_upload_then_a_run_converges(
+    tmp_path: Path, radicale_server: LocalRadicale
+) -> None:
+    """One collection (each run costs a process start); a calendar's first upload takes the
+    same path, less the PROPPATCH of the addressbook's name."""
+    total = kill_at_every_request(tmp_path, radicale_server, first_upload, "--only", "contacts")
+    assert total >= 5  # discovery, the one-request upload, its name, the listing, settling
+
+
+def pairing(device: Device) -> dict[str, list[str]]:
+    """Items on the device only, on the server only, the same on both, and one added on
+    both sides differently (a conflict: both versions stay, the device's as a copy)."""
+    account = device.account
+    with dav(account) as client:
+        made = client.request("MKCOL", "contacts/", content=(
+            b'<?xml version="1.0"?><mkcol xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">'
+            b"<set><prop><resourcetype><collection/><C:addressbook/></resourcetype></prop></set>"
+            b"</mkcol>"))
+    assert made.status_code == 201, made.text
+    write_cards(device, {"d0": "Device 0", "d1": "Device 1", "b0": "Both 0", "b1": "Both 1",
+                         "x": "Device's X"})
+    for uid, fn in {"s0": "Server 0", "s1": "Server 1", "b0": "Both 0", "b1": "Both 1",
+                    "x": "Server's X"}.items():
+        put(account, "contacts", f"{uid}.vcf", card(uid, fn))
+    return {"contacts": ["Device 0", "Device 1", "Both 0", "Both 1", "Server 0", "Server 1",
+                         "Device's X", "Server's X"]}
+
+
+def test_kill_9_at_every_request_of_a_pairing_then_a_run_converges(
+    tmp_path: Path, radicale_server: LocalRadicale
+) -> None:
+    total = kill_at_every_request(tmp_path, radicale_server, pairing, "--only", "contacts")
+    assert total >= 6

@@ -74,7 +74,8 @@ def conflict() -> list[Action]:
 
 
 def test_keep_both_keeps_server_under_uid_and_device_copy_under_new_uid() -> None:
-    out = resolve_conflicts(conflict(), "keep-both", lambda: "copy-uid", lambda a: "kept because")
+    out = resolve_conflicts(conflict(), "keep-both", lambda a: "copy-uid",
+                            lambda a: "kept because")
     assert [a.op for a in out] == [Op.UPDATE_LOCAL, Op.CREATE_COPY]
     copy = out[1].device
     assert copy is not None and copy.item.uid == "copy-uid"
@@ -84,7 +85,7 @@ def test_keep_both_keeps_server_under_uid_and_device_copy_under_new_uid() -> Non
 @pytest.mark.parametrize(("policy", "op"), [("server-wins", Op.UPDATE_LOCAL),
                                             ("device-wins", Op.UPDATE_REMOTE)])
 def test_winner_policies(policy: str, op: Op) -> None:
-    out = resolve_conflicts(conflict(), policy, lambda: "x", lambda a: "")
+    out = resolve_conflicts(conflict(), policy, lambda a: "x", lambda a: "")
     assert [a.op for a in out] == [op]
 
 
