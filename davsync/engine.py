@@ -23,6 +23,7 @@ from davsync.core.plan import (
     Changes,
     Op,
     Seen,
+    copy_uid,
     mass_deletion,
     plan,
     resolve_conflicts,
@@ -36,14 +37,26 @@ from davsync.dav.api import (
     Probe,
 )
 from davsync.report import CollectionReport
-from davsync.sources.base import Source, SourceError
-from davsync.state.store import StateStore
+from davsync.sources.base import (
+    ItemTooLarge,
+    Source,
+    SourceError,
+    StoreMissing,
+    StoreUnavailable,
+)
+from davsync.state.store import Refusal, StateStore
 
 log = logging.getLogger(__name__)
 _RECORD_BATCH = 200
 # Downloaded items applied at a time when nothing is deleted (see `_stream`): about one multiget
 # batch, so a pairing holds a few batches in memory, not the whole collection.
 _STREAM_CHUNK = 50
+# The largest item davsync uploads. A contact with a good photo is a few hundred KB; a 50 MB
+# vCard is a mistake that would be re-sent, and time out, on every run.
+MAX_ITEM_BYTES = 10 * 1024 * 1024
+# Answers to a PUT that say "not this item" (not "not now", not "not this collection"): the
+# item is remembered as refused and not sent again until its content changes.
+_REFUSED_STATUSES = frozenset({400, 413, 415, 422})
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class SyncOptions:
     allow_mass_delete: bool = False
     concurrency: int = 4
     device_label: str = "this device"
+    max_item_bytes: int = MAX_ITEM_BYTES
 
 
 # What a worker returns for the main thread to record: a record, a forget, or nothing.
@@ -93,14 +107,19 @@ class CollectionSync:
         self._extra: list[Outcome] = []  # outcomes of follow-up actions taken in a worker
         self._pending_records: list[Outcome] = []
         self._conflicted: dict[str, Action] = {}  # uid -> its CONFLICT, to name it in reports
+        self._refused: dict[str, Refusal] = {}  # uid -> refused content, from the state
+        self._new_refusals: list[tuple[str, Refusal]] = []  # appended by workers
+        self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
 
     # ---- gathering ---------------------------------------------------------------------
 
     def device_changes(self, state: dict[str, Synced]) -> Changes:
-        """New, changed and deleted device items; unreadable ones are reported and kept out."""
-        scan = self.source.scan()
+        """New, changed and deleted device items; unreadable ones, and ones the server refused
+        in this very content, are reported and kept out (never taken for deleted)."""
+        scan = self._scan(state)
         for name, why in sorted(self.source.skipped.items()):
             self.report.error(f"{self.source.location}/{name}", why)
+        self._refused = self.store.refused(self.name)
         by_file = {rec.filename: rec for rec in state.values() if rec.filename}
         owner: dict[str, str] = {}  # uid -> file name that holds it
         changes: dict[str, Seen | None] = {}
@@ -113,6 +132,10 @@ class CollectionSync:
                 changed_files.append((name, sig, rec))
         for name, sig, rec in changed_files:
             seen = self._read_device(name, sig, owner, changes, state)
+            if seen is not None and self._still_refused(seen):
+                assert seen.item.uid is not None
+                owner[seen.item.uid] = name
+                continue
             if seen is None:
                 if rec is not None:
                     owner.setdefault(rec.uid, name)  # unreadable: never treat as deleted
@@ -123,15 +146,42 @@ class CollectionSync:
         for uid, rec in state.items():
             if rec.filename is not None and uid not in owner:
                 changes[uid] = None
+        self.store.clear_refused(self.name, [u for u in self._refused if u not in owner])
         return changes
+
+    def _scan(self, state: dict[str, Synced]) -> dict[str, str]:
+        """The device store's items. A store that is missing is created empty only when no
+        item was ever synced from it; otherwise StoreMissing stops the collection, since an
+        absent folder read as empty would delete every item on the server."""
+        try:
+            return self.source.scan()
+        except StoreMissing:
+            if any(rec.filename is not None for rec in state.values()):
+                raise
+        self.source.create_store()
+        return {}
+
+    def _still_refused(self, seen: Seen) -> bool:
+        """True (and reported) when the server already refused this very content."""
+        refusal = self._refused.get(seen.item.uid or "")
+        if refusal is None or refusal.hash != seen.item.hash:
+            return False
+        self.report.error(seen.ref, f"still {refusal.reason}")
+        return True
 
     def _read_device(
         self, name: str, sig: str, owner: dict[str, str], changes: dict[str, Seen | None],
         state: dict[str, Synced],
     ) -> Seen | None:
         where = f"{self.source.location}/{name}"
+        limit = self.options.max_item_bytes
         try:
-            item = parse_item(self.source.read(name), self.source.kind)
+            item = parse_item(self.source.read(name, limit), self.source.kind)
+        except ItemTooLarge as exc:
+            self.report.error(where, f"{_mib(exc.size)}, over the {_mib(limit)} davsync sends "
+                              "for one item; not uploaded, and nothing deleted. Make it smaller "
+                              "(e.g. a smaller photo)")
+            return None
         except (ParseError, SourceError) as exc:
             self.report.error(where, f"cannot parse, left untouched: {exc}")
             return None
@@ -222,9 +272,10 @@ class CollectionSync:
         for fetched in self.remote.multiget(sorted(view.to_fetch)):
             href = fetched.href
             if fetched.data is None:
-                if fetched.error and fetched.error.startswith("404") and href in by_href:
-                    yield by_href[href].uid, None
-                elif fetched.error and not fetched.error.startswith("404"):
+                if fetched.status == 404:  # deleted since the listing: planned as a deletion
+                    if href in by_href:
+                        yield by_href[href].uid, None
+                else:
                     self.report.error(href, f"cannot download: {fetched.error}")
                     view.failed.add(href)
                 continue
@@ -266,6 +317,13 @@ class CollectionSync:
         collection's probe before it imports the rest of a run); otherwise it is sent here."""
         if self.store.collection(self.name) is None:
             self.store.save_collection(self.name, self.source.kind, self.remote.url)
+        try:
+            return self._run(probe)
+        except StoreUnavailable as exc:  # nothing planned, nothing done, the marks stay
+            self.report.error(self.source.location, str(exc))
+            return self.report
+
+    def _run(self, probe: Future[Probe] | None) -> CollectionReport:
         # The probe (often the whole cost of a no-op run) is sent first and overlaps loading
         # the state and scanning the device.
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -275,6 +333,7 @@ class CollectionSync:
             server_future = pool.submit(self.server_listing, state, probe)
             device = self.device_changes(state)
             server = server_future.result()
+        self._known = set(state) | set(device)
         if None in device.values() or None in server.changes.values():
             for uid, seen in self._server_items(state, server):
                 server.changes[uid] = seen
@@ -327,7 +386,8 @@ class CollectionSync:
         planned = plan(state, device, server)
         self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
         self._tell_conflicts(planned)
-        actions = resolve_conflicts(planned, self.options.conflict, new_uid, self._note)
+        actions = resolve_conflicts(planned, self.options.conflict, copy_uid, self._note,
+                                    self._known)
         device_count = len([r for r in state.values() if r.filename])
         server_count = len([r for r in state.values() if r.href])
         guard = mass_deletion(actions, device_count, server_count)
@@ -368,24 +428,36 @@ class CollectionSync:
     def _execute(self, actions: list[Action]) -> None:
         if not self._exists:
             creates = [a for a in actions if a.op is Op.CREATE_REMOTE]
-            if creates and self.remote.can_bulk_create():
-                self._bulk_create(creates)
+            if creates and self.remote.can_bulk_create() and self._bulk_create(creates):
                 actions = [a for a in actions if a.op is not Op.CREATE_REMOTE]
             else:
                 self.remote.ensure_exists()
             self._exists = True
+        # A conflict's device copy goes first: its UPDATE_LOCAL then overwrites a version that
+        # is already safe in a file of its own (a kill in between loses nothing).
+        copies = [a for a in actions if a.op is Op.CREATE_COPY]
         local = [a for a in actions if not _touches_remote(a)]
-        remote = [a for a in actions if _touches_remote(a)]
-        for action in local:
+        remote = [a for a in actions if _touches_remote(a) and a.op is not Op.CREATE_COPY]
+        for action in [*copies, *local]:
             self._apply(action)
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             for outcome in pool.map(self._perform_safely, remote):
                 self._record(outcome)
         self._commit()
 
-    def _bulk_create(self, creates: list[Action]) -> None:
+    def _bulk_create(self, creates: list[Action]) -> bool:
+        """One request for a new collection's first upload; False when the server refused
+        that body (one bad or too large item spoils it): then it goes item by item, so only
+        the items the server refuses are reported, each on its own."""
         items = [(a.uid, _seen(a.device).item.data) for a in creates]
-        created = self.remote.bulk_create(items)
+        try:
+            created = self.remote.bulk_create(items)
+        except DavError as exc:
+            if exc.status not in _REFUSED_STATUSES:
+                raise
+            log.info("%s: one-request upload refused (%s); uploading item by item", self.name,
+                     exc)
+            return False
         self._wrote_remote = True
         rows = []
         for action in creates:
@@ -398,6 +470,7 @@ class CollectionSync:
                          d.item.text))
             self.report.count("uploaded")
         self.store.record_many(self.name, rows)
+        return True
 
     def _apply(self, action: Action) -> None:
         self._record(self._perform_safely(action))
@@ -427,15 +500,20 @@ class CollectionSync:
         """Make the device writes durable (one directory fsync), then record their outcomes in
         one transaction. A crash before this point loses only records, never data: the next
         run finds the same content on both sides and records it then."""
-        if not self._pending_records:
+        if not self._pending_records and not self._new_refusals:
             return
         self.source.flush()
+        refusals, self._new_refusals = self._new_refusals, []
         with self.store.transaction():
             for uid, synced, text in self._pending_records:
                 if synced is None:
                     self.store.forget(self.name, uid)
                 else:
                     self.store.record(self.name, synced, text)
+            for uid, refusal in refusals:
+                self.store.refuse(self.name, uid, refusal)
+            done = {uid for uid, _, _ in self._pending_records}
+            self.store.clear_refused(self.name, done & self._refused.keys())
         self._pending_records.clear()
 
     def _perform(self, action: Action) -> Outcome | None:
@@ -489,6 +567,8 @@ class CollectionSync:
             self._recheck.add(href)
             raise DavError(f"{href} already exists on the server; it will be compared with "
                            f"{d.ref} on the next run") from None
+        except DavError as exc:
+            raise self._refusal(uid, d.item, exc) from None
         self._wrote_remote = True
         self.report.count("uploaded")
         return uid, Synced(uid, d.ref, d.tag, href, etag, d.item.hash), d.item.text
@@ -500,10 +580,25 @@ class CollectionSync:
             etag = self.remote.update(_href(b), d.item.data, if_match)
         except PreconditionFailed:
             return self._retry_after_412(action)
+        except DavError as exc:
+            raise self._refusal(action.uid, d.item, exc) from None
         self._wrote_remote = True
         self.report.count("updated")
         return action.uid, Synced(action.uid, d.ref, d.tag, _href(b), etag, d.item.hash), \
             d.item.text
+
+    def _refusal(self, uid: str, item: Item, exc: DavError) -> DavError:
+        """A failed upload's error; when the server refused the item itself, remember its
+        content (recorded by the main thread) so that it is not sent again until it changes."""
+        if exc.status not in _REFUSED_STATUSES:
+            return exc
+        hint = ("The server takes no item this large: make it smaller (e.g. a smaller photo)."
+                if exc.status == 413 else "Correct what the server names (e.g. a malformed "
+                "date or property) in your contacts or calendar app.")
+        reason = (f"refused by the server ({exc}); not sent again until the file changes. "
+                  f"{hint}")
+        self._new_refusals.append((uid, Refusal(item.hash, reason)))
+        return DavError(reason, exc.status)
 
     def _retry_after_412(self, action: Action) -> Outcome | None:
         """The server copy changed under us: fetch it and decide again; never overwrite blindly."""
@@ -521,7 +616,8 @@ class CollectionSync:
         for _ in (a for a in again if a.op is Op.CONFLICT):
             self.report.count("conflicts")
         self._tell_conflicts(again)
-        again = resolve_conflicts(again, self.options.conflict, new_uid, self._note)
+        again = resolve_conflicts(again, self.options.conflict, copy_uid, self._note,
+                                  self._known)
         last: Outcome | None = None
         for retry in again:
             if retry.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and retry.server is None:
@@ -594,6 +690,10 @@ def _file_bytes(item: Item) -> bytes:
     if "\r\n" not in text:
         text = text.replace("\n", "\r\n")
     return text.encode("utf-8")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _touches_remote(action: Action) -> bool:

@@ -17,7 +17,8 @@ from davsync.syncrun import SyncResult, configured_collections, run_sync
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object.")
 @click.option("--allow-mass-delete", is_flag=True,
-              help="Allow a run to delete more than half of a side (at least 10 items).")
+              help="Allow a run to delete more than half of a side (at least 10 items), "
+              "or every item of a side.")
 @click.option("--only", multiple=True, help="Sync only this kind (contacts, calendars) or "
               "collection name; repeatable.")
 @pass_app

@@ -10,7 +10,8 @@ deleted or overwritten because of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -26,6 +27,8 @@ class Seen:
     tag: str | None  # device: stat signature; server: etag
     item: Item
 
+
+_COPY_NAMESPACE = uuid.UUID("5b0e6d3c-3f0a-4c1e-9d0b-64617673796e")
 
 # uid -> new/changed version, or None when deleted; a uid not present is unchanged.
 Changes = Mapping[str, Seen | None]
@@ -118,14 +121,25 @@ def _decide_both(uid: str, base: Synced, d: Seen | None, s: Seen | None) -> Acti
     return Action(Op.CONFLICT, uid, device=d, server=s, base=base, reason="changed on both sides")
 
 
+def copy_uid(action: Action) -> str:
+    """The UID of a conflict's device copy: the same for the same item and device version, so
+    that a run killed halfway through keeping both finds the copy it made, not a reason to
+    make another."""
+    assert action.device is not None
+    return str(uuid.uuid5(_COPY_NAMESPACE, f"{action.uid}\n{action.device.item.hash}"))
+
+
 def resolve_conflicts(
     actions: Iterable[Action],
     policy: str,
-    new_uid: Callable[[], str],
+    copy_uid: Callable[[Action], str],
     note: Callable[[Action], str],
+    known: Container[str] = frozenset(),
 ) -> list[Action]:
     """Replace each CONFLICT by what `policy` says. keep-both keeps the server copy under the
-    UID and turns the device copy into a new item (new UID, a note saying why) on both sides."""
+    UID and turns the device copy into a new item (UID `copy_uid`, a note saying why) on both
+    sides, unless that UID is `known` already (synced, or seen on a side): an interrupted run
+    made that copy, and it holds this very version."""
     out: list[Action] = []
     for action in actions:
         if action.op is not Op.CONFLICT:
@@ -139,20 +153,24 @@ def resolve_conflicts(
             out.append(replace(action, op=Op.UPDATE_REMOTE))
         else:
             out.append(replace(action, op=Op.UPDATE_LOCAL))
-            copy_uid = new_uid()
-            copy = with_note(with_uid(d.item, copy_uid), note(action))
-            out.append(Action(Op.CREATE_COPY, copy_uid, device=Seen("", None, copy),
+            uid = copy_uid(action)
+            if uid in known:
+                continue
+            copy = with_note(with_uid(d.item, uid), note(action))
+            out.append(Action(Op.CREATE_COPY, uid, device=Seen("", None, copy),
                               reason=f"conflict copy of {action.uid}", copy_of=action.uid))
     return out
 
 
 def mass_deletion(actions: Iterable[Action], device_count: int, server_count: int) -> str | None:
-    """A message when the run would delete more than half of a side (and at least 10 items)."""
+    """A message when the run would delete more than half of a side (and at least 10 items),
+    or every item of a side, however few: an emptied side is more often a folder that was
+    moved or a disk that is not mounted than a wish."""
     actions = list(actions)
     local = sum(1 for a in actions if a.op is Op.DELETE_LOCAL)
     remote = sum(1 for a in actions if a.op is Op.DELETE_REMOTE)
     for count, total, side in ((local, device_count, "device"), (remote, server_count, "server")):
-        if count >= 10 and count * 2 > total:
+        if (count >= 10 and count * 2 > total) or (count and count >= total):
             return (
                 f"would delete {count} of {total} items on the {side}; stopped for safety. "
                 "If that is intended, run again with --allow-mass-delete"

@@ -66,12 +66,14 @@ class SyncDelta:
 
 @dataclass(frozen=True)
 class Fetched:
-    """One item from a multiget: `data` is None and `error` says why when it failed."""
+    """One item from a multiget: `data` is None and `error` says why when it failed;
+    `status` is the item's own status in the answer (404: deleted since it was listed)."""
 
     href: str
     etag: str | None
     data: bytes | None
     error: str | None = None
+    status: int | None = None
 
 
 @dataclass

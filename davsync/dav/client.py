@@ -456,6 +456,8 @@ class Collection:
         response = self._client.request(
             "PROPFIND", self.url, headers={"Depth": depth, **_XML}, content=xb.propfind(props)
         )
+        if response.status_code == 404:  # gone (or never made): create it before writing
+            self.exists = False
         if response.status_code != 207:
             raise self._client.failure("PROPFIND", self.url, response)
         return parse_multistatus(response.content, self.url)
@@ -626,7 +628,9 @@ class Collection:
             if response is None:
                 fetched.append(Fetched(href, None, None, "the server did not answer for it"))
             elif response.status is not None and response.status // 100 != 2:
-                fetched.append(Fetched(href, None, None, f"HTTP {response.status}"))
+                fetched.append(
+                    Fetched(href, None, None, f"HTTP {response.status}", response.status)
+                )
             elif data_prop not in response.props or response.props[data_prop].text is None:
                 fetched.append(Fetched(href, None, None, "the server sent no data for it"))
             else:

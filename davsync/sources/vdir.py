@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from davsync.core.kinds import SUFFIX, Kind
-from davsync.sources.base import SourceError
+from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing, StoreUnavailable
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
 _TMP_PREFIX = ".davsync-"
@@ -42,17 +42,43 @@ class VdirSource:
         self.skipped: dict[str, str] = {}  # name -> why the last scan left it out
 
     def scan(self) -> dict[str, str]:
+        try:
+            return self._scan()
+        except FileNotFoundError:
+            raise StoreMissing(
+                "the device folder is missing (moved, renamed, or on a disk that is not "
+                "mounted?); nothing was synced or deleted for this collection. Put it back, "
+                "or create it empty to have the server's items deleted too (that run asks for "
+                "--allow-mass-delete)"
+            ) from None
+        except NotADirectoryError:
+            raise StoreUnavailable(
+                "is not a folder; nothing was synced or deleted for this collection. Point "
+                "[device] in the config at the folder of .vcf/.ics files"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot read the device folder ({exc.strerror}); nothing was synced or "
+                "deleted for this collection. Check the folder and its permissions"
+            ) from None
+
+    def create_store(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot create the device folder ({exc.strerror}); check the path in "
+                "[device] and its permissions"
+            ) from None
+
+    def _scan(self) -> dict[str, str]:
         """Every item file with its sig; item-named entries that are not regular files (a
         symbolic link, a folder, a fifo) are left out and listed in `skipped`."""
         self.skipped = {}
         out: dict[str, str] = {}
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            with os.scandir(self.path) as entries:
-                for entry in entries:
-                    self._scan_entry(entry, out)
-        except OSError as exc:
-            raise SourceError(f"{self.path}: cannot read the folder: {exc.strerror}") from None
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                self._scan_entry(entry, out)
         return out
 
     def _scan_entry(self, entry: os.DirEntry[str], out: dict[str, str]) -> None:
@@ -83,11 +109,16 @@ class VdirSource:
             raise SourceError(f"refusing unsafe item name {name!r} in {self.path}")
         return self.path / name
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        path = self._file(name)
         try:
-            return self._file(name).read_bytes()
+            with path.open("rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise ItemTooLarge(f"{path}: {size} bytes, over {max_bytes}", size)
+                return fh.read()
         except OSError as exc:
-            raise SourceError(f"{self.path / name}: cannot read: {exc.strerror}") from None
+            raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
 
     def name_for(self, uid: str) -> str:
         stem = uid if not _SAFE.search(uid) and 0 < len(uid) <= 120 else ""
@@ -129,8 +160,7 @@ class VdirSource:
 
     def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
         target = self._file(name)
-        try:  # a read-only folder fails here: one item's error, not the run's
-            self.path.mkdir(parents=True, exist_ok=True)
+        try:  # no mkdir: a folder gone during the run is reported, never quietly recreated
             fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
         except OSError as exc:
             raise SourceError(f"{target}: cannot write: {exc.strerror}") from None

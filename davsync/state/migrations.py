@@ -37,4 +37,15 @@ STEPS: tuple[str, ...] = (
         PRIMARY KEY (collection, href)
     );
     """,
+    # 2: device items the server refused (HTTP 400, 413, ...), by content hash: not sent again
+    #    until their content changes.
+    """
+    CREATE TABLE refused (
+        collection  TEXT NOT NULL,
+        uid         TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        PRIMARY KEY (collection, uid)
+    );
+    """,
 )

@@ -35,6 +35,14 @@ class CollectionState:
     last_result: dict[str, object] | None
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A device item's content the server refused, and what it said."""
+
+    hash: str
+    reason: str
+
+
 class StateStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -150,7 +158,7 @@ class StateStore:
 
     def forget_collection(self, collection: str) -> None:
         with self.transaction():
-            for table in ("items", "pending"):
+            for table in ("items", "pending", "refused"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))  # noqa: S608
             self.db.execute("DELETE FROM collections WHERE name = ?", (collection,))
 
@@ -167,3 +175,26 @@ class StateStore:
                 "INSERT OR IGNORE INTO pending (collection, href) VALUES (?, ?)",
                 [(collection, h) for h in hrefs],
             )
+
+    # device items the server refused ----------------------------------------------------
+
+    def refused(self, collection: str) -> dict[str, Refusal]:
+        """uid -> the content (hash) the server refused, and its reason."""
+        rows = self.db.execute(
+            "SELECT uid, hash, reason FROM refused WHERE collection = ?", (collection,)
+        )
+        return {row[0]: Refusal(row[1], row[2]) for row in rows}
+
+    def refuse(self, collection: str, uid: str, refusal: Refusal) -> None:
+        self.db.execute(
+            "INSERT INTO refused (collection, uid, hash, reason) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(collection, uid) DO UPDATE SET hash = excluded.hash, "
+            "reason = excluded.reason",
+            (collection, uid, refusal.hash, refusal.reason),
+        )
+
+    def clear_refused(self, collection: str, uids: Iterable[str]) -> None:
+        self.db.executemany(
+            "DELETE FROM refused WHERE collection = ? AND uid = ?",
+            [(collection, uid) for uid in uids],
+        )

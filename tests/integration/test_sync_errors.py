@@ -149,8 +149,9 @@ def test_a_folder_that_cannot_be_made_fails_its_collection_only(
     proc = device.run("sync")
     assert proc.returncode == 1
     assert proc.stdout == "contacts: 1 error\npersonal: 1 uploaded\n"
-    assert proc.stderr == (f"  error: contacts: {bad}: cannot read the folder: Not a "
-                           "directory\n")
+    assert proc.stderr == (f"  error: {bad}: is not a folder; nothing was synced or deleted "
+                           "for this collection. Point [device] in the config at the folder of "
+                           ".vcf/.ics files\n")
 
 
 def test_each_error_is_printed_once_and_skipped_entries_are_reported(device: Device) -> None:

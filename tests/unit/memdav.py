@@ -78,7 +78,7 @@ class MemCollection:
                 etag, data = self.items[href]
                 yield Fetched(href, etag, data)
             else:
-                yield Fetched(href, None, None, "404 not found")
+                yield Fetched(href, None, None, "HTTP 404", 404)
 
     def href_for(self, uid: str) -> str:
         return f"{self.url}{uid}{SUFFIX[self.kind]}"

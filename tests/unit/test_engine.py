@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from davsync.core.item import parse_item
 from davsync.dav.api import DavError
+from davsync.sources.vdir import VdirSource
 from tests.unit.rig import Rig, vcard
 
 
@@ -318,3 +320,80 @@ def test_a_collection_with_errors_is_never_summarised_as_up_to_date() -> None:
     report.count("uploaded")
     assert report.summary() == "1 uploaded, 1 error"
     assert report.errors == [{"item": "a.vcf", "reason": "cannot parse"}]
+
+
+class Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs (not even the engine's error handling)."""
+
+
+def test_a_kill_while_keeping_both_never_loses_the_device_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device's version is written as its own copy before the server's version replaces
+    it in the file: a kill at that moment finds the device version still in place."""
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+
+    def killed(*args: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VdirSource, "create", killed)
+        with pytest.raises(Killed):
+            rig.sync()
+    assert "Device" in rig.device().values()
+    rig.sync()
+    assert rig.device() == rig.server()
+    assert sorted(rig.device().values()) == ["Device", "Server"]
+
+
+def test_a_kill_after_the_copy_was_made_makes_no_second_copy(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Device"))
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server"))
+    rig.remote.fail_next_write = Killed()
+    with pytest.raises(Killed):
+        rig.sync()  # the copy is on the device, its upload never happened
+    assert rig.sync().errors == []
+    assert rig.device() == rig.server()
+    assert sorted(rig.device().values()) == ["Device", "Server"]
+
+
+def test_a_missing_device_folder_that_was_synced_stops_and_is_not_recreated(
+    tmp_path: Path
+) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.sync()
+    shutil.rmtree(rig.dir)
+    report = rig.sync()
+    assert [e["item"] for e in report.errors] == [str(rig.dir)]
+    assert "the device folder is missing" in report.errors[0]["reason"]
+    assert not rig.dir.exists() and rig.server() == {"a": "Anna"}
+
+
+def test_a_refused_item_is_not_sent_again_until_it_changes(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.remote.fail_next_write = DavError("PUT /u/c/a.vcf: HTTP 400: Bad Request", 400)
+    report = rig.sync()
+    assert report.errors[0]["item"] == "a.vcf"
+    assert report.errors[0]["reason"].startswith("refused by the server (PUT /u/c/a.vcf: HTTP 400")
+    rig.remote.requests = 0
+    again = rig.sync()
+    assert again.errors[0]["reason"] == "still " + report.errors[0]["reason"]
+    assert rig.remote.requests == 1 and rig.server() == {}  # the probe; nothing sent
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna Maria"))
+    assert rig.sync().errors == [] and rig.server() == {"a": "Anna Maria"}
+    assert rig.store.refused("c") == {}
+
+
+def test_an_item_over_the_size_limit_is_reported_and_kept(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, max_item_bytes=1000)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna " + "x" * 2000))
+    report = rig.sync()
+    assert "over the 0.0 MiB davsync sends for one item" in report.errors[0]["reason"]
+    assert rig.server() == {"a": "Anna"} and (rig.dir / "a.vcf").exists()

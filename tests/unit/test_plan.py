@@ -74,7 +74,8 @@ def conflict() -> list[Action]:
 
 
 def test_keep_both_keeps_server_under_uid_and_device_copy_under_new_uid() -> None:
-    out = resolve_conflicts(conflict(), "keep-both", lambda: "copy-uid", lambda a: "kept because")
+    out = resolve_conflicts(conflict(), "keep-both", lambda a: "copy-uid",
+                            lambda a: "kept because")
     assert [a.op for a in out] == [Op.UPDATE_LOCAL, Op.CREATE_COPY]
     copy = out[1].device
     assert copy is not None and copy.item.uid == "copy-uid"
@@ -84,13 +85,15 @@ def test_keep_both_keeps_server_under_uid_and_device_copy_under_new_uid() -> Non
 @pytest.mark.parametrize(("policy", "op"), [("server-wins", Op.UPDATE_LOCAL),
                                             ("device-wins", Op.UPDATE_REMOTE)])
 def test_winner_policies(policy: str, op: Op) -> None:
-    out = resolve_conflicts(conflict(), policy, lambda: "x", lambda a: "")
+    out = resolve_conflicts(conflict(), policy, lambda a: "x", lambda a: "")
     assert [a.op for a in out] == [op]
 
 
 @pytest.mark.parametrize(
     ("deletes", "total", "blocked"),
-    [(9, 10, False), (10, 19, True), (10, 20, False), (50, 60, True), (0, 0, False)],
+    [(9, 10, False), (10, 19, True), (10, 20, False), (50, 60, True), (0, 0, False),
+     # every item of a side, however few: a vanished folder or an unmounted disk
+     (1, 1, True), (4, 4, True), (9, 9, True), (3, 4, False)],
 )
 def test_mass_deletion_guard(deletes: int, total: int, blocked: bool) -> None:
     actions = [Action(Op.DELETE_LOCAL, str(i)) for i in range(deletes)]

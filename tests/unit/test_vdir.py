@@ -64,9 +64,9 @@ def test_entries_named_like_items_that_are_not_files_are_listed_as_skipped(
     }
 
 
-def test_a_folder_that_cannot_be_made_is_a_source_error(tmp_path: Path) -> None:
+def test_a_folder_under_a_file_is_a_source_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"x")
-    with pytest.raises(SourceError, match="cannot read the folder"):
+    with pytest.raises(SourceError, match="is not a folder"):
         VdirSource(tmp_path / "file" / "contacts", "contacts").scan()
 
 
