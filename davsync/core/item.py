@@ -22,6 +22,7 @@ from davsync.core.vtext import (
     fold,
     parse,
     split_line,
+    split_unquoted,
     unfold,
 )
 
@@ -139,20 +140,7 @@ def _norm_prop(prop: Prop) -> str:
 
 
 def _split_param_values(raw: str) -> list[str]:
-    out: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in raw:
-        if char == '"':
-            quoted = not quoted
-            continue
-        if char == "," and not quoted:
-            out.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    out.append("".join(current))
-    return out
+    return [value.replace('"', "") for value in split_unquoted(raw, ",")]
 
 
 def new_uid() -> str:

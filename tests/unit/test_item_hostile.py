@@ -8,7 +8,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from davsync.core.item import Item, Kind, parse_item, with_note, with_uid
-from davsync.core.vtext import MAX_BYTES, MAX_DEPTH, MAX_LINES, ParseError, parse
+from davsync.core.vtext import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_LINES,
+    MAX_PARAMS,
+    ParseError,
+    parse,
+    split_line,
+    split_unquoted,
+)
 
 KINDS: list[Kind] = ["contacts", "calendars"]
 CARD_HEAD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:deep\r\nFN:Deep\r\n"
@@ -55,6 +64,23 @@ def test_too_many_lines_is_a_parse_error() -> None:
     lines = "".join(f"NOTE:{i}\r\n" for i in range(MAX_LINES))
     with pytest.raises(ParseError, match=f"more than {MAX_LINES} lines"):
         parse_item(f"{CARD_HEAD}{lines}END:VCARD\r\n".encode(), "contacts")
+
+
+@pytest.mark.parametrize("line", [
+    "X-A" + ";B=1" * (MAX_PARAMS + 1) + ":v",              # on one line, not even split
+    "X-A" + ';B="1"' * (MAX_PARAMS + 1) + ":v",
+    "TEL;TYPE=" + "a," * MAX_PARAMS + "b:1",               # values of one parameter
+    "\r\n".join(["X-A" + ";B=1,2" * 100 + ":v"] * (MAX_PARAMS // 200 + 1)),  # many lines
+])
+def test_too_many_parameters_is_a_parse_error(line: str) -> None:
+    with pytest.raises(ParseError, match=f"more than {MAX_PARAMS} parameters"):
+        parse_item(f"{CARD_HEAD}{line}\r\nEND:VCARD\r\n".encode(), "contacts")
+
+
+def test_parameters_up_to_the_limit_still_parse() -> None:
+    line = "TEL;TYPE=" + "a," * (MAX_PARAMS - 2) + "b:1"
+    item = parse_item(f"{CARD_HEAD}{line}\r\nEND:VCARD\r\n".encode(), "contacts")
+    assert item.uid == "deep"
 
 
 def test_blank_lines_do_not_count_but_are_bounded_by_size() -> None:
@@ -164,3 +190,56 @@ def test_with_uid_gives_the_new_uid(text: str) -> None:
         except ParseError:
             continue
         assert again.uid == "new-uid"
+
+
+# ---- the regex splitting is the per-character definition, in linear time ----------------------
+
+def reference_split(text: str, sep: str) -> list[str]:
+    """The definition: toggle on every double quote, split at `sep` outside quotes."""
+    parts, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == sep and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def reference_head(line: str) -> int | None:
+    """Index of the first ':' outside quotes."""
+    quoted = False
+    for idx, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == ":" and not quoted:
+            return idx
+    return None
+
+
+QUOTY = st.text(alphabet='";,:=ab\u00e9 ', max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(QUOTY, st.sampled_from([";", ","]))
+def test_split_unquoted_is_the_definition(text: str, sep: str) -> None:
+    assert split_unquoted(text, sep) == reference_split(text, sep)
+
+
+@settings(max_examples=500, deadline=None)
+@given(QUOTY)
+def test_split_line_finds_the_first_unquoted_colon(line: str) -> None:
+    idx = reference_head(line)
+    try:
+        prop = split_line(line)
+    except ParseError:
+        return
+    assert idx is not None and prop.value == line[idx + 1:]
+
+
+def test_a_line_of_quoted_parameters_up_to_the_limit_splits() -> None:
+    line = "X-A" + ';B="x,y:z"' * MAX_PARAMS + ":value"
+    prop = split_line(line)
+    assert prop.value == "value" and len(prop.params) == MAX_PARAMS
