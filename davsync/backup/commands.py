@@ -23,13 +23,16 @@ def backup_status(config: Config) -> dict[str, Any]:
 
 def _report(kind: str, stats: Stats) -> int:
     summary = stats.to_json()
+    skipped = f"{summary['skipped_files']} skipped, " if kind == "restore" else ""
     click.echo(f"{kind}: {summary['succeeded_files']}/{summary['total_files']} files ok, "
-               f"{summary['failed_files']} failed, {human_bytes(summary['bytes_processed'])} "
-               "processed", err=True)
+               f"{summary['failed_files']} failed, {skipped}"
+               f"{human_bytes(summary['bytes_processed'])} processed", err=True)
     for name, cat in summary["categories"].items():
         for err in cat["error_files"]:
             click.echo(f"  {name}: {err['path']}: {err['error']}", err=True)
-    return EXIT_ITEMS_FAILED if summary["failed_files"] else 0
+        for skip in cat["skipped"]:
+            click.echo(f"  {name}: {skip['path']}: skipped: {skip['reason']}", err=True)
+    return EXIT_ITEMS_FAILED if summary["failed_files"] or summary["skipped_files"] else 0
 
 
 @click.group(invoke_without_command=True)
@@ -76,14 +79,24 @@ def key(app: AppContext, sse_c: bool) -> None:
               help="Folder to restore into (created if missing).")
 @click.option("--category", "categories", multiple=True, type=click.Choice(ALL_CATEGORIES),
               help="Restore only this category (repeatable; default: all).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace files in the folder that differ from the backup (default: keep "
+                   "them and name them).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @pass_app
 @click.pass_context
 def restore(ctx: click.Context, app: AppContext, to: Path, categories: tuple[str, ...],
-            quiet: bool) -> None:
-    """Restore the backup into a folder: byte-identical files with their modification times."""
+            overwrite: bool, quiet: bool) -> None:
+    """Restore the backup into a folder: byte-identical files with their modification times.
+
+    A file already there that is identical to the backup's is left alone; one that differs is
+    kept and named (skipped) unless --overwrite. Exit status: 0 all restored, 1 some files
+    failed or were skipped (each is named), 2 configuration error, 3 the server is unreachable
+    or refused the credentials, 4 wrong passphrase.
+    """
     from davsync.backup.restore import RestoreOptions, RestoreRun
 
     cfg = parse_backup(app.config())
-    run = RestoreRun(cfg, to, categories or None, RestoreOptions(progress=not quiet))
+    opts = RestoreOptions(progress=not quiet, overwrite=overwrite)
+    run = RestoreRun(cfg, to, categories or None, opts)
     ctx.exit(_report("restore", run.run()))

@@ -4,6 +4,10 @@ Every file is verified (AEAD per segment in client mode; size and SHA-256 agains
 in both modes) into a temporary file that replaces the target only when complete, so a failed
 file leaves nothing half-written. Names that would leave the folder are refused, and the
 reasons are collected per file while the rest carries on.
+
+A file already in the folder is never lost: one identical to the backup's is left alone (not
+downloaded, not rewritten); one that differs (the user changed it since an earlier restore) is
+kept and reported as skipped unless `overwrite` is asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from davsync.backup.format import DecryptError, Decryptor
@@ -31,7 +36,7 @@ from davsync.backup.repo import NoBackup, Repository, StoreWrapper, open_reposit
 from davsync.backup.runner import iter_live, read_manifest
 from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
 from davsync.backup.snapshot import count_items, tar_digest
-from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
+from davsync.backup.stats import COMPLETED, IN_PROGRESS, CategoryStats, Stats, StatsFile
 from davsync.backup.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -84,9 +89,23 @@ def prepare_target(base: Path, parts: list[str]) -> Path:
     return target
 
 
+def same_content(path: Path, size: int, sha256: str) -> bool:
+    """True when the regular file at `path` holds exactly the backup's bytes; it is read only
+    when the size matches, and never through a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size != size:
+            return False
+        return hashlib.file_digest(fh, "sha256").hexdigest() == sha256
+
+
 def write_verified(target: Path, chunks: Iterable[bytes], size: int, sha256: str,
-                   mtime_ns: int, on_bytes: Callable[[int], None] = lambda n: None) -> None:
-    """Write to a temporary file beside `target`; replace `target` only if size and hash match."""
+                   mtime_ns: int, on_bytes: Callable[[int], None] = lambda n: None,
+                   *, overwrite: bool = True) -> None:
+    """Write to a temporary file beside `target`; put it in place only if size and hash match.
+
+    Without `overwrite`, FileExistsError when `target` exists by then (created while we wrote).
+    """
     tmp = target.with_name(f".{target.name}.davsync-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
@@ -102,10 +121,53 @@ def write_verified(target: Path, chunks: Iterable[bytes], size: int, sha256: str
             raise DecryptError(f"content does not match the manifest ({written} of {size} "
                                "bytes, or another SHA-256): tampered or truncated")
         os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _place_new(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _place_new(tmp: Path, target: Path) -> None:
+    """Give `tmp` the name `target` only if that name is free, atomically where the file system
+    has hard links (a file created meanwhile is never replaced); `tmp` is gone afterwards."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some FUSE mounts): check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
+class Result(Enum):
+    RESTORED = "restored"
+    UNCHANGED = "unchanged"  # already identical: left alone
+    SKIPPED = "skipped"  # differs from the backup: kept, not overwritten
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one file, and why when it was not restored."""
+
+    result: Result
+    reason: str = ""
+
+
+RESTORED = Outcome(Result.RESTORED)
+UNCHANGED = Outcome(Result.UNCHANGED)
+DIFFERS = Outcome(Result.SKIPPED, "differs from the backup; move it away or restore with "
+                                  "--overwrite to replace it")
+
+
+def _failed(reason: str) -> Outcome:
+    return Outcome(Result.FAILED, reason)
 
 
 @dataclass
@@ -113,6 +175,7 @@ class RestoreOptions:
     kdf: KdfParams | None = None
     wrap: StoreWrapper | None = None
     progress: bool = True
+    overwrite: bool = False  # replace files that differ from the backup
 
 
 class RestoreRun:
@@ -163,11 +226,11 @@ class RestoreRun:
         with ThreadPoolExecutor(self.cfg.concurrency, "restore") as pool:
             jobs = [pool.submit(self._pack, repo, members, progress)
                     for members in small.values()]
-            jobs += [pool.submit(lambda r: [(r, self._one(repo, r, progress))], rec)
+            jobs += [pool.submit(lambda r: [(r, self._large(repo, r, progress))], rec)
                      for rec in large]
             for fut in as_completed(jobs):
-                for rec, error in fut.result():
-                    self._count(rec, error, progress)
+                for rec, outcome in fut.result():
+                    self._count(rec, outcome, progress)
                 self.stats_file.write("restore", self.stats)
         progress.close()
         for c in CATEGORIES:
@@ -175,52 +238,92 @@ class RestoreRun:
                 cats[c].status = COMPLETED
                 cats[c].last_modified = time.time()
 
-    def _count(self, rec: Record, error: str | None, progress: Progress) -> None:
+    def _count(self, rec: Record, outcome: Outcome, progress: Progress) -> None:
         progress.file_done()
+        if outcome.result is not Result.RESTORED:
+            progress.advance(rec.size)  # nothing (more) to download for it
         cat = self.stats.categories[rec.category]
         cat.last_modified = time.time()
-        if error is None:
-            cat.succeeded_files += 1
-            cat.bytes_processed += rec.size
-        else:
-            log.warning("restore: %s/%s: %s", rec.category, rec.name, error)
-            cat.fail(f"{rec.category}/{rec.name}", error)
+        if outcome.result is Result.FAILED:
+            log.warning("restore: %s/%s: %s", rec.category, rec.name, outcome.reason)
+        _tally(cat, f"{rec.category}/{rec.name}", outcome, rec.size)
 
     def _pack(self, repo: Repository, members: list[Record],
-              progress: Progress) -> list[tuple[Record, str | None]]:
-        """Small files sharing one object: one ranged GET covering all of them, then each
-        file is cut out, verified and written on its own."""
-        start = min(r.offset for r in members)
-        end = max(r.offset + r.stored_size for r in members)
+              progress: Progress) -> list[tuple[Record, Outcome]]:
+        """Small files sharing one object: one ranged GET covering those that need writing,
+        then each file is cut out, verified and written on its own."""
+        done: list[tuple[Record, Outcome]] = []
+        todo: list[tuple[Record, Path]] = []
+        for rec in members:
+            where = self._target(rec)
+            if isinstance(where, Path):
+                todo.append((rec, where))
+            else:
+                done.append((rec, where))
+        if not todo:
+            return done
+        start = min(r.offset for r, _ in todo)
+        end = max(r.offset + r.stored_size for r, _ in todo)
         try:
-            blob = repo.store.get_range(members[0].object, start, end - start)
+            blob = repo.store.get_range(todo[0][0].object, start, end - start)
         except StoreError as exc:
-            return [(r, f"cannot download: {exc}") for r in members]
-        return [(r, self._one(repo, r, progress, blob[r.offset - start:
-                                                         r.offset - start + r.stored_size]))
-                for r in members]
+            return done + [(r, _failed(f"cannot download: {exc}")) for r, _ in todo]
+        return done + [(r, self._one(repo, r, target, progress, blob[r.offset - start:
+                                                                      r.offset - start
+                                                                      + r.stored_size]))
+                       for r, target in todo]
 
-    def _one(self, repo: Repository, rec: Record, progress: Progress,
-             blob: bytes | None = None) -> str | None:
-        """None when restored, else the reason it was not. `blob` is the stored bytes when the
-        caller already has them (packs); otherwise they are streamed."""
+    def _large(self, repo: Repository, rec: Record, progress: Progress) -> Outcome:
+        where = self._target(rec)
+        return self._one(repo, rec, where, progress) if isinstance(where, Path) else where
+
+    def _target(self, rec: Record) -> Path | Outcome:
+        """Where `rec` is to be written, or its outcome when nothing is to be written."""
         try:
-            base = self.to / rec.category
-            target = prepare_target(base, safe_parts(rec.name))
+            target = prepare_target(self.to / rec.category, safe_parts(rec.name))
+            return self._existing(target, rec.size, rec.sha256) or target
+        except UnsafeName as exc:
+            return _refused(self.to, exc)
+        except OSError as exc:
+            return _failed(f"cannot write: {exc.strerror or exc}")
+
+    def _existing(self, target: Path, size: int, sha256: str) -> Outcome | None:
+        """None when `target` is to be written (missing, or differing and `overwrite`);
+        else what happens to the file already there."""
+        if not os.path.lexists(target):
+            return None
+        if same_content(target, size, sha256):
+            return UNCHANGED
+        return None if self.opts.overwrite else DIFFERS
+
+    def _one(self, repo: Repository, rec: Record, target: Path, progress: Progress,
+             blob: bytes | None = None) -> Outcome:
+        """Download, verify and write one file. `blob` is the stored bytes when the caller
+        already has them (packs); otherwise they are streamed."""
+        try:
             chunks: Iterable[bytes]
             chunks = [blob] if blob is not None else repo.store.stream(rec.object, CHUNK + 64)
             if repo.client_side:
                 chunks = _decrypt(repo.keys.data, chunks)
-            write_verified(target, chunks, rec.size, rec.sha256, rec.mtime_ns, progress.advance)
-        except UnsafeName as exc:
-            return f"refused: the name would leave {self.to} ({exc})"
+            return self._write(target, chunks, rec.size, rec.sha256, rec.mtime_ns,
+                               progress.advance)
         except DecryptError as exc:
-            return f"not restored: {exc}"
+            return _failed(f"not restored: {exc}")
         except StoreError as exc:
-            return f"cannot download: {exc}"
+            return _failed(f"cannot download: {exc}")
         except OSError as exc:
-            return f"cannot write: {exc.strerror or exc}"
-        return None
+            return _failed(f"cannot write: {exc.strerror or exc}")
+
+    def _write(self, target: Path, chunks: Iterable[bytes], size: int, sha256: str,
+               mtime_ns: int, on_bytes: Callable[[int], None] = lambda n: None) -> Outcome:
+        """Write `target`; a file that appeared there meanwhile is judged as one that was there
+        before (so never replaced without `overwrite`)."""
+        try:
+            write_verified(target, chunks, size, sha256, mtime_ns, on_bytes,
+                           overwrite=self.opts.overwrite)
+        except FileExistsError:
+            return self._existing(target, size, sha256) or DIFFERS
+        return RESTORED
 
     def _snapshot(self, repo: Repository, snap: Snapshot | None, category: str) -> None:
         cat = self.stats.categories[category]
@@ -240,32 +343,58 @@ class RestoreRun:
 
     def _extract(self, tar_bytes: bytes, category: str) -> None:
         cat = self.stats.categories[category]
-        texts = []
+        present, skipped = [], []  # texts of the files now holding the backup's, and the kept
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
             for member in tar.getmembers():
                 cat.total_files += 1
                 where = f"{category}/{member.name}"
                 if not member.isreg():
-                    cat.fail(where, "refused: not a regular file (links are never restored)")
+                    _tally(cat, where, _failed("refused: not a regular file (links are never "
+                                               "restored)"), 0)
                     continue
                 data = tar.extractfile(member)
                 content = data.read() if data is not None else b""
-                try:
-                    target = prepare_target(self.to / category, safe_parts(member.name))
-                    mtime = int(member.mtime) * 1_000_000_000
-                    write_verified(target, [content], len(content),
-                                   hashlib.sha256(content).hexdigest(), mtime)
-                except UnsafeName as exc:
-                    cat.fail(where, f"refused: the name would leave {self.to} ({exc})")
-                    continue
-                except OSError as exc:
-                    cat.fail(where, f"cannot write: {exc.strerror or exc}")
-                    continue
-                cat.succeeded_files += 1
-                cat.bytes_processed += len(content)
-                texts.append(content.decode("utf-8", "replace"))
-        cat.succeeded_items = count_items("\n".join(texts), category)
-        cat.total_items = cat.succeeded_items + cat.failed_items
+                outcome = self._member(category, member, content)
+                _tally(cat, where, outcome, len(content))
+                text = content.decode("utf-8", "replace")
+                if outcome.result in (Result.RESTORED, Result.UNCHANGED):
+                    present.append(text)
+                elif outcome.result is Result.SKIPPED:
+                    skipped.append(text)
+        cat.succeeded_items = count_items("\n".join(present), category)
+        cat.total_items = (cat.succeeded_items + cat.failed_items
+                           + count_items("\n".join(skipped), category))
+
+    def _member(self, category: str, member: tarfile.TarInfo, content: bytes) -> Outcome:
+        """Restore one snapshot file by the same rules as any other file."""
+        sha256 = hashlib.sha256(content).hexdigest()
+        try:
+            target = prepare_target(self.to / category, safe_parts(member.name))
+            return self._existing(target, len(content), sha256) or self._write(
+                target, [content], len(content), sha256, int(member.mtime) * 1_000_000_000)
+        except UnsafeName as exc:
+            return _refused(self.to, exc)
+        except OSError as exc:
+            return _failed(f"cannot write: {exc.strerror or exc}")
+
+
+def _refused(to: Path, exc: UnsafeName) -> Outcome:
+    return _failed(f"refused: the name would leave {to} ({exc})")
+
+
+def _tally(cat: CategoryStats, where: str, outcome: Outcome, size: int) -> None:
+    """Count one file's outcome; `where` (category/name) names it in the statistics."""
+    if outcome.result is Result.RESTORED:
+        cat.succeeded_files += 1
+        cat.bytes_processed += size
+    elif outcome.result is Result.UNCHANGED:
+        cat.succeeded_files += 1
+        cat.unchanged_files += 1
+    elif outcome.result is Result.SKIPPED:
+        log.info("restore: %s: skipped: %s", where, outcome.reason)
+        cat.skip(where, outcome.reason)
+    else:
+        cat.fail(where, outcome.reason)
 
 
 def _decrypt(key: bytes, chunks: Iterable[bytes]) -> Iterable[bytes]:

@@ -40,6 +40,9 @@ class CategoryStats:
     failed_files: int = 0
     bytes_processed: int = 0
     error_files: list[dict[str, str]] = field(default_factory=list)
+    skipped_files: int = 0  # restore: kept because they differ from the backup
+    unchanged_files: int = 0  # restore: already identical to the backup, left alone
+    skipped: list[dict[str, str]] = field(default_factory=list)
     total_items: int = 0
     succeeded_items: int = 0
     failed_items: int = 0
@@ -49,12 +52,18 @@ class CategoryStats:
         if len(self.error_files) < MAX_ERRORS:
             self.error_files.append({"path": name, "error": reason})
 
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped_files += 1
+        if len(self.skipped) < MAX_ERRORS:
+            self.skipped.append({"path": name, "reason": reason})
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "status": self.status, "last_modified": _iso(self.last_modified),
             "total_files": self.total_files, "succeeded_files": self.succeeded_files,
             "failed_files": self.failed_files, "bytes_processed": self.bytes_processed,
-            "error_files": list(self.error_files),
+            "error_files": list(self.error_files), "skipped_files": self.skipped_files,
+            "unchanged_files": self.unchanged_files, "skipped": list(self.skipped),
         }
         word = _ITEM_WORDS.get(self.category)
         if word is not None:
@@ -82,7 +91,8 @@ class Stats:
             "status": status, "started_at": _iso(self.started_at),
             "last_modified": _iso(max(stamps) if stamps else None),
         }
-        for key in ("total_files", "succeeded_files", "failed_files", "bytes_processed"):
+        for key in ("total_files", "succeeded_files", "failed_files", "skipped_files",
+                    "unchanged_files", "bytes_processed"):
             summary[key] = sum(getattr(c, key) for c in cats)
         summary["categories"] = {c.category: c.to_json() for c in cats}
         return summary

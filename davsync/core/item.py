@@ -12,7 +12,19 @@ import uuid
 from dataclasses import dataclass
 
 from davsync.core.kinds import SUFFIX, Kind
-from davsync.core.vtext import Component, ParseError, Prop, decode, escape_text, fold, parse, unfold
+from davsync.core.vtext import (
+    Component,
+    ParseError,
+    Prop,
+    check_size,
+    decode,
+    escape_text,
+    fold,
+    parse,
+    split_line,
+    split_unquoted,
+    unfold,
+)
 
 ROOT = {"contacts": "VCARD", "calendars": "VCALENDAR"}
 IGNORED = frozenset({"PRODID", "REV", "DTSTAMP", "LAST-MODIFIED", "X-RADICALE-NAME"})
@@ -35,16 +47,28 @@ class Item:
 
 
 def parse_item(data: bytes | str, kind: Kind) -> Item:
-    """Parse one resource of `kind`; raises ParseError saying what is wrong."""
-    text = decode(data) if isinstance(data, bytes) else data
+    """Parse one resource of `kind`; raises ParseError saying what is wrong, and nothing else
+    whatever the input (the parser's limits bound its time and memory)."""
+    check_size(len(data))
+    text = decode(data) if isinstance(data, bytes) else _valid_text(data)
     roots = parse(text)
     want = ROOT[kind]
     if len(roots) != 1 or roots[0].name != want:
-        names = ", ".join(r.name for r in roots)
+        names = ", ".join(r.name[:40] for r in roots[:3]) + (", ..." if len(roots) > 3 else "")
         raise ParseError(f"expected one {want} object, found {names or 'none'}")
     root = roots[0]
     uid, count = _uid_and_count(root, kind)
     return Item(kind, text, uid, content_hash(root), count)
+
+
+def _valid_text(text: str) -> str:
+    """`text` if it can be stored and sent as UTF-8 (no lone surrogate), else ParseError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ParseError(f"not valid Unicode text ({exc.reason} at character {exc.start})") \
+            from None
+    return text
 
 
 def _uid_and_count(root: Component, kind: Kind) -> tuple[str | None, int]:
@@ -57,7 +81,8 @@ def _uid_and_count(root: Component, kind: Kind) -> tuple[str | None, int]:
     uids = {_clean_uid(p.value) for c in items if (p := c.first("UID")) is not None}
     uids.discard("")
     if len(uids) > 1:
-        raise ParseError(f"one resource must hold one UID, found {len(uids)}: {sorted(uids)[:3]}")
+        shown = [uid[:60] for uid in sorted(uids)[:3]]
+        raise ParseError(f"one resource must hold one UID, found {len(uids)}: {shown}")
     missing = sum(1 for c in items if c.first("UID") is None)
     if missing and (uids or missing > 1):
         raise ParseError("some components have no UID; cannot tell which event they belong to")
@@ -115,20 +140,7 @@ def _norm_prop(prop: Prop) -> str:
 
 
 def _split_param_values(raw: str) -> list[str]:
-    out: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in raw:
-        if char == '"':
-            quoted = not quoted
-            continue
-        if char == "," and not quoted:
-            out.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    out.append("".join(current))
-    return out
+    return [value.replace('"', "") for value in split_unquoted(raw, ",")]
 
 
 def new_uid() -> str:
@@ -139,11 +151,10 @@ def with_uid(item: Item, uid: str) -> Item:
     """The same item carrying `uid` (replacing any UID it had), re-serialized with CRLF."""
     out: list[str] = []
     for line in unfold(item.text):
-        upper = line.upper()
-        if upper.startswith(("UID:", "UID;")):
+        prop = split_line(line)
+        if prop.name == "UID":
             continue
-        name = upper[4:].strip() if upper.startswith("END:") else ""
-        if name == "VCARD" or name in CAL_ITEMS:
+        if _ends(prop) == "VCARD" or _ends(prop) in CAL_ITEMS:
             out.append(f"UID:{uid}")  # before END: vCard 4.0 wants VERSION right after BEGIN
         out.append(line)
     return parse_item(_serialize(out), item.kind)
@@ -151,26 +162,29 @@ def with_uid(item: Item, uid: str) -> Item:
 
 def with_note(item: Item, note: str) -> Item:
     """The item with `note` added (vCard NOTE, or appended to each event's DESCRIPTION)."""
-    lines = unfold(item.text)
     out: list[str] = []
-    depth_has_desc: list[bool] = []
-    for line in lines:
-        upper = line.upper()
-        if upper.startswith("BEGIN:"):
-            depth_has_desc.append(False)
-        if item.kind == "calendars" and upper.startswith(("DESCRIPTION:", "DESCRIPTION;")):
+    has_desc: list[bool] = []  # per open component: does it have a DESCRIPTION yet?
+    for line in unfold(item.text):
+        prop = split_line(line)  # the item parsed, so every line is inside BEGIN/END
+        if prop.name == "BEGIN":
+            has_desc.append(False)
+        if item.kind == "calendars" and prop.name == "DESCRIPTION":
             line = f"{line}\\n\\n{escape_text(note)}"
-            depth_has_desc[-1] = True
-        if upper.startswith("END:"):
-            name = upper[4:].strip()
+            has_desc[-1] = True
+        name = _ends(prop)
+        if name is not None:
             if item.kind == "contacts" and name == "VCARD":
                 out.append(f"NOTE:{escape_text(note)}")
-            elif name in CAL_ITEMS and depth_has_desc and not depth_has_desc[-1]:
+            elif name in CAL_ITEMS and not has_desc[-1]:
                 out.append(f"DESCRIPTION:{escape_text(note)}")
-            if depth_has_desc:
-                depth_has_desc.pop()
+            has_desc.pop()
         out.append(line)
     return parse_item(_serialize(out), item.kind)
+
+
+def _ends(prop: Prop) -> str | None:
+    """The component an END line closes (as the parser reads it), else None."""
+    return prop.value.strip().upper() if prop.name == "END" else None
 
 
 def _serialize(lines: list[str]) -> str:
