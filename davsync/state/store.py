@@ -112,6 +112,16 @@ class StateStore:
             (when, json.dumps(result), name),
         )
 
+    def rename_collection(self, old: str, new: str) -> None:
+        """Move a collection's marks, items and pending hrefs to the name `new`, at once."""
+        with self.transaction():
+            for table, column in (
+                ("collections", "name"), ("items", "collection"), ("pending", "collection"),
+            ):
+                self.db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new, old)  # noqa: S608
+                )
+
     # items -----------------------------------------------------------------------------
 
     def items(self, collection: str) -> dict[str, Synced]:
