@@ -25,11 +25,13 @@ from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
 from tests.unit.test_dav_multistatus import BILLION_LAUGHS
 
 
-def behind(proxy: HostileProxy, root: Path, account: DavAccount, **server: float) -> Device:
+def behind(
+    proxy: HostileProxy, root: Path, account: DavAccount, **server: float | bool
+) -> Device:
     """A device whose [server] url is the proxy in front of the account's Radicale."""
     device = Device(root, account)
     text = device.config.read_text(encoding="utf-8").replace(account.url, proxy.url, 1)
-    numbers = "".join(f"{key} = {value}\n" for key, value in server.items())
+    numbers = "".join(f"{key} = {str(value).lower()}\n" for key, value in server.items())
     device.config.write_text(text.replace("[device]", numbers + "[device]", 1), encoding="utf-8")
     return device
 
@@ -124,7 +126,7 @@ def test_hrefs_outside_the_collection_are_never_synced_and_reported_once(
         return reply
 
     hostile_proxy.handler = smuggle
-    device = behind(hostile_proxy, tmp_path / "d", dav_account)
+    device = behind(hostile_proxy, tmp_path / "d", dav_account, create=True)
     copy_samples(device)
     first = run(device)
     assert first.returncode == 0, first.stderr
@@ -216,12 +218,14 @@ def test_a_server_trickling_its_answer_stops_the_run_with_exit_3_keeping_its_wor
 # -- item 10: bounded answers, no entities ------------------------------------------------------
 
 MEASURED_RUN = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     from pathlib import Path
     from davsync.config import load_config
     from davsync.syncrun import run_sync
     result = run_sync(load_config(Path(sys.argv[1])), only=("contacts",))
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking process
+    status = Path("/proc/self/status").read_text()
+    peak_mib = int(status.split("VmHWM:")[1].split()[0]) / 1024
     print(json.dumps({"result": result.as_json(), "peak_mib": peak_mib}))
 """)
 
