@@ -3,6 +3,10 @@
 Lookup order: `--config PATH`, else `$DAVSYNC_CONFIG`, else
 `$XDG_CONFIG_HOME/davsync/config.toml`. Sections owned by other rooms (`[backup]`) are
 kept raw here and parsed by their owner, so one broken section does not block another command.
+
+`[server] url` never keeps a user name or password: user info in it becomes the credentials (when
+`username` / `password` are not set) and is removed, so it cannot reach the state database, a
+log line or `status` output.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from davsync.credentials.secret import Secret
+from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT
+from davsync.dav.hrefs import without_userinfo
 from davsync.errors import ConfigError
 from davsync.settings import Table, load_toml, run_secret_command
 
@@ -48,6 +55,7 @@ class ServerConfig:
     device_name: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     multiget_batch: int = 50
     concurrency: int = 4
     max_retries: int = 4
@@ -168,17 +176,20 @@ def _server(t: Table) -> ServerConfig:
             "url", "username", "password", "password_command", "addressbook", "calendar",
             "create", "verify_tls", "conflict", "auth", "provision_url", "assertion_command",
             "issuer", "client_id", "device_name", "connect_timeout", "read_timeout",
+            "request_timeout",
             "multiget_batch", "concurrency", "max_retries",
         ]
     )
     auth = t.choice("auth", AUTH_MODES, "basic")
-    url = t.str("url")
+    raw_url = t.str("url")
+    url = None if raw_url is None else without_userinfo(raw_url)
     if url is not None and not url.startswith(("http://", "https://")):
         raise t.error("url", f"must start with http:// or https://, not {url!r}")
+    username, password = _url_credentials(t, auth, raw_url)
     if auth == "basic":
         if url is None:
             raise t.error("url", "is required (or set auth = \"provision\")")
-        if t.str("username") is None:
+        if username is None:
             raise t.error("username", "is required with auth = \"basic\"")
         if t.str("password") is not None and t.str("password_command") is not None:
             raise t.error("password", "give either password or password_command, not both")
@@ -194,8 +205,8 @@ def _server(t: Table) -> ServerConfig:
             )
     return ServerConfig(
         url=url,
-        username=t.str("username"),
-        password=t.secret("password"),
+        username=username,
+        password=password,
         password_command=t.str("password_command"),
         addressbook=t.str("addressbook", "contacts") or "contacts",
         calendar=t.str("calendar", "personal") or "personal",
@@ -210,7 +221,27 @@ def _server(t: Table) -> ServerConfig:
         device_name=t.str("device_name"),
         connect_timeout=t.float("connect_timeout", 10.0, minimum=0.1),
         read_timeout=t.float("read_timeout", 60.0, minimum=0.1),
+        request_timeout=t.float("request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=1.0),
         multiget_batch=t.int("multiget_batch", 50, minimum=1, maximum=1000),
         concurrency=t.int("concurrency", 4, minimum=1, maximum=32),
         max_retries=t.int("max_retries", 4, minimum=0, maximum=20),
     )
+
+
+def _url_credentials(t: Table, auth: str, url: str | None) -> tuple[str | None, Secret | None]:
+    """`username` and `password`, or the user info of `url` when neither is set. User info
+    next to configured credentials, or with provisioned ones, is refused: which would win?"""
+    username, password = t.str("username"), t.secret("password")
+    parts = urlsplit(url or "")
+    if parts.username is None and parts.password is None:
+        return username, password
+    if auth != "basic":
+        raise t.error("url", 'must not hold a user name or password with auth = "provision"')
+    if username is not None or password is not None or t.str("password_command") is not None:
+        raise t.error(
+            "url",
+            "holds a user name or password, and username/password are set too: give them "
+            "once (the url's are used when username and password are not set)",
+        )
+    secret = None if parts.password is None else Secret(unquote(parts.password))
+    return unquote(parts.username or "") or None, secret

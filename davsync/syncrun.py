@@ -10,6 +10,7 @@ imported only when used.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from davsync.dav.api import (
     RequestCounter,
     basic_authorization,
 )
+from davsync.dav.hrefs import same_origin, without_userinfo
 from davsync.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -33,7 +35,7 @@ from davsync.errors import (
     DavsyncError,
     ServerSettingError,
 )
-from davsync.state.store import StateStore
+from davsync.state.store import CollectionState, StateStore
 
 if TYPE_CHECKING:
     import ssl
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from davsync.report import CollectionReport
 
 log = logging.getLogger(__name__)
+# A state key as written before URLs lost their user info: "kind:name@" + the URL with it.
+_KEY_WITH_URL = re.compile(r"(.*?@)(https?://.*)", re.DOTALL)
 
 
 @dataclass
@@ -139,7 +143,7 @@ def run_sync(
             base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
             read_timeout=server.read_timeout, concurrency=server.concurrency,
             multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
-            tls=tls,
+            request_timeout=server.request_timeout, tls=tls,
         ) as client:
             _start_probes(client, targets)
             from davsync.engine import SyncOptions
@@ -173,11 +177,28 @@ def _targets(
     for kind, name, path in configured_collections(config):
         if only and kind not in only and name not in only:
             continue
-        key = f"{kind}:{name}@{base_url}"
-        known = store.collection(key)
+        key = f"{kind}:{name}@{without_userinfo(base_url)}"
+        known = store.collection(key) or _adopt_key_with_userinfo(store, key)
         url = urljoin(base_url, known.url) if known is not None and known.url else None
+        if url is not None and not same_origin(url, base_url):
+            log.warning("%s: the stored URL %s is not on the configured server; looking the "
+                        "collection up again", name, without_userinfo(url))
+            url = None
         targets.append(_Target(kind, name, path, key, url))
     return targets
+
+
+def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | None:
+    """The state of `key` stored by an older davsync under the configured URL with its user
+    info (a password, too): moved to `key`, so it stays synced and the password leaves the
+    state database."""
+    for known in store.collections():
+        match = _KEY_WITH_URL.fullmatch(known.name)
+        if match is None or match[1] + without_userinfo(match[2]) != key or known.name == key:
+            continue
+        store.rename_collection(known.name, key)
+        return store.collection(key)
+    return None
 
 
 def _send_early_probes(
@@ -204,7 +225,7 @@ def _send_early_probes(
     for target, url in known:
         target.early = EarlyProbe(
             url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
-            read_timeout=server.read_timeout, counter=counter,
+            read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
         )
     return tls
 

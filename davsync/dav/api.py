@@ -15,6 +15,10 @@ from davsync.core.kinds import Kind
 from davsync.credentials.secret import Secret
 from davsync.errors import AuthError, DavsyncError, UnreachableError
 
+# The most one HTTP exchange may take, from sending to the answer's last byte: a server that
+# trickles its answer must not hold a run forever (`[server] request_timeout`).
+DEFAULT_REQUEST_TIMEOUT = 600.0
+
 
 class DavError(DavsyncError):
     """A request failed in a way that concerns one item or one collection."""

@@ -1,9 +1,10 @@
 """DavClient and Collection: the DavCollection contract over httpx, for CardDAV and CalDAV.
 
-Every request goes through `DavClient._request`: it adds Basic credentials, counts the request,
-retries transient failures with the policy in `retry.py`, refreshes credentials once on a 401,
-and turns transport failures into davsync errors. Everything above it only builds bodies
-(`xmlbodies`), reads answers (`multistatus`) and decides.
+Every request goes through `DavClient.request`: it refuses any URL off the configured origin
+(no credential, no data), adds Basic credentials, counts the request, bounds its time and the
+size of its answer (`bounds.py`), retries transient failures with the policy in `retry.py`,
+refreshes credentials once on a 401, and turns transport failures into davsync errors.
+Everything above it only builds bodies (`xmlbodies`), reads answers (`multistatus`) and decides.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httpx
@@ -27,6 +28,7 @@ import httpx
 from davsync.core.kinds import Kind
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import (
+    DEFAULT_REQUEST_TIMEOUT,
     Authenticator,
     Created,
     DavAuthError,
@@ -40,12 +42,26 @@ from davsync.dav.api import (
     SyncDelta,
     basic_authorization,
 )
+from davsync.dav.bounds import (
+    LISTING,
+    MULTIGET,
+    SMALL,
+    AnswerLimit,
+    AnswerTooLarge,
+    RequestOverdue,
+    deadline,
+    install_deadline,
+    read_bounded,
+)
 from davsync.dav.bulkbody import calendar_body, vcard_body
 from davsync.dav.bulkmap import map_bulk, read_uid
 from davsync.dav.hrefs import (
     href_for,
+    is_member,
     normalize_href,
+    origin,
     radicale_bulk_fits,
+    same_origin,
     suffix_for,
     unique,
 )
@@ -81,15 +97,7 @@ _MAX_REDIRECTS: Final = 5
 _MAX_SYNC_PAGES: Final = 1000
 _RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
 _REASON_CHARS: Final = 200
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}"
+_V = TypeVar("_V")
 
 
 def _tls_failure(exc: BaseException) -> str | None:
@@ -118,8 +126,7 @@ def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
 
 def _strip_userinfo(url: str) -> str:
     """The URL as it may appear in messages: never with user:password@."""
-    parts = urlsplit(url)
-    return _origin(url) + parts.path
+    return origin(url) + urlsplit(url).path
 
 
 class DavClient:
@@ -140,21 +147,24 @@ class DavClient:
         concurrency: int = 4,
         multiget_batch: int = 50,
         max_retries: int = 4,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         counter: RequestCounter | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         """`tls`: a context already built from `verify_tls` (by the early probe), so that the
-        CA bundle is loaded once per run."""
+        CA bundle is loaded once per run. `request_timeout`: the most one HTTP exchange may
+        take, from sending to the answer's last byte (a retry is a new exchange)."""
         self.url = _strip_userinfo(url)
-        self.origin = _origin(url)
+        self.origin = origin(url)
         self.counter = counter if counter is not None else RequestCounter()
         self.server: ServerInfo = UNKNOWN_SERVER
         self.concurrency = max(1, concurrency)
         self.multiget_batch = max(1, multiget_batch)
         self._auth = auth
         self._max_retries = max_retries
+        self._request_timeout = request_timeout
         self._sleep = sleep
         self._count_lock = threading.Lock()
         self._auth_lock = threading.Lock()
@@ -171,6 +181,7 @@ class DavClient:
             ),
             follow_redirects=False,
         )
+        install_deadline(self._http)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -304,20 +315,24 @@ class DavClient:
         content: bytes | None = None,
         follow_redirects: bool = False,
         retry_server_errors: bool = True,
+        limit: AnswerLimit = SMALL,
     ) -> httpx.Response:
         """Send one logical request: credentials, counting, retries, one credential refresh.
 
-        Returns any answer that is not 401 or transient; raises DavAuthError, DavUnreachable
-        (connection failures, 429/503 after all retries) or DavError (other 5xx after all
-        retries). `retry_server_errors=False` gives up on 500/502/504 at once (used while
-        bisecting a failing multiget, where the failure is the item, not the weather).
+        Returns any answer that is not 401 or transient, its body read (at most `limit`);
+        raises DavAuthError, DavUnreachable (connection failures, 429/503 after all retries,
+        an exchange over the request deadline) or DavError (another origin, an answer over
+        `limit`, other 5xx after all retries). `retry_server_errors=False` gives up on
+        500/502/504 at once (used while bisecting a failing multiget, where the failure is the
+        item, not the weather).
         """
+        self._check_origin(url)
         attempt = 0
         redirects = 0
         refreshed = False
         while True:
             try:
-                response = self._send(method, url, headers, content)
+                response = self._send(method, url, headers, content, limit)
             except httpx.TransportError as exc:
                 refused = _tls_failure(exc)
                 if refused is not None:  # a certificate does not fix itself: no retries
@@ -370,12 +385,39 @@ class DavClient:
             return response
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None
+        self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None,
+        limit: AnswerLimit,
     ) -> httpx.Response:
+        """One HTTP exchange within the request deadline, its answer read up to `limit`."""
         with self._count_lock:
             self.counter.add(method)
         all_headers = {"Authorization": self._authorization(), **(headers or {})}
-        return self._http.request(method, url, headers=all_headers, content=content)
+        request = self._http.build_request(method, url, headers=all_headers, content=content)
+        try:
+            with deadline(self._request_timeout):
+                return read_bounded(self._http.send(request, stream=True), limit)
+        except RequestOverdue:
+            raise DavUnreachable(
+                f"{self.origin}: {method} {_strip_userinfo(url)} did not finish within "
+                f"{self._request_timeout:g} s; the server stalled or is far too slow. The run "
+                "stopped and keeps what it finished; try again later (or raise [server] "
+                "request_timeout)."
+            ) from None
+        except AnswerTooLarge as exc:
+            raise DavError(
+                f"{method} {_strip_userinfo(url)} on {self.origin}: the answer is larger than "
+                f"{exc}; not read further"
+            ) from None
+
+    def _check_origin(self, url: str) -> None:
+        """Refuse, before any credential or data leaves, a URL off the configured origin: URLs
+        learned from the server (home sets, collection and item hrefs) can point anywhere."""
+        if not same_origin(url, self.origin):
+            raise DavError(
+                f"{self.origin} pointed davsync at {_strip_userinfo(url)}, on another server; "
+                f"credentials and data are only sent to the configured {self.origin}. If that "
+                "server is the right one, configure it as [server] url."
+            )
 
     def _authorization(self) -> str:
         return basic_authorization(self._auth)
@@ -397,9 +439,9 @@ class DavClient:
         target = urljoin(url, location)
         if redirects > _MAX_REDIRECTS:
             raise DavError(f"{_strip_userinfo(url)}: more than {_MAX_REDIRECTS} redirects")
-        if _origin(target) != self.origin:
+        if not same_origin(target, self.origin):
             raise DavError(
-                f"{_strip_userinfo(url)} redirects to another server ({_origin(target)}); "
+                f"{_strip_userinfo(url)} redirects to another server ({origin(target)}); "
                 "credentials are only sent to the configured one: configure that URL instead"
             )
         return target
@@ -446,6 +488,8 @@ class Collection:
         self.loaded_probe: Probe | None = None
         self._client = client
         self._reports: frozenset[str] | None = None
+        self._ignored: set[str] = set()  # hrefs off the collection, reported once
+        self._ignored_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Collection({self.url!r}, {self.kind!r}, exists={self.exists})"
@@ -454,7 +498,8 @@ class Collection:
 
     def _propfind(self, props: Sequence[str], depth: str) -> Multistatus:
         response = self._client.request(
-            "PROPFIND", self.url, headers={"Depth": depth, **_XML}, content=xb.propfind(props)
+            "PROPFIND", self.url, headers={"Depth": depth, **_XML}, content=xb.propfind(props),
+            limit=SMALL if depth == "0" else LISTING,
         )
         if response.status_code == 404:  # gone (or never made): create it before writing
             self.exists = False
@@ -549,7 +594,8 @@ class Collection:
             merged.add(page)
             if not page.truncated:
                 self.last_sync_token = page.token
-                return SyncDelta(dict(merged.changed), frozenset(merged.deleted), page.token)
+                deleted = self._members(dict.fromkeys(merged.deleted))
+                return SyncDelta(self._members(merged.changed), frozenset(deleted), page.token)
             if page.token == current:
                 raise DavError(f"{self.url}: sync answer truncated (507) without a new token")
             current = page.token
@@ -557,7 +603,8 @@ class Collection:
 
     def _sync_report(self, token: str | None) -> Multistatus:
         response = self._client.request(
-            "REPORT", self.url, headers={"Depth": "0", **_XML}, content=xb.sync_collection(token)
+            "REPORT", self.url, headers={"Depth": "0", **_XML}, content=xb.sync_collection(token),
+            limit=LISTING,
         )
         status = response.status_code
         if status in (403, 412):
@@ -575,10 +622,32 @@ class Collection:
         return ms
 
     def list_etags(self) -> dict[str, str | None]:
-        return member_etags(self._propfind((xb.GETETAG, xb.RESOURCETYPE), "1"), self.path)
+        return self._members(
+            member_etags(self._propfind((xb.GETETAG, xb.RESOURCETYPE), "1"), self.path)
+        )
+
+    def _members(self, listing: Mapping[str, _V]) -> dict[str, _V]:
+        """The entries of a server listing that are items of this collection. The others
+        (another collection's item, "../x", an href on another host) are never synced, read,
+        written or deleted; each is reported once per run."""
+        members = {href: v for href, v in listing.items() if is_member(href, self.path)}
+        for href in listing.keys() - members.keys() - {self.path}:
+            with self._ignored_lock:
+                if href in self._ignored:
+                    continue
+                self._ignored.add(href)
+            log.warning(
+                "%s: the server listed %s, which is not an item of this collection; ignored",
+                self.url, href,
+            )
+        return members
 
     def multiget(self, hrefs: Sequence[str]) -> Iterator[Fetched]:
-        wanted = unique(normalize_href(href, self.url) for href in hrefs)
+        asked = unique(normalize_href(href, self.url) for href in hrefs)
+        wanted = [href for href in asked if is_member(href, self.path)]
+        for href in asked:
+            if not is_member(href, self.path):
+                yield Fetched(href, None, None, f"not an item of {self.url}; not read")
         size = self._client.multiget_batch
         batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
         if len(batches) <= 1:
@@ -606,6 +675,7 @@ class Collection:
                 headers={"Depth": "1", **_XML},
                 content=xb.multiget(self.kind, hrefs),
                 retry_server_errors=retry_server_errors,
+                limit=MULTIGET,
             )
             if response.status_code != 207:
                 raise self._client.failure("REPORT multiget", self.url, response)
@@ -621,7 +691,7 @@ class Collection:
 
     def _match(self, hrefs: list[str], ms: Multistatus) -> list[Fetched]:
         data_prop = xb.ADDRESS_DATA if self.kind == "contacts" else xb.CALENDAR_DATA
-        by_href = {response.href: response for response in ms.responses}
+        by_href = self._members({response.href: response for response in ms.responses})
         fetched: list[Fetched] = []
         for href in hrefs:
             response = by_href.get(href)
@@ -644,7 +714,11 @@ class Collection:
         return href_for(self.path, uid, suffix_for(self.kind))
 
     def _item_url(self, href: str) -> str:
-        return urljoin(self._client.origin, normalize_href(href, self.url))
+        """Where to write or delete `href`: only ever an item of this collection."""
+        path = normalize_href(href, self.url)
+        if not is_member(path, self.path):
+            raise DavError(f"{href} is not an item of {self.url}; not written or deleted")
+        return urljoin(self._client.origin, path)
 
     def create(self, href: str, data: bytes) -> str | None:
         return self._put(href, data, {"If-None-Match": "*"}, "it already exists on the server")

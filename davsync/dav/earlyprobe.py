@@ -9,18 +9,24 @@ It takes the plain road only: no proxy in the environment (httpx honours those; 
 It acts on no answer itself: the caller hands a 207 to `Collection.read_probe` and, for anything
 else (a 401, a redirect, a 5xx, a network error, a timeout), probes again through `DavClient`,
 which owns retries, credential refresh and error messages. Either way the request is counted.
+Like every request, it is bounded: at most `_MAX_ANSWER` bytes, and an overall deadline, so a
+server trickling its answer is hung up on and left to the main client to report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import os
+import socket
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from davsync.dav.api import DavError, RequestCounter
+from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT, DavError, RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +61,13 @@ class EarlyProbe:
         connect_timeout: float,
         read_timeout: float,
         counter: RequestCounter,
+        deadline: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
+        """`deadline`: seconds from now by which the whole answer must have arrived."""
         self.url = url
         self._read_timeout = read_timeout
+        self._deadline = deadline
+        self._until = time.monotonic() + deadline
         self._conn: http.client.HTTPConnection | None = None
         self._answered = False
         self._answer: EarlyAnswer | None = None
@@ -111,16 +121,25 @@ class EarlyProbe:
         conn, self._conn = self._conn, None
         if conn is None:
             return None
+        left = self._until - time.monotonic()
+        overdue = threading.Event()
+        hang_up = threading.Timer(left, _hang_up, (conn.sock, overdue))
+        hang_up.daemon = True
+        hang_up.start()  # socket timeouts are per read: only this bounds a trickle
         try:
             if conn.sock is not None:
-                conn.sock.settimeout(self._read_timeout)
+                conn.sock.settimeout(max(0.001, min(self._read_timeout, left)))
             response = conn.getresponse()
             answer = EarlyAnswer(response.status, response.read(_MAX_ANSWER + 1))
         except (OSError, http.client.HTTPException) as exc:
             log.debug("early probe of %s got no answer: %s", self.url, type(exc).__name__)
             return None
         finally:
+            hang_up.cancel()
             conn.close()
+        if overdue.is_set():
+            log.debug("early probe of %s: no whole answer within %g s", self.url, self._deadline)
+            return None
         if len(answer.content) > _MAX_ANSWER:
             log.debug("early probe of %s: answer over %d bytes, not used", self.url, _MAX_ANSWER)
             return None
@@ -132,3 +151,12 @@ class EarlyProbe:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _hang_up(sock: socket.socket | None, overdue: threading.Event) -> None:
+    """End a read that went past the deadline (from the timer's thread: shutdown, unlike
+    close, wakes a thread blocked in recv)."""
+    overdue.set()
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: nothing left to end
+            sock.shutdown(socket.SHUT_RDWR)

@@ -2,6 +2,10 @@
 
 Servers spell the same path differently ("a b", "a%20b", "%40" vs "@"), so every href that
 enters davsync is normalised here to an absolute, percent-encoded path: equal items compare equal.
+
+The server is not trusted: an href on another origin keeps its origin (so it never equals one of
+ours), and only a direct member of the collection being synced is ever acted on (`is_member`).
+Stdlib only: the early probe and the no-op run use this module before httpx is imported.
 """
 
 from __future__ import annotations
@@ -18,13 +22,59 @@ _NAME_SAFE: Final = frozenset(
 )
 MAX_NAME_LENGTH: Final = 200
 _FS_NAME_MAX_BYTES: Final = 255
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of `url`, without user info: what messages may name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def same_origin(url: str, other: str) -> bool:
+    """True when both URLs name the same scheme, host and port (80/443 spelled or not)."""
+    return _origin_key(url) == _origin_key(other)
+
+
+def _origin_key(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def without_userinfo(url: str) -> str:
+    """`url` with any user:password@ removed, so that it may be stored, logged or printed."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def normalize_href(href: str, base_url: str) -> str:
     """The absolute path of `href` (relative, absolute path or full URL) against `base_url`,
-    with each segment decoded and re-encoded the same way."""
-    path = urlsplit(urljoin(base_url, href.strip())).path or "/"
-    return "/".join(quote(unquote(segment), safe=_SEGMENT_SAFE) for segment in path.split("/"))
+    with each segment decoded and re-encoded the same way. An href on another origin than
+    `base_url` stays a full URL (without user info): it names nothing of ours."""
+    joined = urljoin(base_url, href.strip())
+    path = urlsplit(joined).path or "/"
+    path = "/".join(quote(unquote(segment), safe=_SEGMENT_SAFE) for segment in path.split("/"))
+    if urlsplit(base_url).scheme and not same_origin(joined, base_url):
+        return origin(joined) + path
+    return path
+
+
+def is_member(href: str, collection_path: str) -> bool:
+    """True when normalised `href` names an item directly inside the collection: one segment
+    below it, not ".", "..", nor a sub-collection. Anything else the server lists (another
+    collection's item, "../x", an href on another host) must not be synced, written or deleted."""
+    base = collection_path if collection_path.endswith("/") else collection_path + "/"
+    if not href.startswith(base):
+        return False
+    name = href[len(base):]
+    return bool(name) and "/" not in name and name not in (".", "..")
 
 
 def suffix_for(kind: str) -> str:

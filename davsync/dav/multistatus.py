@@ -126,7 +126,7 @@ def parse_multistatus(body: bytes, url: str) -> Multistatus:
     """A 207 body as normalised responses plus the sync-token of a sync-collection answer."""
     root = parse_xml(body, url)
     if root.tag != qname(DAV, "multistatus"):
-        raise DavError(f"{url}: expected a DAV:multistatus answer, got <{root.tag}>")
+        raise DavError(f"{url}: expected a DAV:multistatus answer, got <{root.tag[:60]}>")
     responses = tuple(_parse_response(e, url) for e in root.findall(_RESPONSE))
     token = root.findtext(SYNC_TOKEN)
     return Multistatus(responses, token.strip() if token and token.strip() else None)

@@ -120,6 +120,25 @@ class StateStore:
             (when, json.dumps(result), name),
         )
 
+    def rename_collection(self, old: str, new: str) -> None:
+        """Move a collection's marks, items and pending hrefs to the name `new`, at once.
+
+        The old name may hold a secret (a password from a URL, before davsync removed it):
+        its bytes are overwritten in the file and the write-ahead log is emptied."""
+        self.db.execute("PRAGMA secure_delete = ON")
+        try:
+            with self.transaction():
+                for table, column in (
+                    ("collections", "name"), ("items", "collection"), ("pending", "collection"),
+                ):
+                    self.db.execute(
+                        f"UPDATE {table} SET {column} = ? WHERE {column} = ?",  # noqa: S608
+                        (new, old),
+                    )
+        finally:
+            self.db.execute("PRAGMA secure_delete = OFF")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # items -----------------------------------------------------------------------------
 
     def items(self, collection: str) -> dict[str, Synced]:

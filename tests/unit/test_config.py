@@ -84,6 +84,15 @@ def test_create_is_off_unless_asked(tmp_path: Path) -> None:
     assert load_config(path).server.create is True
 
 
+def test_user_info_in_the_url_is_the_credentials_and_never_kept_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nurl = "https://al%40ice:p%40ss-s3cret@dav.example/dav/"\n')
+    server = load_config(path).server
+    assert server.url == "https://dav.example/dav/"
+    assert server.username == "al@ice" and server.resolve_password().reveal() == "p@ss-s3cret"
+    assert "s3cret" not in repr(load_config(path))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -126,3 +135,32 @@ def test_a_readable_config_holding_a_secret_gets_a_warning(
         assert messages == [f"{path} holds {warned} and other users can read it: "
                             f"run `chmod 600 {path}`"]
         assert "pw-Secret-1" not in messages[0] and "Pass-phrase-1" not in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[server]\nurl = "http://a:s3cret@x/"\nusername = "a"\n', "give them once"),
+        ('[server]\nurl = "http://a:s3cret@x/"\npassword_command = "echo"\n', "give them once"),
+        ('[server]\nauth = "provision"\nprovision_url = "http://x/p"\nassertion_command = "t"\n'
+         'url = "http://a:s3cret@x/"\n', 'with auth = "provision"'),
+        ('[server]\nurl = "htp://a:s3cret@x/"\nusername = "a"\n', "must start with http://"),
+        ('[server]\nurl = "http://:s3cret@x/"\n', "username: is required"),
+    ],
+)
+def test_user_info_next_to_other_credentials_is_refused_without_echoing_it(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        load_config(path)
+    assert "s3cret" not in str(info.value)
+
+
+def test_request_timeout_bounds_each_request(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nurl = "http://x/"\nusername = "a"\nrequest_timeout = 30\n')
+    assert load_config(path).server.request_timeout == 30
+    path.write_text('[server]\nurl = "http://x/"\nusername = "a"\n')
+    assert load_config(path).server.request_timeout == 600
