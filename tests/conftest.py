@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.davsync_server",
     "tests.fixtures.seaweed",
     "tests.fixtures.tls",
+    "tests.fixtures.xandikos",
 ]

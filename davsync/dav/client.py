@@ -68,6 +68,7 @@ from davsync.dav.quirks import (
 from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
 from davsync.dav.tls import tls_context
 from davsync.errors import ServerSettingError
+from davsync.dav.writegate import WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,7 @@ class DavClient:
         content: bytes | None = None,
         follow_redirects: bool = False,
         retry_server_errors: bool = True,
+        on_retry: Callable[[int | None], None] | None = None,
     ) -> httpx.Response:
         """Send one logical request: credentials, counting, retries, one credential refresh.
 
@@ -311,6 +313,8 @@ class DavClient:
         (connection failures, 429/503 after all retries) or DavError (other 5xx after all
         retries). `retry_server_errors=False` gives up on 500/502/504 at once (used while
         bisecting a failing multiget, where the failure is the item, not the weather).
+        `on_retry(status)` hears of each retry (None: a connection failure), so a writer can
+        learn that the server is contended.
         """
         attempt = 0
         redirects = 0
@@ -333,6 +337,8 @@ class DavClient:
                         f"{attempt + 1} attempt(s): {type(exc).__name__}. Check the server URL "
                         "and that the server is running and reachable."
                     ) from None
+                if on_retry is not None:
+                    on_retry(None)
                 self._sleep(delay)
                 attempt += 1
                 continue
@@ -357,6 +363,8 @@ class DavClient:
             if is_transient(status) and (retry_server_errors or status in RETRY_AFTER_STATUSES):
                 delay = self._delay(status, response.headers, attempt)
                 if delay is not None:
+                    if on_retry is not None:
+                        on_retry(status)
                     self._sleep(delay)
                     attempt += 1
                     continue
@@ -446,6 +454,7 @@ class Collection:
         self.loaded_probe: Probe | None = None
         self._client = client
         self._reports: frozenset[str] | None = None
+        self._writes = WriteGate(client.concurrency, self.url)
 
     def __repr__(self) -> str:
         return f"Collection({self.url!r}, {self.kind!r}, exists={self.exists})"
@@ -463,9 +472,13 @@ class Collection:
         return parse_multistatus(response.content, self.url)
 
     def _own(self, ms: Multistatus) -> DavResponse:
+        """The collection's own response. Xandikos answers a PROPFIND of a missing collection
+        with a 207 whose only response says 404: that is a 404 (DavError status 404)."""
         own = ms.own(self.path)
         if own is None:
             raise DavError(f"{self.url}: the answer does not describe the collection itself")
+        if own.status == 404:
+            raise DavError(f"{self.url}: not found on the server (HTTP 404)", 404)
         return own
 
     def _observe(self, own: DavResponse) -> None:
@@ -490,7 +503,13 @@ class Collection:
             return
         if response.status_code != 207:
             raise self._client.failure("PROPFIND", self.url, response)
-        own = self._own(parse_multistatus(response.content, self.url))
+        try:
+            own = self._own(parse_multistatus(response.content, self.url))
+        except DavError as exc:
+            if exc.status != 404:
+                raise
+            self.exists = False
+            return
         self._check_type(own)
         self.loaded_probe = self._ctag_probe(own)
         self.exists = True
@@ -656,17 +675,26 @@ class Collection:
     def _put(self, href: str, data: bytes, condition: Mapping[str, str], why: str) -> str | None:
         url = self._item_url(href)
         headers = {"Content-Type": _MEDIA_TYPE[self.kind], **condition}
-        response = self._client.request("PUT", url, headers=headers, content=data)
+        response = self._write("PUT", url, headers, data)
         if response.status_code == 412:
             raise PreconditionFailed(f"PUT {href} refused (412): {why}", 412)
         if response.status_code // 100 != 2:
             raise self._client.failure("PUT", url, response)
         return response.headers.get("etag") or None
 
+    def _write(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+    ) -> httpx.Response:
+        """An item write, through the collection's `WriteGate` (narrowed by 423/5xx answers)."""
+        with self._writes.slot():
+            return self._client.request(
+                method, url, headers=headers, content=data, on_retry=self._writes.answered
+            )
+
     def delete(self, href: str, etag: str | None) -> None:
         url = self._item_url(href)
         headers = {} if etag is None else {"If-Match": etag}
-        response = self._client.request("DELETE", url, headers=headers)
+        response = self._write("DELETE", url, headers, None)
         if response.status_code == 412:
             raise PreconditionFailed(
                 f"DELETE {href} refused (412): it changed on the server since it was read", 412
