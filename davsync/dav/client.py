@@ -67,8 +67,8 @@ from davsync.dav.quirks import (
 )
 from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
 from davsync.dav.tls import tls_context
-from davsync.errors import ServerSettingError
 from davsync.dav.writegate import WriteGate
+from davsync.errors import ServerSettingError
 
 log = logging.getLogger(__name__)
 

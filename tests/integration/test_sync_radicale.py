@@ -98,18 +98,6 @@ def server_items(account: Account, collection: str, kind: str = "contacts") -> d
     return out
 
 
-@pytest.fixture(params=["radicale", "xandikos"])
-def account(request: pytest.FixtureRequest) -> Account:
-    """A fresh account on each real server the two-way suite runs against."""
-    name = "dav_account" if request.param == "radicale" else "xandikos_account"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def device(tmp_path: Path, account: Account) -> Device:
-    return Device(tmp_path / "device", account)
-
-
 def copy_samples(device: Device) -> None:
     shutil.copytree(SAMPLES / "contacts", device.contacts, dirs_exist_ok=True)
     shutil.copytree(SAMPLES / "calendars", device.calendars, dirs_exist_ok=True)
