@@ -33,6 +33,7 @@ from davsync.errors import (
     DavsyncError,
     ServerSettingError,
 )
+from davsync.report import report_keys
 from davsync.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class _Target:
     name: str
     path: Path
     key: str
+    report_key: str  # its key in `sync --json` (`report.report_keys`)
     url: str | None = None  # known from the state: opened without a request
     early: EarlyProbe | None = None
     remote: Collection | None = None
@@ -150,7 +152,7 @@ def run_sync(
                 device_label=server.device_name or socket.gethostname(),
             )
             for target in targets:
-                result.collections[target.name] = _sync_one(
+                result.collections[target.report_key] = _sync_one(
                     client, store, options, target, create=server.create
                 )
     except ServerSettingError as exc:
@@ -170,14 +172,29 @@ def _targets(
     config: Config, store: StateStore, base_url: str, only: tuple[str, ...]
 ) -> list[_Target]:
     targets = []
-    for kind, name, path in configured_collections(config):
+    configured = configured_collections(config)
+    keys = report_keys([(kind, name) for kind, name, _ in configured])
+    for (kind, name, path), report_key in zip(configured, keys, strict=True):
         if only and kind not in only and name not in only:
             continue
-        key = f"{kind}:{name}@{base_url}"
+        key = state_key(kind, name, base_url)
         known = store.collection(key)
         url = urljoin(base_url, known.url) if known is not None and known.url else None
-        targets.append(_Target(kind, name, path, key, url))
+        targets.append(_Target(kind, name, path, key, report_key, url))
     return targets
+
+
+def state_key(kind: str, name: str, base_url: str) -> str:
+    """A collection's key in the state store: apart by kind and by server."""
+    return f"{kind}:{name}@{base_url}"
+
+
+def name_in_state_key(key: str, kind: str) -> str:
+    """The collection name a `state_key` was made from."""
+    rest = key.removeprefix(f"{kind}:")
+    at = rest.rfind("@http")
+    return rest[:at] if at >= 0 else rest
+
 
 
 def _send_early_probes(
@@ -244,7 +261,7 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
 
     when = datetime.now(UTC).isoformat(timespec="seconds")
     for target in targets:
-        report = result.collections[target.name] = CollectionReport()
+        report = result.collections[target.report_key] = CollectionReport()
         for name, why in sorted(skipped[target.key].items()):  # as the engine would report
             report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())

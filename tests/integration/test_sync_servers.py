@@ -4,13 +4,15 @@ loopback proxy (`tests.fixtures.faultproxy`) that makes them misbehave the way o
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from davsync.core.kinds import Kind
 from tests.fixtures.rewriting_proxy import ProxyReply, ProxyRequest, fault_proxy
-from tests.integration.test_sync_radicale import Account, Device, server_items
+from tests.integration.test_sync_radicale import SAMPLES, Account, Device, server_items
 
 
 @dataclass
@@ -183,3 +185,25 @@ def test_a_uid_the_server_changes_is_reported_once(tmp_path: Path, dav_account: 
     assert error["reason"].startswith("the server changed the UID 'back\\\\slash' to ")
     again = dev.sync("--only", "contacts")
     assert again["exit"] == 0 and again["http_requests"] == 1
+
+
+def test_an_addressbook_and_a_calendar_of_the_same_name_are_reported_apart(
+    tmp_path: Path, xandikos_account: Account
+) -> None:
+    """Xandikos keeps addressbooks and calendars in separate homes, so both can be "Default"
+    (on Radicale they would be one URL)."""
+    dev = Device(tmp_path / "d", xandikos_account, addressbook="Default", calendar="Default")
+    write_cards(dev, 2)
+    shutil.copy(next((SAMPLES / "calendars").glob("*.ics")), dev.calendars)
+    got = dev.sync()
+    assert got["exit"] == 0, got
+    assert got["collections"].keys() == {"contacts/Default", "calendars/Default"}
+    assert got["collections"]["contacts/Default"]["uploaded"] == 2
+    assert got["collections"]["calendars/Default"]["uploaded"] == 1
+    status = json.loads(dev.run("status", "--json").stdout)["sync"]
+    assert status.keys() == {"contacts/Default", "calendars/Default"}
+    assert status["calendars/Default"]["kind"] == "calendars"
+    assert status["calendars/Default"]["name"] == "Default"
+    assert status["calendars/Default"]["last_result"]["uploaded"] == 1
+    human = dev.run("sync").stdout.splitlines()
+    assert human == ["contacts/Default: up to date", "calendars/Default: up to date"]
