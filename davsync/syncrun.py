@@ -112,11 +112,14 @@ class _Target:
     name: str
     path: Path
     key: str
-    report_key: str  # its key in `sync --json` (`report.report_keys`)
     url: str | None = None  # known from the state: opened without a request
     early: EarlyProbe | None = None
     remote: Collection | None = None
     probe: Future[Probe] | None = None
+    report_key: str = ""  # its key in `sync --json` (`report.report_keys`); "": the name
+
+    def __post_init__(self) -> None:
+        self.report_key = self.report_key or self.name
 
 
 def run_sync(
@@ -180,7 +183,7 @@ def _targets(
         key = state_key(kind, name, base_url)
         known = store.collection(key)
         url = urljoin(base_url, known.url) if known is not None and known.url else None
-        targets.append(_Target(kind, name, path, key, report_key, url))
+        targets.append(_Target(kind, name, path, key, url, report_key=report_key))
     return targets
 
 

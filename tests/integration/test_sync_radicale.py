@@ -42,6 +42,7 @@ class Device:
         self.calendars.mkdir(parents=True, exist_ok=True)
         self.account = account
         extra = "".join(f'{k} = "{v}"\n' for k, v in server.items())
+        extra += getattr(account, "server_config", "")
         self.config = root / "config.toml"
         self.config.write_text(
             f'[server]\nurl = "{account.url}"\nusername = "{account.username}"\n'

@@ -33,6 +33,10 @@ class Proxied:
     def home(self, kind: Kind) -> str:
         return self.url + self.account.home(kind)[len(self.account.url):]
 
+    @property
+    def server_config(self) -> str:
+        return getattr(self.account, "server_config", "")
+
 
 def write_cards(device: Device, count: int, prefix: str = "card") -> None:
     for i in range(count):

@@ -82,7 +82,7 @@ def test_sync_state_machine_against_a_real_server(account: Account) -> None:
                 super().__init__()
                 name = f"sm{next(_names)}-{uuid.uuid4().hex[:6]}"
                 self.rig.remote = RealRemote(  # type: ignore[assignment]
-                    client.find_collection("contacts", name), account)
+                    client.find_collection("contacts", name, create=True), account)
 
             def teardown(self) -> None:
                 self.sync()  # every example ends with a checked sync, however short it is
