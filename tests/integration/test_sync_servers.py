@@ -1,5 +1,5 @@
 """The servers people run, and how they misbehave: real Radicale/Xandikos, some behind a
-loopback proxy (`tests.fixtures.faultproxy`) that makes them misbehave the way others do."""
+loopback proxy (`tests.fixtures.rewriting_proxy`) that makes them misbehave the way others do."""
 
 from __future__ import annotations
 
