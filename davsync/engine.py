@@ -12,9 +12,9 @@ them already applied (same etag, or same content on both sides: recorded, not du
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from davsync.core.item import Item, ParseError, new_uid, parse_item, title, with_uid
@@ -71,6 +71,21 @@ class SyncOptions:
 # What a worker returns for the main thread to record: a record, a forget, or nothing.
 Outcome = tuple[str, Synced | None, str | None]  # (uid, record or None = forget, text)
 
+# Characters that vCard/iCalendar text escaping gives a meaning to: a server that re-serializes
+# what it stores may change a UID holding them (Radicale stores UID:a\b as a\\b and UID:a,b as a).
+_ESCAPED_IN_TEXT = frozenset("\\,;\n\r")
+
+
+@dataclass(frozen=True)
+class _Written:
+    """An item this run PUT: what was sent and what the PUT answered, to check against what the
+    server then lists (`_verify_writes`)."""
+
+    uid: str
+    device: Seen
+    etag: str | None
+    created: bool  # with If-None-Match: * (a create), not If-Match (an update)
+
 
 @dataclass
 class _ServerView:
@@ -110,6 +125,7 @@ class CollectionSync:
         self._refused: dict[str, Refusal] = {}  # uid -> refused content, from the state
         self._new_refusals: list[tuple[str, Refusal]] = []  # appended by workers
         self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
+        self._written: dict[str, _Written] = {}  # href -> what this run PUT there
 
     # ---- gathering ---------------------------------------------------------------------
 
@@ -559,19 +575,61 @@ class CollectionSync:
             return uid, None, None
         raise AssertionError(f"unplanned operation {op}")  # pragma: no cover
 
-    def _create_remote(self, uid: str, d: Seen) -> Outcome:
+    def _create_remote(self, uid: str, d: Seen) -> Outcome | None:
         href = self.remote.href_for(uid)
         try:
             etag = self.remote.create(href, d.item.data)
-        except PreconditionFailed:
-            self._recheck.add(href)
-            raise DavError(f"{href} already exists on the server; it will be compared with "
-                           f"{d.ref} on the next run") from None
+        except PreconditionFailed:  # someone else's item got there first (or our retried PUT)
+            return self._compare_with_server(uid, d, href)
         except DavError as exc:
             raise self._refusal(uid, d.item, exc) from None
         self._wrote_remote = True
+        self._written[href] = _Written(uid, d, etag, created=True)
         self.report.count("uploaded")
         return uid, Synced(uid, d.ref, d.tag, href, etag, d.item.hash), d.item.text
+
+    def _compare_with_server(self, uid: str, d: Seen, href: str) -> Outcome | None:
+        """`href` holds something this run did not put there: fetch it and decide as for an
+        item new on both sides (the same content is recorded, a different one is a conflict)."""
+        fetched = next(iter(self.remote.multiget([href])), None)
+        if fetched is None or fetched.data is None:
+            self._recheck.add(href)
+            raise DavError(f"{href} already exists on the server but cannot be read; it will be "
+                           f"compared with {d.ref} on the next run")
+        try:
+            server = Seen(href, fetched.etag, parse_item(fetched.data, self.source.kind))
+        except ParseError as exc:
+            self._recheck.add(href)
+            raise DavError(f"{href} already exists on the server and cannot be parsed: {exc}; "
+                           f"{d.ref} was not uploaded") from None
+        if server.item.uid != uid:
+            self._recheck.add(href)
+            raise DavError(f"{href} already holds another item (UID {server.item.uid}); "
+                           f"{d.ref} was not uploaded")
+        return self._settle(plan({}, {uid: d}, {uid: server}), uid,
+                            Synced(uid, d.ref, d.tag, href, server.tag, ""))
+
+    def _settle(self, planned: list[Action], uid: str, where: Synced) -> Outcome | None:
+        """Carry out a plan made again for one UID after the server surprised a write; `where`
+        stands in as the base of actions that have none (a conflict over an item both sides
+        just added) so that a server-side action knows its href. Returns the outcome for
+        `uid`; the others are queued for the main thread."""
+        for _ in (a for a in planned if a.op is Op.CONFLICT):
+            self.report.count("conflicts")
+        self._tell_conflicts(planned)
+        last: Outcome | None = None
+        for action in resolve_conflicts(planned, self.options.conflict, copy_uid, self._note,
+                                        self._known):
+            if action.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and action.server is None:
+                raise DavError(f"{where.href} keeps changing on the server; retrying next run")
+            if action.uid == uid and action.base is None:
+                action = replace(action, base=where)
+            outcome = self._perform(action)
+            if action.uid == uid:
+                last = outcome
+            elif outcome is not None:
+                self._extra.append(outcome)  # recorded by the main thread
+        return last
 
     def _update_remote(self, action: Action) -> Outcome | None:
         d, b = _seen(action.device), _base(action.base)
@@ -583,6 +641,7 @@ class CollectionSync:
         except DavError as exc:
             raise self._refusal(action.uid, d.item, exc) from None
         self._wrote_remote = True
+        self._written[_href(b)] = _Written(action.uid, d, etag, created=False)
         self.report.count("updated")
         return action.uid, Synced(action.uid, d.ref, d.tag, _href(b), etag, d.item.hash), \
             d.item.text
@@ -612,22 +671,7 @@ class CollectionSync:
                 raise DavError(f"{_href(b)} changed on the server and cannot be parsed: {exc}") \
                     from None
         device: Changes = {action.uid: action.device}
-        again = plan({action.uid: b}, device, {action.uid: server})
-        for _ in (a for a in again if a.op is Op.CONFLICT):
-            self.report.count("conflicts")
-        self._tell_conflicts(again)
-        again = resolve_conflicts(again, self.options.conflict, copy_uid, self._note,
-                                  self._known)
-        last: Outcome | None = None
-        for retry in again:
-            if retry.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and retry.server is None:
-                raise DavError(f"{_href(b)} keeps changing on the server; retrying next run")
-            outcome = self._perform(retry)
-            if retry.uid == action.uid:
-                last = outcome
-            elif outcome is not None:
-                self._extra.append(outcome)  # recorded by the main thread
-        return last
+        return self._settle(plan({action.uid: b}, device, {action.uid: server}), action.uid, b)
 
     def _create_local(self, action: Action) -> Outcome:
         src = _seen(action.server if action.op is Op.CREATE_LOCAL else action.device)
@@ -637,6 +681,7 @@ class CollectionSync:
             etag = self.remote.create(href, src.item.data)
             self._wrote_remote = True
             self._tell_copy(action, name, href)
+            self._written[href] = _Written(action.uid, Seen(name, sig, src.item), etag, True)
             return action.uid, Synced(action.uid, name, sig, href, etag, src.item.hash), \
                 src.item.text
         self.report.count("downloaded")
@@ -670,6 +715,7 @@ class CollectionSync:
                 delta = self.remote.sync(token)
             except InvalidSyncToken:
                 delta = self.remote.sync(None)
+            self._verify_writes(delta.changed)
             state = self.store.items(self.name)
             etags = {rec.href: rec.etag for rec in state.values() if rec.href}
             for href, etag in delta.changed.items():
@@ -681,6 +727,58 @@ class CollectionSync:
             ctag = None  # cannot tell our writes from others': list again next run
         self.store.set_pending(self.name, failed)
         self.store.save_marks(self.name, ctag, token)
+
+
+    # ---- checking our own writes ------------------------------------------------------------
+
+    def _verify_writes(self, listed: Mapping[str, str | None]) -> None:
+        """Check what this run PUT against the listing taken after it, before the marks make
+        it 'synced': a PUT answered without an ETag (a server that rewrites what it stores
+        may omit it) learns the server's etag now, not by a download next run; a create whose
+        href lists another etag (a server that ignored If-None-Match let someone overwrite it,
+        or overwrote theirs) is compared and, if different, is a conflict; a UID the server
+        changed while storing it is reported. Costs nothing when each PUT's ETag is the listed
+        one and the UID has nothing text escaping could change: one multiget per 50 others."""
+        doubtful = {href: w for href, w in self._written.items()
+                    if href in listed and (w.etag is None or listed[href] != w.etag
+                                           or _ESCAPED_IN_TEXT & set(w.uid))}
+        self._written.clear()
+        if not doubtful:
+            return
+        for fetched in self.remote.multiget(sorted(doubtful)):
+            written = doubtful.get(fetched.href)
+            if written is None or fetched.data is None:
+                continue  # listed again as pending below: looked at next run
+            try:
+                server = Seen(fetched.href, fetched.etag,
+                              parse_item(fetched.data, self.source.kind))
+            except ParseError:
+                continue
+            self._record(self._check_written(written, server))
+        self._commit()
+
+    def _check_written(self, written: _Written, server: Seen) -> Outcome | None:
+        uid, d = written.uid, written.device
+        if server.item.uid != uid:
+            self.report.error(d.ref, f"the server changed the UID {uid!r} to "
+                              f"{server.item.uid!r} when it stored {server.ref}; other devices "
+                              "see it under that UID. Give the item a UID without \\ , ; to "
+                              "avoid this")
+            return uid, Synced(uid, d.ref, d.tag, server.ref, server.tag, d.item.hash), \
+                d.item.text
+        if server.item.hash == d.item.hash:  # ours, as the server stores it: learn its etag
+            return uid, Synced(uid, d.ref, d.tag, server.ref, server.tag, d.item.hash), \
+                d.item.text
+        if not written.created:
+            return None  # changed by someone after our update: downloaded next run
+        log.warning("%s: %s holds other content than was just created there; treating it as "
+                    "a conflict", self.name, server.ref)
+        try:
+            return self._settle(plan({}, {uid: d}, {uid: server}), uid,
+                                Synced(uid, d.ref, d.tag, server.ref, server.tag, ""))
+        except (DavError, SourceError) as exc:
+            self.report.error(d.ref, str(exc))
+            return None
 
 
 def _file_bytes(item: Item) -> bytes:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("davsync.engine")
@@ -65,3 +67,12 @@ class CollectionReport:
             "errors": list(self.errors),
             "conflict_items": list(self.conflict_items),
         }
+
+
+def report_keys(collections: Sequence[tuple[str, str]]) -> list[str]:
+    """The key of each (kind, name) in `sync --json` and `status`: the collection's name, as
+    always, unless another collection has the same name (an addressbook and a calendar both
+    called "Default"): then "<kind>/<name>" for each of them ("contacts/Default",
+    "calendars/Default"), so that neither report hides the other."""
+    names = Counter(name for _, name in collections)
+    return [f"{kind}/{name}" if names[name] > 1 else name for kind, name in collections]

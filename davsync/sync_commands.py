@@ -106,17 +106,27 @@ def _print_status(out: dict[str, Any]) -> None:
 
 
 def _sync_status(config: Any) -> dict[str, Any]:
+    """Every collection in the state, keyed as `sync --json` keys it (`report.report_keys`);
+    one known on two servers (the URL changed) keeps its full state key for each."""
+    from davsync.report import report_keys
     from davsync.state.store import StateStore
-    from davsync.syncrun import state_path
+    from davsync.syncrun import name_in_state_key, state_path
 
     path = state_path(config)
     if not path.exists():
         return {}
     store = StateStore(path)
     try:
-        return {
-            c.name: {"url": c.url, "last_sync": c.last_sync, "last_result": c.last_result}
-            for c in store.collections()
-        }
+        known = store.collections()
     finally:
         store.close()
+    names = [name_in_state_key(c.name, c.kind) for c in known]
+    keys = report_keys([(c.kind, name) for c, name in zip(known, names, strict=True)])
+    repeated = {key for key in keys if keys.count(key) > 1}
+    return {
+        c.name if key in repeated else key: {
+            "kind": c.kind, "name": name, "url": c.url, "last_sync": c.last_sync,
+            "last_result": c.last_result,
+        }
+        for c, name, key in zip(known, names, keys, strict=True)
+    }

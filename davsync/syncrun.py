@@ -35,6 +35,7 @@ from davsync.errors import (
     DavsyncError,
     ServerSettingError,
 )
+from davsync.report import report_keys
 from davsync.state.store import CollectionState, StateStore
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ class _Target:
     early: EarlyProbe | None = None
     remote: Collection | None = None
     probe: Future[Probe] | None = None
+    report_key: str = ""  # its key in `sync --json` (`report.report_keys`); "": the name
+
+    def __post_init__(self) -> None:
+        self.report_key = self.report_key or self.name
 
 
 def run_sync(
@@ -154,7 +159,7 @@ def run_sync(
                 device_label=server.device_name or socket.gethostname(),
             )
             for target in targets:
-                result.collections[target.name] = _sync_one(
+                result.collections[target.report_key] = _sync_one(
                     client, store, options, target, create=server.create
                 )
     except ServerSettingError as exc:
@@ -174,18 +179,33 @@ def _targets(
     config: Config, store: StateStore, base_url: str, only: tuple[str, ...]
 ) -> list[_Target]:
     targets = []
-    for kind, name, path in configured_collections(config):
+    configured = configured_collections(config)
+    keys = report_keys([(kind, name) for kind, name, _ in configured])
+    for (kind, name, path), report_key in zip(configured, keys, strict=True):
         if only and kind not in only and name not in only:
             continue
-        key = f"{kind}:{name}@{without_userinfo(base_url)}"
+        key = state_key(kind, name, base_url)
         known = store.collection(key) or _adopt_key_with_userinfo(store, key)
         url = urljoin(base_url, known.url) if known is not None and known.url else None
         if url is not None and not same_origin(url, base_url):
             log.warning("%s: the stored URL %s is not on the configured server; looking the "
                         "collection up again", name, without_userinfo(url))
             url = None
-        targets.append(_Target(kind, name, path, key, url))
+        targets.append(_Target(kind, name, path, key, url, report_key=report_key))
     return targets
+
+
+def state_key(kind: str, name: str, base_url: str) -> str:
+    """A collection's key in the state store: apart by kind and by server (never with the
+    URL's user info: it may hold a password)."""
+    return f"{kind}:{name}@{without_userinfo(base_url)}"
+
+
+def name_in_state_key(key: str, kind: str) -> str:
+    """The collection name a `state_key` was made from."""
+    rest = key.removeprefix(f"{kind}:")
+    at = rest.rfind("@http")
+    return rest[:at] if at >= 0 else rest
 
 
 def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | None:
@@ -265,7 +285,7 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
 
     when = datetime.now(UTC).isoformat(timespec="seconds")
     for target in targets:
-        report = result.collections[target.name] = CollectionReport()
+        report = result.collections[target.report_key] = CollectionReport()
         for name, why in sorted(skipped[target.key].items()):  # as the engine would report
             report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())

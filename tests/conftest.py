@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.seaweed",
     "tests.fixtures.tls",
     "tests.fixtures.hostile",
+    "tests.fixtures.xandikos",
 ]

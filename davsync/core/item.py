@@ -1,8 +1,8 @@
 """The immutable `Item`: one contact or one event/task resource, with its UID and content hash.
 
 The hash ignores what servers and clients rewrite on their own (PRODID, REV, DTSTAMP,
-LAST-MODIFIED, line folding, parameter order and case, property order), so a server's
-re-serialization never looks like a user's edit.
+LAST-MODIFIED, line folding, parameter order and case, property order, RRULE part order), so a
+server's re-serialization never looks like a user's edit.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from davsync.core.vtext import (
 ROOT = {"contacts": "VCARD", "calendars": "VCALENDAR"}
 IGNORED = frozenset({"PRODID", "REV", "DTSTAMP", "LAST-MODIFIED", "X-RADICALE-NAME"})
 CAL_ITEMS = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
+RECUR_PROPS = frozenset({"RRULE", "EXRULE"})
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,10 @@ def _norm_prop(prop: Prop) -> str:
         params -= {("ENCODING", "b"), ("ENCODING", "base64")}
         params.add(("ENCODING", "b"))
     head = ";".join([prop.name, *(f"{k}={v}" for k, v in sorted(params))])
-    return f"{head}:{prop.value.rstrip()}"
+    value = prop.value.rstrip()
+    if prop.name in RECUR_PROPS:  # Xandikos (via icalendar) reorders the rule parts
+        value = ";".join(sorted(part.upper() for part in value.split(";")))
+    return f"{head}:{value}"
 
 
 def _split_param_values(raw: str) -> list[str]:

@@ -83,6 +83,7 @@ from davsync.dav.quirks import (
 )
 from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
 from davsync.dav.tls import tls_context
+from davsync.dav.writegate import WriteGate
 from davsync.errors import ServerSettingError
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,7 @@ class DavClient:
         follow_redirects: bool = False,
         retry_server_errors: bool = True,
         limit: AnswerLimit = SMALL,
+        on_retry: Callable[[int | None], None] | None = None,
     ) -> httpx.Response:
         """Send one logical request: credentials, counting, retries, one credential refresh.
 
@@ -324,7 +326,8 @@ class DavClient:
         an exchange over the request deadline) or DavError (another origin, an answer over
         `limit`, other 5xx after all retries). `retry_server_errors=False` gives up on
         500/502/504 at once (used while bisecting a failing multiget, where the failure is the
-        item, not the weather).
+        item, not the weather). `on_retry(status)` hears of each retry (None: a connection
+        failure), so a writer can learn that the server is contended.
         """
         self._check_origin(url)
         attempt = 0
@@ -348,6 +351,8 @@ class DavClient:
                         f"{attempt + 1} attempt(s): {type(exc).__name__}. Check the server URL "
                         "and that the server is running and reachable."
                     ) from None
+                if on_retry is not None:
+                    on_retry(None)
                 self._sleep(delay)
                 attempt += 1
                 continue
@@ -372,6 +377,8 @@ class DavClient:
             if is_transient(status) and (retry_server_errors or status in RETRY_AFTER_STATUSES):
                 delay = self._delay(status, response.headers, attempt)
                 if delay is not None:
+                    if on_retry is not None:
+                        on_retry(status)
                     self._sleep(delay)
                     attempt += 1
                     continue
@@ -490,6 +497,7 @@ class Collection:
         self._reports: frozenset[str] | None = None
         self._ignored: set[str] = set()  # hrefs off the collection, reported once
         self._ignored_lock = threading.Lock()
+        self._writes = WriteGate(client.concurrency, self.url)
 
     def __repr__(self) -> str:
         return f"Collection({self.url!r}, {self.kind!r}, exists={self.exists})"
@@ -508,9 +516,13 @@ class Collection:
         return parse_multistatus(response.content, self.url)
 
     def _own(self, ms: Multistatus) -> DavResponse:
+        """The collection's own response. Xandikos answers a PROPFIND of a missing collection
+        with a 207 whose only response says 404: that is a 404 (DavError status 404)."""
         own = ms.own(self.path)
         if own is None:
             raise DavError(f"{self.url}: the answer does not describe the collection itself")
+        if own.status == 404:
+            raise DavError(f"{self.url}: not found on the server (HTTP 404)", 404)
         return own
 
     def _observe(self, own: DavResponse) -> None:
@@ -535,7 +547,13 @@ class Collection:
             return
         if response.status_code != 207:
             raise self._client.failure("PROPFIND", self.url, response)
-        own = self._own(parse_multistatus(response.content, self.url))
+        try:
+            own = self._own(parse_multistatus(response.content, self.url))
+        except DavError as exc:
+            if exc.status != 404:
+                raise
+            self.exists = False
+            return
         self._check_type(own)
         self.loaded_probe = self._ctag_probe(own)
         self.exists = True
@@ -730,17 +748,26 @@ class Collection:
     def _put(self, href: str, data: bytes, condition: Mapping[str, str], why: str) -> str | None:
         url = self._item_url(href)
         headers = {"Content-Type": _MEDIA_TYPE[self.kind], **condition}
-        response = self._client.request("PUT", url, headers=headers, content=data)
+        response = self._write("PUT", url, headers, data)
         if response.status_code == 412:
             raise PreconditionFailed(f"PUT {href} refused (412): {why}", 412)
         if response.status_code // 100 != 2:
             raise self._client.failure("PUT", url, response)
         return response.headers.get("etag") or None
 
+    def _write(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+    ) -> httpx.Response:
+        """An item write, through the collection's `WriteGate` (narrowed by 423/5xx answers)."""
+        with self._writes.slot():
+            return self._client.request(
+                method, url, headers=headers, content=data, on_retry=self._writes.answered
+            )
+
     def delete(self, href: str, etag: str | None) -> None:
         url = self._item_url(href)
         headers = {} if etag is None else {"If-Match": etag}
-        response = self._client.request("DELETE", url, headers=headers)
+        response = self._write("DELETE", url, headers, None)
         if response.status_code == 412:
             raise PreconditionFailed(
                 f"DELETE {href} refused (412): it changed on the server since it was read", 412

@@ -81,11 +81,18 @@ def suffix_for(kind: str) -> str:
     return ".vcf" if kind == "contacts" else ".ics"
 
 
+# Characters some server refuses or mangles in a file name even when percent-encoded, seen on
+# real servers: Radicale answers 400 to ? " , ' * : and Xandikos 403 to \ (a ? or # in a raw
+# href would also end the path). % invites a second decoding. A UID holding any of them is named
+# by its hash instead, so that any UID can be stored.
+_NOT_CARRIED: Final = frozenset("/\\?#%\"',*:")
+
+
 def _is_odd(uid: str) -> bool:
     return (
         not uid
         or uid.startswith(".")
-        or any(ord(c) < 0x20 or ord(c) == 0x7F or c in "/\\" for c in uid)
+        or any(ord(c) < 0x20 or ord(c) == 0x7F or c in _NOT_CARRIED for c in uid)
     )
 
 
@@ -95,7 +102,8 @@ def sha1_name(uid: str) -> str:
 
 def item_name(uid: str, suffix: str) -> str:
     """Percent-encoded file name for a new item: the UID itself when it is tame (what other
-    clients do, and readable on the server), a sha1 of it when it is long or odd."""
+    clients do, and readable on the server), a sha1 of it when it is long or holds a character
+    that servers do not carry (`_NOT_CARRIED`, control characters, a leading dot)."""
     if not _is_odd(uid):
         name = "".join(
             c if c in _NAME_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in uid

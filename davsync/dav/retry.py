@@ -1,8 +1,13 @@
 """When to retry a request and how long to wait: a pure policy, so it is tested without time.
 
 429 and 503 are the server asking us to slow down: honour Retry-After (seconds or an HTTP date,
-clamped to [1, 300] s). Other transient failures (500, 502, 504, connection errors and timeouts)
-back off exponentially with jitter so many clients do not retry in lockstep.
+clamped to [1, 300] s). Other transient failures (423 Locked, 500, 502, 504, connection errors
+and timeouts) back off exponentially with jitter so many clients do not retry in lockstep.
+
+423 is transient because the lock it reports is the server's own, not one davsync took: Xandikos
+commits every write to git under a repository lock and answers 423 (or 500) to the writes that
+meet it. A write answered 423 or 5xx also tells the collection to write less at once
+(`WRITE_CONTENTION_STATUSES`, used by `writegate.WriteGate`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
-TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_STATUSES: Final = frozenset({423, 429, 500, 502, 503, 504})
+WRITE_CONTENTION_STATUSES: Final = frozenset({423, 500, 502, 503, 504})
 MIN_RETRY_AFTER: Final = 1.0
 MAX_RETRY_AFTER: Final = 300.0
 BACKOFF_BASE: Final = 1.0

@@ -26,6 +26,8 @@ def http_date(delta: float) -> str:
         (503, {"retry-after": http_date(-60)}, 1, 1.0),  # a date in the past
         (503, {"retry-after": "soon"}, 2, 4.0),  # unreadable: backoff
         (429, {}, 0, 1.0),
+        (423, {}, 1, 2.0),  # Locked: the server's own write lock (Xandikos), backed off
+        (423, {"retry-after": "9"}, 0, 1.0),
         (500, {"retry-after": "9"}, 1, 2.0),  # only 429/503 honour Retry-After
         (502, {}, 3, 8.0),
         (None, {}, 2, 4.0),  # connection failure

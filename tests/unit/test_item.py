@@ -62,6 +62,17 @@ def test_hash_ignores_dtstamp_and_component_order() -> None:
     assert a.hash == b.hash
 
 
+def test_hash_ignores_the_order_of_rrule_parts_but_not_their_values() -> None:
+    """Xandikos stores RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU as FREQ=YEARLY;BYDAY=2SU;BYMONTH=3."""
+    rule = "RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=12\r\n"
+    event = EVENT.replace("END:VEVENT", rule + "END:VEVENT", 1)
+    a = parse_item(event.encode(), "calendars").hash
+    reordered = event.replace(rule, "RRULE:COUNT=12;FREQ=WEEKLY;BYDAY=TU\r\n")
+    assert parse_item(reordered.encode(), "calendars").hash == a
+    edited = event.replace(rule, "RRULE:FREQ=WEEKLY;BYDAY=WE;COUNT=12\r\n")
+    assert parse_item(edited.encode(), "calendars").hash != a
+
+
 def test_non_utf8_bytes_are_decoded_not_refused() -> None:
     latin = CARD.replace("Zoë Ångström", "Zoë Ångström").encode("cp1252")
     item = parse_item(latin, "contacts")

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from davsync.core.synced import Synced
+from davsync.report import report_keys
 from davsync.state.migrations import STEPS
 from davsync.state.store import StateError, StateStore
+from davsync.syncrun import name_in_state_key, state_key
 
 
 def test_fresh_store_is_migrated_and_round_trips(tmp_path: Path) -> None:
@@ -45,3 +47,15 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StateError, match="unusable"):
         StateStore(path)
+
+
+def test_report_keys_are_names_unless_two_collections_share_one() -> None:
+    assert report_keys([("contacts", "contacts"), ("calendars", "personal")]) == [
+        "contacts", "personal"]
+    assert report_keys([("contacts", "Default"), ("calendars", "Default")]) == [
+        "contacts/Default", "calendars/Default"]
+
+
+def test_the_name_comes_back_out_of_a_state_key() -> None:
+    key = state_key("calendars", "a@b:c", "https://u@dav.example.org/")
+    assert name_in_state_key(key, "calendars") == "a@b:c"

@@ -60,7 +60,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule(uid=UIDS)
     def server_write(self, uid: str) -> None:
-        href = self._server_href(uid) or f"/u/c/{uid}.vcf"
+        href = self._server_href(uid) or self.rig.remote.href_for(uid)
         self.rig.remote.put_raw(href, vcard(uid, self._value()))
 
     @rule(uid=UIDS)
