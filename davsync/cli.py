@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import logging
 import os
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import click
 
 from davsync import __version__
+from davsync.app.logsetup import configure_logging
 from davsync.appctx import AppContext
 from davsync.errors import DavsyncError
 
@@ -65,10 +65,7 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
     """Sync contacts and calendars with CardDAV/CalDAV, and back up media to encrypted S3."""
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(
-        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(verbose)
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -26,10 +25,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# botocore's DEBUG log prints request headers, and with SSE-C one of them is the key: keep it
-# quiet even under `davsync -vv` (our own logger says what the store does).
-for _name in ("botocore", "boto3", "s3transfer"):
-    logging.getLogger(_name).setLevel(logging.INFO)
+# botocore's DEBUG log prints request headers, with SSE-C the key among them: app/logsetup.py
+# keeps it quiet even under `davsync -vv` (our own logger says what the store does).
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchUpload", "NotFound", "NoSuchBucket"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 

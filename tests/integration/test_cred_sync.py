@@ -33,7 +33,7 @@ def _with_contacts(inst: Installation, count: int) -> Path:
 
 def _sync(inst: Installation) -> tuple[int, dict[str, object]]:
     result = inst.run("sync", "--json")
-    return result.exit_code, json.loads(result.output.splitlines()[0])
+    return result.exit_code, json.loads(result.stdout.splitlines()[0])  # logs go to stderr
 
 
 def _server_uids(inst: Installation) -> set[str]:

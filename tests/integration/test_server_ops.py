@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tests.fixtures.davsync_server import (
     stop_davsync_server,
 )
 from tests.fixtures.ports import free_port, wait_listening
+from tests.fixtures.systemd import exposure, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,33 +64,20 @@ def test_app_password_cli_explains_a_missing_account(davsync_server: DavsyncServ
     assert result.returncode == 2 and "lower-case letters and digits" in result.stderr
 
 
-def systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    assert found, "systemd-analyze is missing: install the Debian package `systemd`"
-    return found
-
-
 def test_repository_unit_is_the_rendered_default() -> None:
     shipped = (REPO / "systemd" / "davsync-server.service").read_text(encoding="utf-8")
     assert shipped == render_unit()
 
 
 def test_unit_verifies_and_rates_ok_or_better(tmp_path: Path) -> None:
-    analyze = systemd_analyze()
     unit = tmp_path / "davsync-server.service"
     made = davsync("--config", str(tmp_path / "server.toml"), "server", "init", "--unit",
                    str(unit))
     assert made.returncode == 0, made.stderr
     assert f"ExecStart={DAVSYNC} --config {tmp_path / 'server.toml'} server" in unit.read_text()
-    verify = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert verify.returncode == 0, verify.stderr
-    assert unit.name not in verify.stdout + verify.stderr  # no warning about our unit
-    rated = subprocess.run([analyze, "security", "--offline=yes", str(unit)],
-                           capture_output=True, text=True, timeout=60, check=False)
-    overall = re.search(r"Overall exposure level for \S+: ([\d.]+) (\w+)", rated.stdout)
-    assert overall, rated.stdout + rated.stderr
-    assert overall[2] in ("SAFE", "OK"), overall[0]
+    verify(unit)
+    score, rating = exposure(unit)
+    assert rating in ("SAFE", "OK"), (score, rating)
 
 
 def test_unit_is_not_overwritten(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The composition root's operating pieces: systemd notification and logging set-up."""
