@@ -1,0 +1,199 @@
+"""One .vcf with many cards and one .ics with many events: split into items, join back."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from davsync.core.convert import ConvertError
+from davsync.core.convert.singlefile import (
+    CalendarRest,
+    join_calendar,
+    join_vcards,
+    split_calendar,
+    split_vcards,
+)
+from davsync.core.item import Item, parse_item
+from davsync.core.vtext import ParseError, parse
+
+DATA = Path(__file__).parent.parent / "fixtures" / "data"
+VCF = (DATA / "thunderbird_contacts.vcf").read_bytes()
+ICS = (DATA / "evolution_calendar.ics").read_bytes()
+BERLIN = "/freeassociation.sourceforge.net/Europe/Berlin"
+JOUR_FIXE = "20241102T184012Z-1234-1000-1-0@laptop"
+
+
+def test_vcf_splits_into_its_cards_byte_for_byte() -> None:
+    items = split_vcards(VCF)
+    assert [i.uid for i in items[:2]] == ["3b1f5c2e-9d4a-4e8b-a7c6-1f2e3d4c5b6a",
+                                          "urn:uuid:0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"]
+    third = VCF.index(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:P")
+    assert join_vcards(items[:2]).encode() == VCF[:third]
+    assert "ngström" in items[0].text and "\r\n ht und deshalb" in items[0].text  # folds kept
+
+
+def test_identical_cards_without_uid_get_distinct_stable_uids() -> None:
+    first, again = split_vcards(VCF), split_vcards(VCF.decode())
+    assert first[2].uid and first[3].uid and first[2].uid != first[3].uid
+    assert [i.uid for i in first] == [i.uid for i in again]
+
+
+def test_joined_vcf_splits_into_the_same_items() -> None:
+    items = split_vcards(VCF)
+    again = split_vcards(join_vcards(items))
+    assert [(i.uid, i.hash) for i in again] == [(i.uid, i.hash) for i in items]
+
+
+def test_a_broken_card_is_named_by_its_position() -> None:
+    broken = VCF.replace(b"N:Sharma;Rahul;;;\r\n", b"N Sharma\r\n")
+    with pytest.raises(ParseError, match="without ':'"):
+        split_vcards(broken)
+    wrong = VCF + b"BEGIN:VCARD\r\nEND:VCARD\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\n"
+    with pytest.raises(ConvertError, match="record 5: not one vCard"):
+        split_vcards(wrong)
+    with pytest.raises(ParseError, match="does not start with BEGIN:VCARD"):
+        split_vcards(b"BEGIN:VEVENT\r\nEND:VEVENT\r\n" + VCF)
+
+
+def _defined(item: Item) -> list[str]:
+    """The TZIDs of the VTIMEZONEs an item carries."""
+    return [p.value for c in parse(item.text)[0].children if c.name == "VTIMEZONE"
+            for p in c.props if p.name == "TZID"]
+
+
+def _by_uid(items: list[Item]) -> dict[str, Item]:
+    return {i.uid or "": i for i in items}
+
+
+def test_ics_gives_one_item_per_uid_with_its_overrides_and_timezones() -> None:
+    items, _ = split_calendar(ICS)
+    by_uid = _by_uid(items)
+    assert len(items) == 4
+    assert by_uid[JOUR_FIXE].count == 2  # master + RECURRENCE-ID override
+    assert _defined(by_uid[JOUR_FIXE]) == [BERLIN, "America/New_York"]
+    text = by_uid[JOUR_FIXE].text
+    assert "EXDATE" in text and "RRULE:FREQ=WEEKLY" in text and "BEGIN:VALARM" in text
+    assert "METHOD" not in text  # a CalDAV resource must not carry METHOD
+    assert "VTIMEZONE" not in by_uid["birthday-zoe@laptop"].text
+    assert "DTSTART;VALUE=DATE:19850412" in by_uid["birthday-zoe@laptop"].text
+
+
+def test_the_rest_keeps_what_no_item_owns() -> None:
+    _, rest = split_calendar(ICS)
+    for kept in ["X-WR-CALNAME:Familie & Arbeit", "METHOD:PUBLISH", "TZID:Asia/Tokyo",
+                 "BEGIN:VFREEBUSY", "X-EVOLUTION-DATA-REVISION"]:
+        assert kept in rest.text
+    assert "BEGIN:VEVENT" not in rest.text
+
+
+def test_joined_ics_splits_into_the_same_items_and_rest() -> None:
+    items, rest = split_calendar(ICS)
+    joined = join_calendar(items, rest)
+    again, rest_again = split_calendar(joined)
+    assert [(i.uid, i.hash) for i in again] == [(i.uid, i.hash) for i in items]
+    assert parse_item(rest_again.text.replace("BEGIN:VFREEBUSY", "BEGIN:VTODO")
+                      .replace("END:VFREEBUSY", "END:VTODO"), "calendars").hash == \
+        parse_item(rest.text.replace("BEGIN:VFREEBUSY", "BEGIN:VTODO")
+                   .replace("END:VFREEBUSY", "END:VTODO"), "calendars").hash
+
+
+def test_an_event_without_uid_keeps_its_derived_uid_across_scans_and_writes() -> None:
+    items, rest = split_calendar(ICS)
+    derived = next(i for i in items if "Urlaub" in i.text).uid
+    assert derived == next(i for i in split_calendar(ICS)[0] if "Urlaub" in i.text).uid
+    assert derived in join_calendar(items, rest)
+
+
+def test_a_tzid_without_vtimezone_gets_one_from_the_time_zone_database() -> None:
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+            "DTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Europe/Paris:20250106T100000\r\n"
+            "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20250101T000000Z\r\n"
+            "DTSTART;TZID=Nowhere/Special:20250106T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, _ = split_calendar(text)
+    assert "TZID:Europe/Paris" in items[0].text and "TZOFFSETTO:+0100" in items[0].text
+    assert "TZID:Nowhere/Special" in items[1].text
+
+
+def test_join_into_a_new_file() -> None:
+    items, _ = split_calendar(ICS)
+    joined = join_calendar(items[:1], CalendarRest.empty())
+    assert "PRODID:-//davsync//convert//EN" in joined
+    assert [i.uid for i in split_calendar(joined)[0]] == [JOUR_FIXE]
+
+
+@pytest.mark.parametrize("data", [b"", b"BEGIN:VCARD\r\nEND:VCARD\r\n",
+                                  b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\nBEGIN:VCALENDAR\r\n"
+                                  b"END:VCALENDAR\r\n"])
+def test_a_file_that_is_no_calendar_is_a_parse_error(data: bytes) -> None:
+    with pytest.raises(ParseError):
+        split_calendar(data)
+
+
+# ---- properties ----
+
+ZONES = ["Europe/Berlin", "America/New_York", "Asia/Kolkata"]
+TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.just("\n"), max_size=20)
+
+
+@st.composite
+def calendars(draw: st.DrawFn) -> str:
+    cal = icalendar.Calendar()
+    cal.add("VERSION", "2.0")
+    cal.add("PRODID", "-//test//EN")
+    if draw(st.booleans()):
+        cal.add("X-WR-CALNAME", draw(TEXT))
+    for number in range(draw(st.integers(1, 5))):
+        uid = draw(st.sampled_from(["a", "b", "c", ""]))
+        event = icalendar.Event()
+        if uid:
+            event.add("UID", uid)
+        event.add("DTSTAMP", datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC")))
+        event.add("SUMMARY", draw(TEXT))
+        start = datetime(2025, 1, 1, 9) + timedelta(hours=number)
+        zone = draw(st.sampled_from([None, *ZONES]))
+        event.add("DTSTART", date(2025, 1, 1 + number) if zone is None
+                  else start.replace(tzinfo=ZoneInfo(zone)))
+        if uid and number and zone and draw(st.booleans()):
+            event.add("RECURRENCE-ID", start.replace(tzinfo=ZoneInfo(zone)))
+        cal.add_component(event)
+    return str(cal.to_ical().decode())
+
+
+@settings(max_examples=40, deadline=None)
+@given(calendars())
+def test_any_calendar_splits_and_joins_back(text: str) -> None:
+    items, rest = split_calendar(text)
+    assert sum(i.count for i in items) == text.count("BEGIN:VEVENT")
+    for item in items:
+        used = {p.params[0][1] for c in parse(item.text)[0].walk() for p in c.props
+                if p.params and p.params[0][0] == "TZID"}
+        assert used <= set(_defined(item))
+    again, _ = split_calendar(join_calendar(items, rest))
+    assert [(i.uid, i.hash) for i in again] == [(i.uid, i.hash) for i in items]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200), st.sampled_from(["VEVENT", "VTIMEZONE", "VALARM", "VCARD"]),
+       st.sampled_from(["DTSTART", "UID", "RRULE", "EXDATE;TZID=X", "X-Y", "TRIGGER"]))
+def test_hostile_files_raise_only_parse_errors(value: str, comp: str, prop: str) -> None:
+    ics = (f"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u\r\nBEGIN:{comp}\r\n{prop}:{value}\r\n"
+           f"END:{comp}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    with contextlib.suppress(ParseError):
+        join_calendar(*split_calendar(ics))
+    with contextlib.suppress(ParseError):
+        join_vcards(split_vcards(f"BEGIN:VCARD\r\n{prop}:{value}\r\nEND:VCARD\r\n{value}"))
+
+
+def test_a_malformed_value_is_kept_not_refused() -> None:
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+            "DTSTART:garbage\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    items, rest = split_calendar(text)
+    assert "DTSTART:garbage" in items[0].text
+    assert "DTSTART:garbage" in join_calendar(items, rest)
