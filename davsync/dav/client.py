@@ -1,9 +1,10 @@
 """DavClient and Collection: the DavCollection contract over httpx, for CardDAV and CalDAV.
 
-Every request goes through `DavClient.request`: it refuses any URL off the configured origin
-(no credential, no data), adds Basic credentials, counts the request, bounds its time and the
-size of its answer (`bounds.py`), retries transient failures with the policy in `retry.py`,
-refreshes credentials once on a 401, and turns transport failures into davsync errors.
+Every request goes through `DavClient.request`, composed of the httpx pieces in `http.py`: it
+refuses any URL off the configured origin (no credential, no data), adds Basic credentials and
+refreshes them once on a 401 (`AuthenticatorAuth`), counts every exchange, bounds its time and
+the size of its answer (`bounds.py`), retries transient failures with the one policy
+(`core/retry.py`, `RetryLoop`), and turns transport failures into davsync errors.
 Everything above it only builds bodies (`xmlbodies`), reads answers (`multistatus`) and decides.
 """
 
@@ -11,14 +12,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import random
 import ssl
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Final, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 import httpx
 
 from davsync.core.kinds import Kind
+from davsync.core.retry import RETRY_AFTER_STATUSES
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import (
     DEFAULT_REQUEST_TIMEOUT,
@@ -40,7 +41,6 @@ from davsync.dav.api import (
     Probe,
     RequestCounter,
     SyncDelta,
-    basic_authorization,
 )
 from davsync.dav.bounds import (
     LISTING,
@@ -50,7 +50,6 @@ from davsync.dav.bounds import (
     AnswerTooLarge,
     RequestOverdue,
     deadline,
-    install_deadline,
     read_bounded,
 )
 from davsync.dav.bulkbody import calendar_body, vcard_body
@@ -64,6 +63,15 @@ from davsync.dav.hrefs import (
     same_origin,
     suffix_for,
     unique,
+)
+from davsync.dav.http import (
+    Answered,
+    AuthenticatorAuth,
+    RetryLoop,
+    TransportWrapper,
+    count_requests,
+    http_client,
+    origin_guard,
 )
 from davsync.dav.multistatus import (
     DavResponse,
@@ -81,7 +89,6 @@ from davsync.dav.quirks import (
     identify,
     rating,
 )
-from davsync.dav.retry import RETRY_AFTER_STATUSES, is_transient, retry_delay
 from davsync.dav.tls import tls_context
 from davsync.dav.writegate import WriteGate
 from davsync.errors import ServerSettingError
@@ -153,36 +160,35 @@ class DavClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         tls: ssl.SSLContext | None = None,
+        wrap_transport: TransportWrapper | None = None,
     ) -> None:
         """`tls`: a context already built from `verify_tls` (by the early probe), so that the
         CA bundle is loaded once per run. `request_timeout`: the most one HTTP exchange may
-        take, from sending to the answer's last byte (a retry is a new exchange)."""
+        take, from sending to the answer's last byte (a retry is a new exchange).
+        `wrap_transport`: a transport wrapper that sees every exchange (recording)."""
         self.url = _strip_userinfo(url)
         self.origin = origin(url)
         self.counter = counter if counter is not None else RequestCounter()
         self.server: ServerInfo = UNKNOWN_SERVER
         self.concurrency = max(1, concurrency)
         self.multiget_batch = max(1, multiget_batch)
-        self._auth = auth
-        self._max_retries = max_retries
+        self._auth = AuthenticatorAuth(auth, on_401=self._learn_from_401)
         self._request_timeout = request_timeout
-        self._sleep = sleep
-        self._count_lock = threading.Lock()
-        self._auth_lock = threading.Lock()
-        self._refresh_result: bool | None = None
+        self._retry = RetryLoop(max_retries, sleep)
+        self._pool_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._http = httpx.Client(
+        self._http = http_client(
             transport=transport,
+            wrap=wrap_transport,
             # Loading the CA bundle costs ~80 ms of a ~0.9 s no-op run; a plain-http origin
             # never does TLS (redirects are followed only within this origin).
             verify=(tls or tls_context(verify_tls)) if self.origin.startswith("https:") else False,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            ),
-            follow_redirects=False,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_connections=self.concurrency,
+            auth=self._auth,
+            on_request=(origin_guard(self._check_origin), count_requests(self.counter)),
         )
-        install_deadline(self._http)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -204,7 +210,7 @@ class DavClient:
         self.close()
 
     def executor(self) -> ThreadPoolExecutor:
-        with self._count_lock:
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="davsync-dav")
             return self._pool
@@ -330,79 +336,69 @@ class DavClient:
         failure), so a writer can learn that the server is contended.
         """
         self._check_origin(url)
-        attempt = 0
-        redirects = 0
-        refreshed = False
-        while True:
-            try:
-                response = self._send(method, url, headers, content, limit)
-            except httpx.TransportError as exc:
-                refused = _tls_failure(exc)
-                if refused is not None:  # a certificate does not fix itself: no retries
-                    raise DavUnreachable(
-                        f"{self.origin}: TLS failed: {refused}. If the server's certificate "
-                        "comes from a private CA, point SSL_CERT_FILE at that CA's certificate; "
-                        "[server] verify_tls = false turns the check off."
-                    ) from None
-                delay = self._delay(None, {}, attempt)
-                if delay is None:
-                    raise DavUnreachable(
-                        f"{self.origin}: {method} {_strip_userinfo(url)} failed after "
-                        f"{attempt + 1} attempt(s): {type(exc).__name__}. Check the server URL "
-                        "and that the server is running and reachable."
-                    ) from None
-                if on_retry is not None:
-                    on_retry(None)
-                self._sleep(delay)
-                attempt += 1
-                continue
-            status = response.status_code
-            if status == 401:
-                self.learn(identify(www_authenticate=response.headers.get("www-authenticate")))
-                if not refreshed and self._refresh():
-                    refreshed = True
-                    continue
-                if refreshed:
-                    with self._auth_lock:  # even fresh credentials fail: stop retrying 401s
-                        self._refresh_result = False
-                username = self._auth.credentials()[0]
-                raise DavAuthError(
-                    f"{self.origin} refused the credentials of user {username!r} (HTTP 401); "
-                    "check the username and password (or re-provision the device)"
-                )
-            if follow_redirects and status in _REDIRECTS and "location" in response.headers:
-                redirects += 1
-                url = self._redirect_target(url, response.headers["location"], redirects)
-                continue
-            if is_transient(status) and (retry_server_errors or status in RETRY_AFTER_STATUSES):
-                delay = self._delay(status, response.headers, attempt)
-                if delay is not None:
-                    if on_retry is not None:
-                        on_retry(status)
-                    self._sleep(delay)
-                    attempt += 1
-                    continue
-                if status in RETRY_AFTER_STATUSES:
-                    raise DavUnreachable(
-                        f"{self.origin}: {method} {_strip_userinfo(url)} still answered HTTP "
-                        f"{status} after {attempt + 1} attempt(s); the server is overloaded or "
-                        "down, try again later"
-                    )
-                raise self.failure(method, url, response, f" after {attempt + 1} attempt(s)")
+        for redirects in range(_MAX_REDIRECTS + 2):
+            answered = self._retry.run(
+                partial(self._send, method, url, headers, content, limit),
+                gave_up=partial(self._gave_up, method, url),
+                retry_server_errors=retry_server_errors, on_retry=on_retry,
+            )
+            response = answered.response
+            if not (follow_redirects and response.status_code in _REDIRECTS
+                    and "location" in response.headers):
+                return self._final(method, url, answered)
+            url = self._redirect_target(url, response.headers["location"], redirects + 1)
+        raise AssertionError("unreachable: _redirect_target stops the loop")
+
+    def _final(self, method: str, url: str, answered: Answered) -> httpx.Response:
+        """The answer to hand back, or the error for a refused login or a failure the
+        retries could not get past."""
+        response, status = answered.response, answered.response.status_code
+        if status == 401:
+            username = self._auth.authenticator.credentials()[0]
+            raise DavAuthError(
+                f"{self.origin} refused the credentials of user {username!r} (HTTP 401); "
+                "check the username and password (or re-provision the device)"
+            )
+        if not answered.exhausted:
             return response
+        if status in RETRY_AFTER_STATUSES:
+            raise DavUnreachable(
+                f"{self.origin}: {method} {_strip_userinfo(url)} still answered HTTP "
+                f"{status} after {answered.attempts} attempt(s); the server is overloaded or "
+                "down, try again later"
+            )
+        raise self.failure(method, url, response, f" after {answered.attempts} attempt(s)")
+
+    def _gave_up(
+        self, method: str, url: str, exc: httpx.TransportError, attempts: int
+    ) -> DavUnreachable:
+        return DavUnreachable(
+            f"{self.origin}: {method} {_strip_userinfo(url)} failed after "
+            f"{attempts} attempt(s): {type(exc).__name__}. Check the server URL "
+            "and that the server is running and reachable."
+        )
+
+    def _learn_from_401(self, response: httpx.Response) -> None:
+        self.learn(identify(www_authenticate=response.headers.get("www-authenticate")))
 
     def _send(
         self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None,
         limit: AnswerLimit,
     ) -> httpx.Response:
         """One HTTP exchange within the request deadline, its answer read up to `limit`."""
-        with self._count_lock:
-            self.counter.add(method)
-        all_headers = {"Authorization": self._authorization(), **(headers or {})}
-        request = self._http.build_request(method, url, headers=all_headers, content=content)
+        request = self._http.build_request(method, url, headers=headers, content=content)
         try:
             with deadline(self._request_timeout):
                 return read_bounded(self._http.send(request, stream=True), limit)
+        except httpx.TransportError as exc:
+            refused = _tls_failure(exc)
+            if refused is None:
+                raise  # the retry loop's to judge
+            raise DavUnreachable(  # a certificate does not fix itself: no retries
+                f"{self.origin}: TLS failed: {refused}. If the server's certificate "
+                "comes from a private CA, point SSL_CERT_FILE at that CA's certificate; "
+                "[server] verify_tls = false turns the check off."
+            ) from None
         except RequestOverdue:
             raise DavUnreachable(
                 f"{self.origin}: {method} {_strip_userinfo(url)} did not finish within "
@@ -425,22 +421,6 @@ class DavClient:
                 f"credentials and data are only sent to the configured {self.origin}. If that "
                 "server is the right one, configure it as [server] url."
             )
-
-    def _authorization(self) -> str:
-        return basic_authorization(self._auth)
-
-    def _refresh(self) -> bool:
-        """Ask the authenticator for new credentials once per client; remember its answer."""
-        with self._auth_lock:
-            if self._refresh_result is None:
-                self._refresh_result = self._auth.refresh()
-            return self._refresh_result
-
-    def _delay(self, status: int | None, headers: Mapping[str, str], attempt: int) -> float | None:
-        return retry_delay(
-            status, headers, attempt, self._max_retries, now=datetime.now(UTC),
-            jitter=random.random(),
-        )
 
     def _redirect_target(self, url: str, location: str, redirects: int) -> str:
         target = urljoin(url, location)
@@ -466,10 +446,8 @@ class DavClient:
         if conditions:
             return ": " + ", ".join(sorted(c.rsplit("}", 1)[-1] for c in conditions))
         text = " ".join(response.text.split())
-        password = self._auth.credentials()[1].reveal()
-        for secret in (password, self._authorization().split(" ", 1)[1]):
-            if secret:
-                text = text.replace(secret, "******")
+        for secret in self._auth.secrets():
+            text = text.replace(secret, "******")
         text = text[:_REASON_CHARS]
         return f": {text}" if text else ""
 
