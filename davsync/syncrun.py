@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     import ssl
 
     from davsync.core.kinds import Kind
-    from davsync.dav.client import Collection, DavClient
+    from davsync.dav.client import DavClient
+    from davsync.dav.collection import Collection
     from davsync.dav.earlyprobe import EarlyProbe
     from davsync.engine import SyncOptions
     from davsync.report import CollectionReport
