@@ -119,7 +119,7 @@ def provision_demo(work: Path) -> None:
     import shlex
     import subprocess
 
-    from davsync.credentials.authenticator import auth_status
+    from davsync.app.credentials import auth_status
     from davsync.devtools.net import free_port, wait_listening
     from davsync.server.devissuer import DevIssuer
 

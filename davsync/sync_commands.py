@@ -71,7 +71,7 @@ def status(app: AppContext, as_json: bool) -> None:
     failure = last_failure(config.state_dir)
     out["last_failure"] = failure
     if config.has_server():
-        from davsync.credentials.authenticator import auth_status
+        from davsync.app.credentials import auth_status
 
         out["auth"] = auth_status(config)
     if config.has_section("backup"):

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     import ssl
 
     from davsync.core.kinds import Kind
-    from davsync.dav.client import Collection, DavClient
+    from davsync.dav.client import DavClient
+    from davsync.dav.collection import Collection
     from davsync.dav.earlyprobe import EarlyProbe
     from davsync.engine import SyncOptions
     from davsync.report import CollectionReport
@@ -83,10 +84,10 @@ def make_authenticator(config: Config) -> Authenticator:
     """Like `credentials.authenticator.authenticator_for`, but basic auth never imports the
     provisioning client (PyJWT, cryptography): that would add ~0.15 s to every no-op run."""
     if config.server.auth == "provision":
-        from davsync.credentials.authenticator import provisioning_authenticator
+        from davsync.app.credentials import provisioning_authenticator
 
         return provisioning_authenticator(config)
-    from davsync.dav.basic_auth import basic_authenticator
+    from davsync.app.credentials import basic_authenticator
 
     return basic_authenticator(config)
 
@@ -94,7 +95,7 @@ def make_authenticator(config: Config) -> Authenticator:
 def dav_url(config: Config, auth: Authenticator) -> str:
     if config.server.url:
         return config.server.url
-    from davsync.credentials.authenticator import dav_url_for
+    from davsync.app.credentials import dav_url_for
 
     return dav_url_for(config, auth)
 

@@ -11,9 +11,12 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
+
+from davsync.core.retry import backoff
 
 T = TypeVar("T")
+STORE_BACKOFF_CAP: Final = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +75,8 @@ class BlobStore(Protocol):
 
 
 class RetryingStore:
-    """Retries transient failures with jittered exponential backoff, logging each retry.
+    """Retries transient failures with the shared jittered backoff (`core/retry.py`), logging
+    each retry.
 
     `stream` is not retried mid-way (the caller restarts a whole object); everything else is
     idempotent under the contract above, so retrying it is safe.
@@ -93,7 +97,8 @@ class RetryingStore:
             except StoreError as exc:
                 if not exc.transient or attempt == self.attempts:
                     raise
-                delay = self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random())
+                delay = backoff(attempt - 1, random.random(), base=self.base_delay,
+                                cap=STORE_BACKOFF_CAP)
                 log.info("%s: %s failed (%s), retry %d in %.1f s", self.where, what, exc,
                          attempt, delay)
                 self._sleep(delay)

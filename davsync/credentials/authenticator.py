@@ -6,8 +6,9 @@ again, at most once per run, so a refused identity can never become a loop. Ever
 written to `auth-status.json` in the state directory, which `davsync status` / `whoami` show and
 which spaces out the daemon's next attempts after failures (exponential backoff).
 
-The composition helpers at the bottom (`authenticator_for`, `dav_url_for`, `auth_status`) are
-what the sync engine and the status command call.
+It takes plain values (a secret store, a provisioning callable, a status file); the wiring from
+the configuration lives in the composition root, `davsync/app/credentials.py`. Nothing here
+imports the DAV client: the authenticator satisfies `dav.api.Authenticator` by its shape.
 """
 
 from __future__ import annotations
@@ -15,37 +16,24 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from davsync.config import Config
-from davsync.credentials.device import device_id, device_name
-from davsync.credentials.provision import (
-    LoginRequired,
-    ProvisionError,
-    ProvisioningClient,
-    assertion_source,
-    http_client,
-    token_usable,
-)
+from davsync.core.retry import backoff
+from davsync.credentials.provision import LoginRequired, ProvisionError
 from davsync.credentials.secret import Secret
 from davsync.credentials.store import (
     DEVICE_SLOT,
     DeviceCredentials,
     SecretStore,
     load_device,
-    load_id_token,
-    open_secret_store,
     save_device,
     write_private_file,
 )
-from davsync.dav.api import Authenticator
 from davsync.errors import AuthError, UnreachableError
-from davsync.runstatus import REFUSED, last_failure
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +90,7 @@ class AuthStatus:
 
 def backoff_delay(failures: int) -> float:
     """60 s, 2 min, 4 min, ... capped at 6 h: a refusing issuer is not hammered by the daemon."""
-    return min(BACKOFF_BASE * 2.0 ** max(failures - 1, 0), BACKOFF_MAX)
+    return backoff(max(failures - 1, 0), 1.0, base=BACKOFF_BASE, cap=BACKOFF_MAX)
 
 
 def after_failure(
@@ -257,130 +245,3 @@ class ProvisioningAuthenticator:
                 f"next attempt after {status.next_attempt_after:%Y-%m-%d %H:%M:%S %Z}, "
                 "or run `davsync login` to try now"
             )
-
-
-# --- composition for the engine and the commands -------------------------------------------
-
-
-def status_file(config: Config) -> StatusFile:
-    return StatusFile(config.state_dir / STATUS_FILE)
-
-
-def make_provisioner(config: Config, store: SecretStore) -> Callable[[], DeviceCredentials]:
-    """assertion source + device identity + provisioning client, as one call."""
-    server = config.server
-    if server.provision_url is None:  # config.py guarantees it with auth = "provision"
-        raise AuthError(
-            f'{config.path} [server] provision_url: is required with auth = "provision"'
-        )
-    provision_url = server.provision_url
-    source = assertion_source(server, store)
-
-    def provision() -> DeviceCredentials:
-        assertion = source.assertion()
-        with http_client(server) as http:
-            client = ProvisioningClient(provision_url, http)
-            return client.provision(
-                assertion, device_name(server.device_name), device_id(config.state_dir)
-            )
-
-    return provision
-
-
-def provisioning_authenticator(
-    config: Config, *, scheduled: bool = False, store: SecretStore | None = None
-) -> ProvisioningAuthenticator:
-    store = store or open_secret_store(config.state_dir)
-    return ProvisioningAuthenticator(
-        store, make_provisioner(config, store), status_file(config), scheduled=scheduled
-    )
-
-
-def authenticator_for(config: Config, *, scheduled: bool = False) -> Authenticator:
-    """The authenticator `[server] auth` asks for; `scheduled=True` from the daemon."""
-    if config.server.auth == "provision":
-        return provisioning_authenticator(config, scheduled=scheduled)
-    return _basic_authenticator(config)
-
-
-def _basic_authenticator(config: Config) -> Authenticator:
-    # The DAV room owns basic auth; imported late so provisioning never depends on it.
-    from davsync.dav.basic_auth import basic_authenticator
-
-    return basic_authenticator(config)
-
-
-def dav_url_for(config: Config, auth: Authenticator) -> str:
-    """`[server] url` when configured, else the dav_url provisioning gave this device."""
-    if config.server.url:
-        return config.server.url
-    if isinstance(auth, ProvisioningAuthenticator):
-        return auth.dav_url()
-    raise AuthError(f'{config.path} [server] url: is required with auth = "basic"')
-
-
-def auth_status(config: Config, store: SecretStore | None = None) -> dict[str, Any]:
-    """Who this installation is signed in as, and the last provisioning outcome; no secrets.
-
-    A login the DAV server refused in the last run overrides "signed_in" until a run gets
-    through: the credentials are there, but they do not work."""
-    out = _auth_status(config, store)
-    failure = last_failure(config.state_dir)
-    if failure is not None and failure.get("state") == REFUSED and out["state"] == SIGNED_IN \
-            and _not_before(failure.get("when"), out.get("when")):
-        out.update({k: failure.get(k) for k in ("state", "reason", "when")})
-        out["signed_in"] = False
-    return out
-
-
-def _not_before(when: Any, other: Any) -> bool:
-    """Whether the ISO time `when` is not older than `other` (True when either is unknown)."""
-    try:
-        return bool(datetime.fromisoformat(str(when)) >= datetime.fromisoformat(str(other)))
-    except ValueError:
-        return True
-
-
-def _auth_status(config: Config, store: SecretStore | None) -> dict[str, Any]:
-    server = config.server
-    if server.auth != "provision":
-        return {
-            "mode": "basic",
-            "signed_in": True,
-            "username": server.username,
-            "device_id": None,
-            "server": server.url,
-            "state": SIGNED_IN,
-            "reason": None,
-            "when": None,
-            "next_attempt_after": None,
-        }
-    store = store or open_secret_store(config.state_dir)
-    creds = load_device(store)
-    status = status_file(config).load()
-    out: dict[str, Any] = {
-        "mode": "provision",
-        "signed_in": creds is not None,
-        "username": creds.username if creds else None,
-        "device_id": creds.device_id if creds else None,
-        "server": creds.dav_url if creds else server.url,
-        "provision_url": server.provision_url,
-        "store": store.describe(),
-        "state": SIGNED_IN if creds else SIGNED_OUT,
-        "reason": None,
-        "when": None,
-        "next_attempt_after": None,
-    }
-    if status is not None:
-        data = status.to_json()
-        out.update({k: data[k] for k in ("state", "reason", "when", "next_attempt_after")})
-        if creds is None and status.state == SIGNED_IN:
-            out["state"] = SIGNED_OUT  # the credentials were removed behind our back
-    if not server.assertion_command:
-        token = load_id_token(store)
-        out["login_required"] = token is None or not token_usable(token, time.time())
-        if out["login_required"] and not out["reason"]:
-            out["reason"] = (
-                "the sign-in from `davsync login` is missing or expired: run `davsync login`"
-            )
-    return out

@@ -10,18 +10,18 @@ from datetime import UTC, datetime
 
 import click
 
-from davsync.appctx import AppContext, pass_app
-from davsync.config import Config
-from davsync.credentials.authenticator import (
-    REPROVISION_FAILED,
-    after_logout,
+from davsync.app.credentials import (
     auth_status,
+    http_client,
     provisioning_authenticator,
     status_file,
 )
+from davsync.appctx import AppContext, pass_app
+from davsync.config import Config
+from davsync.credentials.authenticator import REPROVISION_FAILED, after_logout
 from davsync.credentials.device import device_name
 from davsync.credentials.device_grant import DeviceGrant
-from davsync.credentials.provision import ProvisioningClient, http_client, revoke_url
+from davsync.credentials.provision import ProvisioningClient, revoke_url
 from davsync.credentials.store import (
     DEVICE_SLOT,
     ID_TOKEN_SLOT,

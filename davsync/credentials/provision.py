@@ -9,7 +9,6 @@ Protocol: `POST provision_url` with `{"assertion", "device_name", "device_id"}` 
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import shlex
@@ -24,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import jwt
 
-from davsync.config import ServerConfig
+from davsync.core.retry import parse_retry_after
 from davsync.credentials.secret import Secret
 from davsync.credentials.store import DeviceCredentials, SecretStore, load_id_token
 from davsync.errors import AuthError, ConfigError, UnreachableError
@@ -60,22 +59,6 @@ class LoginRequired(AssertionFailed):
 
 
 # --- pure interpretation -------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds from `now`: either delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _error_detail(body: bytes) -> str:
@@ -241,23 +224,21 @@ class CachedIdToken:
         return token
 
 
-def assertion_source(server: ServerConfig, store: SecretStore) -> AssertionSource:
-    if server.assertion_command:
-        return CommandAssertion(server.assertion_command)
+def assertion_source(assertion_command: str | None, store: SecretStore) -> AssertionSource:
+    """`[server] assertion_command` when configured, else the ID token from `davsync login`."""
+    if assertion_command:
+        return CommandAssertion(assertion_command)
     return CachedIdToken(store)
 
 
 # --- the I/O edge --------------------------------------------------------------------------
 
 
-def http_client(server: ServerConfig) -> httpx.Client:
-    """One client with the configured timeouts and TLS checking, for every provisioning call."""
-    timeout = httpx.Timeout(server.read_timeout, connect=server.connect_timeout)
-    return httpx.Client(timeout=timeout, verify=server.verify_tls, follow_redirects=False)
-
-
 class ProvisioningClient:
-    """Talks to one provisioning server; raises ProvisionError / ProvisionUnreachable."""
+    """Talks to one provisioning server; raises ProvisionError / ProvisionUnreachable.
+
+    `http` comes from the one client factory (`dav/http.py`, wired in `app/credentials.py`):
+    the configured timeouts and TLS checking, no redirects followed."""
 
     def __init__(self, provision_url: str, http: httpx.Client) -> None:
         self.url = provision_url

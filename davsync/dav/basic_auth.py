@@ -1,15 +1,11 @@
-"""HTTP Basic credentials from configuration: the simplest Authenticator."""
+"""HTTP Basic credentials: the simplest Authenticator (built from `[server]` by
+`app/credentials.py`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from davsync.credentials.secret import Secret
-from davsync.errors import AuthError
-
-if TYPE_CHECKING:
-    from davsync.config import Config
 
 
 @dataclass(frozen=True)
@@ -24,11 +20,3 @@ class BasicAuthenticator:
 
     def refresh(self) -> bool:
         return False
-
-
-def basic_authenticator(config: Config) -> BasicAuthenticator:
-    """`[server] username` with `password` or `password_command` (run now, once per run)."""
-    username = config.server.username
-    if username is None:  # config.py requires it with auth = "basic"
-        raise AuthError(f'{config.path} [server] username: is required with auth = "basic"')
-    return BasicAuthenticator(username, config.server.resolve_password())

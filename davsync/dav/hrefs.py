@@ -54,6 +54,11 @@ def without_userinfo(url: str) -> str:
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
+def strip_userinfo(url: str) -> str:
+    """The URL as it may appear in messages: its origin and path, never user:password@."""
+    return origin(url) + urlsplit(url).path
+
+
 def normalize_href(href: str, base_url: str) -> str:
     """The absolute path of `href` (relative, absolute path or full URL) against `base_url`,
     with each segment decoded and re-encoded the same way. An href on another origin than

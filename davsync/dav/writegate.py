@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from davsync.dav.retry import WRITE_CONTENTION_STATUSES
+from davsync.core.retry import WRITE_CONTENTION_STATUSES
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ DAV: Final = "DAV:"
 CALDAV: Final = "urn:ietf:params:xml:ns:caldav"
 CARDDAV: Final = "urn:ietf:params:xml:ns:carddav"
 CALSERVER: Final = "http://calendarserver.org/ns/"
+# The Content-Type of every body built here.
+XML_CONTENT: Final = {"Content-Type": "application/xml; charset=utf-8"}
 
 
 def qname(ns: str, local: str) -> str:

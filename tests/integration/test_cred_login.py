@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl
 import pytest
 from click.testing import CliRunner, Result
 
+from davsync.app.credentials import authenticator_for, dav_url_for
 from davsync.cli import main
 from davsync.config import load_config
-from davsync.credentials.authenticator import authenticator_for, dav_url_for
 from davsync.credentials.provision import LoginRequired
 from davsync.credentials.secret import Secret
 from davsync.credentials.store import (

@@ -14,14 +14,10 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from davsync.app.credentials import authenticator_for, dav_url_for
 from davsync.cli import main
 from davsync.config import load_config
-from davsync.credentials.authenticator import (
-    REPROVISION_FAILED,
-    StatusFile,
-    authenticator_for,
-    dav_url_for,
-)
+from davsync.credentials.authenticator import REPROVISION_FAILED, StatusFile
 from davsync.credentials.provision import LoginRequired
 from davsync.credentials.store import FileSecretStore, load_device, save_device
 from davsync.dav.client import DavClient

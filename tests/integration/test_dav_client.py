@@ -17,7 +17,8 @@ from davsync.dav.api import (
     RequestCounter,
 )
 from davsync.dav.basic_auth import BasicAuthenticator
-from davsync.dav.client import Collection, DavClient
+from davsync.dav.client import DavClient
+from davsync.dav.collection import Collection
 from davsync.dav.multistatus import parse_multistatus
 from davsync.errors import ServerSettingError
 from tests.fixtures.radicale import DavAccount

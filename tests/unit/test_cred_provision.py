@@ -10,6 +10,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from davsync.core.retry import parse_retry_after
 from davsync.credentials.provision import (
     AssertionFailed,
     CachedIdToken,
@@ -18,7 +19,6 @@ from davsync.credentials.provision import (
     ProvisionError,
     ProvisionUnreachable,
     interpret_provision,
-    parse_retry_after,
     revoke_url,
     token_usable,
 )

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from davsync.app.credentials import auth_status
 from davsync.config import load_config
-from davsync.credentials.authenticator import auth_status
 from davsync.dav.api import DavAuthError, DavUnreachable
 from davsync.errors import ConfigError
 from davsync.runstatus import FAILURE_FILE, last_failure, record_outcome

@@ -1,0 +1,127 @@
+"""Discovery (RFC 6764, 6352, 4791): from the configured URL to the user's addressbook or
+calendar home, and the named collection in it.
+
+Every URL discovery follows comes from the server, so every request still goes through
+`DavClient.request` and its origin rule; a name the account does not have is a configuration
+error that lists the names it does have.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, unquote, urljoin
+
+from davsync.core.kinds import Kind
+from davsync.dav import xmlbodies as xb
+from davsync.dav.collection import Collection
+from davsync.dav.hrefs import normalize_href, strip_userinfo
+from davsync.dav.multistatus import DavResponse, parse_multistatus
+from davsync.dav.quirks import RADICALE_NS, identify
+from davsync.errors import ServerSettingError
+
+if TYPE_CHECKING:
+    from davsync.dav.client import DavClient
+
+_XML: Final = xb.XML_CONTENT
+_RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
+
+
+def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
+    """The config error for a collection name the account does not have, with the closest
+    of the names it does have."""
+    noun = "addressbook" if kind == "contacts" else "calendar"  # also its [server] key
+    close = difflib.get_close_matches(name, others, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(repr(o) for o in others)
+    return (f"[server] {noun}: the account has no {noun} named {name!r}; its {noun}s: "
+            f"{listed}.{hint} Correct the name, or set create = true in [server] to create "
+            f"{name!r}")
+
+
+def find_collection(
+    client: DavClient, kind: Kind, name: str, displayname: str | None = None, *,
+    create: bool = False,
+) -> Collection:
+    """Discover the user's addressbook or calendar home (RFC 6764, 6352, 4791) and the
+    collection <home>/<name>/ in it; `exists` says whether it is there yet.
+
+    A missing collection is to be created only when the account has none of its kind or
+    `create` says so: otherwise a typo in the name would start a new, empty collection
+    and upload everything into it. Then ServerSettingError names the ones it has."""
+    home = _find_home(client, kind)
+    home = home if home.endswith("/") else home + "/"
+    url = urljoin(home, quote(name, safe="") + "/")
+    collection = Collection(client, url, kind, exists=False, displayname=displayname)
+    collection.load()
+    if not collection.exists and not create:
+        others = _collection_names(client, home, kind)
+        if others:
+            raise ServerSettingError(_unknown_collection(kind, name, others))
+    return collection
+
+def _collection_names(client: DavClient, home: str, kind: Kind) -> list[str]:
+    """The names (last path segments) of the home's collections of `kind`."""
+    response = client.request(
+        "PROPFIND", home, headers={"Depth": "1", **_XML},
+        content=xb.propfind((xb.RESOURCETYPE,)),
+    )
+    if response.status_code != 207:
+        raise client.failure("PROPFIND", home, response)
+    ms = parse_multistatus(response.content, home)
+    wanted = xb.ADDRESSBOOK if kind == "contacts" else xb.CALENDAR
+    home_path = normalize_href(home, home)
+    return sorted(
+        unquote(r.href.rstrip("/").rsplit("/", 1)[-1]) for r in ms.responses
+        if r.href.rstrip("/") != home_path.rstrip("/")
+        and wanted in r.child_tags(xb.RESOURCETYPE)
+    )
+
+def _find_home(client: DavClient, kind: Kind) -> str:
+    home_prop = xb.ADDRESSBOOK_HOME_SET if kind == "contacts" else xb.CALENDAR_HOME_SET
+    props = (xb.CURRENT_USER_PRINCIPAL, home_prop, xb.RESOURCETYPE, _RADICALE_VERSION)
+    well_known = urljoin(client.origin, "/.well-known/carddav" if kind == "contacts" else
+                         "/.well-known/caldav")
+    fallback: str | None = None
+    for start in (client.url, well_known):
+        found = _propfind_optional(client, start, props)
+        if found is None:
+            continue
+        url, response = found
+        home = response.child_href(home_prop)
+        if home:
+            return urljoin(url, home)
+        principal = response.child_href(xb.CURRENT_USER_PRINCIPAL)
+        if principal:
+            found = _propfind_optional(client, urljoin(url, principal), props)
+            if found is not None and found[1].child_href(home_prop):
+                return urljoin(found[0], found[1].child_href(home_prop) or "")
+        if fallback is None and xb.COLLECTION in response.child_tags(xb.RESOURCETYPE):
+            fallback = url
+    if fallback is not None:
+        return fallback
+    protocol = "CardDAV" if kind == "contacts" else "CalDAV"
+    raise ServerSettingError(
+        f"[server] url: {client.url} does not answer as a {protocol} server (no {kind} home "
+        f"at that URL, at {well_known} or through current-user-principal); set url to the "
+        "address of your DAV server or account"
+    )
+
+def _propfind_optional(
+    client: DavClient, url: str, props: Sequence[str]
+) -> tuple[str, DavResponse] | None:
+    """PROPFIND Depth 0 during discovery: None where the URL is not a DAV resource."""
+    response = client.request(
+        "PROPFIND", url, headers={"Depth": "0", **_XML}, content=xb.propfind(props),
+        follow_redirects=True,
+    )
+    if response.status_code != 207:
+        return None
+    final_url = str(response.request.url)
+    ms = parse_multistatus(response.content, strip_userinfo(final_url))
+    if not ms.responses:
+        return None
+    first = ms.responses[0]
+    client.learn(identify(radicale_version=first.text(_RADICALE_VERSION)))
+    return final_url, first
