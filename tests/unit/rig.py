@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from davsync.core.item import parse_item
-from davsync.engine import CollectionSync, SyncOptions
 from davsync.report import CollectionReport
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
+from davsync.sync.collection import CollectionSync
+from davsync.sync.context import Context, SyncOptions
 from tests.unit.memdav import MemCollection
 
 
@@ -29,9 +30,9 @@ class Rig:
 
     def sync(self, **options: object) -> CollectionReport:
         opts = SyncOptions(**{**self.options.__dict__, **options})  # type: ignore[arg-type]
-        engine = CollectionSync("c", VdirSource(self.dir, "contacts"), self.remote, self.store,
-                                opts, lambda: datetime(2026, 11, 22, tzinfo=UTC))
-        return engine.run()
+        ctx = Context("c", VdirSource(self.dir, "contacts"), self.remote, self.store, opts,
+                      lambda: datetime(2026, 11, 22, tzinfo=UTC))
+        return CollectionSync(ctx).run()
 
     def device(self) -> dict[str, str]:
         """uid -> FN on the device."""

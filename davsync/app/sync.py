@@ -2,9 +2,12 @@
 
 What a no-op run costs is mostly the server's change probe, so the order matters: read the
 config and the known collection URLs, send every known collection's probe at once over the
-standard library (`dav.earlyprobe`), and only then import httpx, the engine, the parsers and
-the device source, while the server works on the probes. Provisioning and backup modules are
-imported only when used.
+standard library (`dav.earlyprobe`), and only then import httpx, the sync pieces
+(`davsync.sync`), the parsers and the device source, while the server works on the probes.
+Provisioning and backup modules are imported only when used.
+
+The run itself (`sync.run.SyncRun`) is built here from values and never reads the config; the
+state directory's lock (`app.lock`) keeps a second run on the same state out.
 """
 
 from __future__ import annotations
@@ -12,67 +15,30 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from davsync.app.lock import state_lock
 from davsync.config import Config
-from davsync.dav.api import (
-    Authenticator,
-    DavError,
-    Probe,
-    RequestCounter,
-    basic_authorization,
-)
+from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
 from davsync.dav.hrefs import same_origin, without_userinfo
-from davsync.errors import (
-    EXIT_ITEMS_FAILED,
-    EXIT_OK,
-    ConfigError,
-    DavsyncError,
-    ServerSettingError,
-)
+from davsync.errors import ConfigError, DavsyncError, ServerSettingError
 from davsync.report import report_keys
 from davsync.state.store import CollectionState, StateStore
+from davsync.sync.values import SyncResult, Target
 
 if TYPE_CHECKING:
     import ssl
 
     from davsync.core.kinds import Kind
-    from davsync.dav.client import Collection, DavClient
-    from davsync.dav.earlyprobe import EarlyProbe
-    from davsync.engine import SyncOptions
-    from davsync.report import CollectionReport
+    from davsync.dav.client import DavClient
 
 log = logging.getLogger(__name__)
 # A state key as written before URLs lost their user info: "kind:name@" + the URL with it.
 _KEY_WITH_URL = re.compile(r"(.*?@)(https?://.*)", re.DOTALL)
-
-
-@dataclass
-class SyncResult:
-    collections: dict[str, CollectionReport] = field(default_factory=dict)
-    http_requests: int = 0
-    fatal: DavsyncError | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        failed = any(report.errors for report in self.collections.values())
-        return EXIT_ITEMS_FAILED if failed else EXIT_OK
-
-    def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "collections": {name: r.as_json() for name, r in self.collections.items()},
-            "http_requests": self.http_requests,
-        }
-        if self.fatal is not None:
-            out["error"] = str(self.fatal)
-        return out
 
 
 def state_path(config: Config) -> Path:
@@ -108,32 +74,33 @@ def configured_collections(config: Config) -> list[tuple[Kind, str, Path]]:
     return out
 
 
-@dataclass
-class _Target:
-    """One collection of this run: where it lives on the device, and its state key."""
-
-    kind: Kind
-    name: str
-    path: Path
-    key: str
-    url: str | None = None  # known from the state: opened without a request
-    early: EarlyProbe | None = None
-    remote: Collection | None = None
-    probe: Future[Probe] | None = None
-    report_key: str = ""  # its key in `sync --json` (`report.report_keys`); "": the name
-
-    def __post_init__(self) -> None:
-        self.report_key = self.report_key or self.name
-
-
 def run_sync(
-    config: Config, *, allow_mass_delete: bool = False, only: tuple[str, ...] = ()
+    config: Config, *, allow_mass_delete: bool = False, only: tuple[str, ...] = (),
+    cancel: threading.Event | None = None,
 ) -> SyncResult:
-    """Sync every configured collection; a fatal error (unreachable, refused) stops the run."""
+    """Sync every configured collection; a fatal error (unreachable, refused, another run on
+    the same state directory) stops the run. `cancel`: set it to stop between items."""
     result = SyncResult()
+    try:
+        with state_lock(config.state_dir, "sync", busy=_busy):
+            _locked_run(config, result, allow_mass_delete, only, cancel)
+    except DavsyncError as exc:
+        result.fatal = exc
+    return result
+
+
+def _busy(path: Path, who: str) -> str:
+    return (f"another davsync sync ({who}) is using the state directory {path.parent}; "
+            "try again when it has finished")
+
+
+def _locked_run(
+    config: Config, result: SyncResult, allow_mass_delete: bool, only: tuple[str, ...],
+    cancel: threading.Event | None,
+) -> None:
     counter = RequestCounter()
     store = StateStore(state_path(config))
-    targets: list[_Target] = []
+    targets: list[Target] = []
     try:
         auth = make_authenticator(config)
         server = config.server
@@ -141,7 +108,7 @@ def run_sync(
         targets = _targets(config, store, base_url, only)
         tls = _send_early_probes(config, auth, targets, counter)
         if _nothing_to_do(store, targets, result):
-            return result
+            return
         from davsync.dav.client import DavClient  # httpx: imported while the probes are out
 
         with DavClient(
@@ -150,18 +117,7 @@ def run_sync(
             multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
             request_timeout=server.request_timeout, tls=tls,
         ) as client:
-            _start_probes(client, targets)
-            from davsync.engine import SyncOptions
-
-            options = SyncOptions(
-                conflict=server.conflict, allow_mass_delete=allow_mass_delete,
-                concurrency=server.concurrency,
-                device_label=server.device_name or socket.gethostname(),
-            )
-            for target in targets:
-                result.collections[target.report_key] = _sync_one(
-                    client, store, options, target, create=server.create
-                )
+            _run(config, client, store, targets, result, allow_mass_delete, cancel)
     except ServerSettingError as exc:
         result.fatal = ConfigError(f"{config.path} {exc}")
     except DavsyncError as exc:
@@ -172,12 +128,30 @@ def run_sync(
                 target.early.close()
         result.http_requests = counter.count
         store.close()
-    return result
+
+
+def _run(
+    config: Config, client: DavClient, store: StateStore, targets: list[Target],
+    result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
+) -> None:
+    from davsync.sync.context import SyncOptions
+    from davsync.sync.run import SyncRun
+
+    server = config.server
+    options = SyncOptions(
+        conflict=server.conflict, allow_mass_delete=allow_mass_delete,
+        concurrency=server.concurrency,
+        device_label=server.device_name or socket.gethostname(),
+    )
+    run = SyncRun(client, store, options, create=server.create)
+    if cancel is not None:
+        run.cancel = cancel
+    run.run(targets, result)
 
 
 def _targets(
     config: Config, store: StateStore, base_url: str, only: tuple[str, ...]
-) -> list[_Target]:
+) -> list[Target]:
     targets = []
     configured = configured_collections(config)
     keys = report_keys([(kind, name) for kind, name, _ in configured])
@@ -191,7 +165,7 @@ def _targets(
             log.warning("%s: the stored URL %s is not on the configured server; looking the "
                         "collection up again", name, without_userinfo(url))
             url = None
-        targets.append(_Target(kind, name, path, key, url, report_key=report_key))
+        targets.append(Target(kind, name, path, key, url, report_key=report_key))
     return targets
 
 
@@ -222,7 +196,7 @@ def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | N
 
 
 def _send_early_probes(
-    config: Config, auth: Authenticator, targets: list[_Target], counter: RequestCounter
+    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter
 ) -> ssl.SSLContext | None:
     """Send the probe of every collection whose URL is known, all at once (a no-op run then
     costs the slowest probe, not their sum); returns the TLS context built for them, if any."""
@@ -250,7 +224,7 @@ def _send_early_probes(
     return tls
 
 
-def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult) -> bool:
+def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult) -> bool:
     """A run in which every device folder matches the state and every early probe matches the
     stored marks ends here, having imported neither httpx nor the engine nor a parser (about
     0.15 s). Anything else (a change, a re-check pending, an answer only the main client can
@@ -290,51 +264,3 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
             report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())
     return True
-
-
-def _start_probes(client: DavClient, targets: list[_Target]) -> None:
-    """Open every known collection and have a worker settle its probe: the early answer where
-    it is usable, else a probe through the client (retries, credential refresh, errors)."""
-    for target in targets:
-        if target.url is None:
-            continue
-        remote = client.open_collection(target.url, target.kind, displayname=target.name)
-        target.remote = remote
-        target.probe = client.executor().submit(_settle_probe, remote, target.early)
-
-
-def _settle_probe(remote: Collection, early: EarlyProbe | None) -> Probe:
-    answer = early.answer() if early is not None else None
-    found = remote.read_probe(answer.status, answer.content) if answer is not None else None
-    return found if found is not None else remote.probe()
-
-
-def _sync_one(
-    client: DavClient, store: StateStore, options: SyncOptions, target: _Target, *, create: bool
-) -> CollectionReport:
-    from davsync.engine import CollectionSync
-    from davsync.sources.base import SourceError
-    from davsync.sources.vdir import VdirSource
-
-    remote, probe = target.remote, target.probe
-    if remote is None:
-        remote = client.find_collection(
-            target.kind, target.name, displayname=target.name, create=create
-        )
-        store.save_collection(target.key, target.kind, remote.url)
-        if remote.loaded_probe is not None:  # discovery already read the change marker
-            probe = Future()
-            probe.set_result(remote.loaded_probe)
-    source = VdirSource(target.path, target.kind)
-    engine = CollectionSync(
-        target.key, source, remote, store, options, lambda: datetime.now(UTC)
-    )
-    try:
-        report = engine.run(probe)
-    except (DavError, SourceError) as exc:  # a collection-level failure; the others still run
-        report = engine.report
-        report.error(target.name, str(exc))
-    store.save_result(
-        target.key, datetime.now(UTC).isoformat(timespec="seconds"), report.as_json()
-    )
-    return report
