@@ -475,7 +475,7 @@ class DavClient:
 
 
 class Collection:
-    """One addressbook or calendar; implements `davsync.dav.api.DavCollection`."""
+    """One addressbook or calendar; implements `davsync.sync.ports.DavCollection`."""
 
     def __init__(
         self,
