@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
 from davsync.sync.collection import CollectionSync
 from davsync.sync.context import Context, SyncOptions
+from davsync.sync.ports import Source
 from tests.unit.memdav import MemCollection
 
 
@@ -28,10 +30,13 @@ class Rig:
         self.store = StateStore(root / "state.sqlite")
         self.options = SyncOptions(**options)  # type: ignore[arg-type]
 
-    def sync(self, **options: object) -> CollectionReport:
+    def sync(self, source: Source | None = None, cancel: threading.Event | None = None,
+             **options: object) -> CollectionReport:
+        """One run; `source` stands in for the device folder's vdir, `cancel` stops the run."""
         opts = SyncOptions(**{**self.options.__dict__, **options})  # type: ignore[arg-type]
-        ctx = Context("c", VdirSource(self.dir, "contacts"), self.remote, self.store, opts,
-                      lambda: datetime(2026, 11, 22, tzinfo=UTC))
+        ctx = Context("c", source or VdirSource(self.dir, "contacts"), self.remote, self.store,
+                      opts, lambda: datetime(2026, 11, 22, tzinfo=UTC),
+                      cancel or threading.Event())
         return CollectionSync(ctx).run()
 
     def device(self) -> dict[str, str]:
