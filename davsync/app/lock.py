@@ -20,7 +20,7 @@ from davsync.errors import EXIT_UNREACHABLE, DavsyncError
 # How long a second run waits for the first before it gives up: long enough for a run that is
 # just finishing (a no-op run takes well under a second), short enough for a timer or a
 # person not to wonder what hangs.
-LOCK_WAIT = 10.0
+LOCK_WAIT = 5.0
 _POLL = 0.1
 
 

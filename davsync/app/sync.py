@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from davsync.core.kinds import Kind
     from davsync.dav.client import DavClient
+    from davsync.sync.context import SyncOptions
 
 log = logging.getLogger(__name__)
 # A state key as written before URLs lost their user info: "kind:name@" + the URL with it.
@@ -103,20 +104,13 @@ def _locked_run(
     targets: list[Target] = []
     try:
         auth = make_authenticator(config)
-        server = config.server
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
         tls = _send_early_probes(config, auth, targets, counter)
         if _nothing_to_do(store, targets, result):
             return
-        from davsync.dav.client import DavClient  # httpx: imported while the probes are out
-
-        with DavClient(
-            base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
-            read_timeout=server.read_timeout, concurrency=server.concurrency,
-            multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
-            request_timeout=server.request_timeout, tls=tls,
-        ) as client:
+        # httpx: imported while the probes are out
+        with _client(config, auth, base_url, counter, tls) as client:
             _run(config, client, store, targets, result, allow_mass_delete, cancel)
     except ServerSettingError as exc:
         result.fatal = ConfigError(f"{config.path} {exc}")
@@ -134,19 +128,83 @@ def _run(
     config: Config, client: DavClient, store: StateStore, targets: list[Target],
     result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
 ) -> None:
-    from davsync.sync.context import SyncOptions
     from davsync.sync.run import SyncRun
 
+    run = SyncRun(client, store, _options(config, allow_mass_delete),
+                  create=config.server.create)
+    if cancel is not None:
+        run.cancel = cancel
+    run.run(targets, result)
+
+
+def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
+    from davsync.sync.context import SyncOptions
+
     server = config.server
-    options = SyncOptions(
+    return SyncOptions(
         conflict=server.conflict, allow_mass_delete=allow_mass_delete,
         concurrency=server.concurrency,
         device_label=server.device_name or socket.gethostname(),
     )
-    run = SyncRun(client, store, options, create=server.create)
-    if cancel is not None:
-        run.cancel = cancel
-    run.run(targets, result)
+
+
+def _client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
+            tls: ssl.SSLContext | None = None) -> DavClient:
+    from davsync.dav.client import DavClient
+
+    server = config.server
+    return DavClient(
+        base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
+        read_timeout=server.read_timeout, concurrency=server.concurrency,
+        multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
+        request_timeout=server.request_timeout, tls=tls,
+    )
+
+
+class SyncService:
+    """Syncs again and again in one process (a daemon, a watcher): every run shares one
+    authenticator and one DAV client, so one HTTP connection pool; each takes the state
+    directory's lock for its duration, so a command run beside it waits or is told. Runs
+    do not overlap (`run` is called from one thread at a time); `close` when done."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._counter = RequestCounter()
+        self._auth: Authenticator | None = None
+        self._client: DavClient | None = None
+        self._base_url = ""
+
+    def run(self, *, allow_mass_delete: bool = False, only: tuple[str, ...] = (),
+            cancel: threading.Event | None = None) -> SyncResult:
+        result = SyncResult()
+        before = self._counter.count
+        try:
+            with state_lock(self.config.state_dir, "sync", busy=_busy):
+                store = StateStore(state_path(self.config))
+                try:
+                    client = self._open()
+                    targets = _targets(self.config, store, self._base_url, only)
+                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel)
+                finally:
+                    store.close()
+        except ServerSettingError as exc:
+            result.fatal = ConfigError(f"{self.config.path} {exc}")
+        except DavsyncError as exc:
+            result.fatal = exc
+        result.http_requests = self._counter.count - before
+        return result
+
+    def _open(self) -> DavClient:
+        if self._client is None:
+            self._auth = self._auth or make_authenticator(self.config)
+            self._base_url = dav_url(self.config, self._auth)
+            self._client = _client(self.config, self._auth, self._base_url, self._counter)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def _targets(
