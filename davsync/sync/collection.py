@@ -16,7 +16,6 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
-from davsync.core.item import title
 from davsync.core.plan import (
     Action,
     Changes,
@@ -31,6 +30,7 @@ from davsync.core.synced import Synced
 from davsync.dav.api import DavError, Probe
 from davsync.report import CollectionReport
 from davsync.sources.base import StoreUnavailable
+from davsync.sync.conflicts import Conflicts
 from davsync.sync.context import REFUSED_STATUSES, Context, seen
 from davsync.sync.execute import Handlers, Replan, run_pool, touches_remote
 from davsync.sync.gather import (
@@ -60,8 +60,8 @@ class CollectionSync:
         self.ctx = ctx
         self.report: CollectionReport = ctx.report
         self.ledger = Ledger(ctx)
-        self.handlers = Handlers(ctx, self._tell_copy)
-        self._conflicted: dict[str, Action] = {}  # uid -> its CONFLICT, to name it in reports
+        self.conflicts = Conflicts(ctx)
+        self.handlers = Handlers(ctx, self.conflicts.copy_made)
         self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
         self._exists = ctx.remote.exists
 
@@ -172,9 +172,9 @@ class CollectionSync:
     def _resolve(self, planned: list[Action]) -> list[Action]:
         """Count and name the conflicts, then replace each by what the policy says."""
         self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
-        self._tell_conflicts(planned)
-        return resolve_conflicts(planned, self.ctx.options.conflict, copy_uid, self._note,
-                                 self._known)
+        self.conflicts.tell(planned)
+        return resolve_conflicts(planned, self.ctx.options.conflict, copy_uid,
+                                 self.conflicts.note, self._known)
 
     # ---- execution ---------------------------------------------------------------------
 
@@ -266,48 +266,3 @@ class CollectionSync:
             self.report.count("uploaded")
         ctx.store.record_many(ctx.name, rows)
         return True
-
-    # ---- telling people ----------------------------------------------------------------
-
-    def _tell_conflicts(self, planned: list[Action]) -> None:
-        """Name each item changed on both sides and say where each version went; keep-both's
-        copy is named once it exists (`_tell_copy`)."""
-        policy = self.ctx.options.conflict
-        for action in planned:
-            if action.op is not Op.CONFLICT:
-                continue
-            self._conflicted[action.uid] = action
-            d, s = seen(action.device), seen(action.server)
-            if policy == "server-wins":
-                self.report.conflict(self._label(d), f"{action.reason}; kept the server's "
-                                     "version (conflict = \"server-wins\"), it replaced this "
-                                     "device's")
-            elif policy == "device-wins":
-                self.report.conflict(self._label(d), f"{action.reason}; kept this device's "
-                                     f"version (conflict = \"device-wins\"), it replaced {s.ref} "
-                                     "on the server")
-
-    def _tell_copy(self, copy: Action, name: str, href: str) -> None:
-        original = self._conflicted.get(copy.copy_of or "")
-        if original is None:
-            return
-        d, s = seen(original.device), seen(original.server)
-        location = self.ctx.source.location
-        self.report.conflict(
-            self._label(d),
-            f"{original.reason}; the server's version is in {location}/{d.ref} "
-            f"({s.ref} on the server), this device's version is now a separate item in "
-            f"{location}/{name} ({href} on the server)",
-        )
-
-    def _label(self, item: Seen) -> str:
-        """A device item as people know it: its file and its FN or SUMMARY."""
-        what = title(item.item)
-        where = f"{self.ctx.source.location}/{item.ref}"
-        return f"{where} ({what})" if what else where
-
-    def _note(self, action: Action) -> str:
-        when = self.ctx.now().strftime("%Y-%m-%d %H:%M UTC")
-        return (f"davsync: conflicting copy of {action.uid}, kept on {when}: this is "
-                f"{self.ctx.options.device_label}'s version ({action.reason}); the other "
-                "version kept the original")
