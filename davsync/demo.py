@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from davsync.app.sync import run_sync
 from davsync.config import load_config
 from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import start_radicale
-from davsync.syncrun import SyncResult, run_sync
+from davsync.sync.values import SyncResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
+from davsync.app.sync import configured_collections, run_sync
 from davsync.appctx import AppContext, pass_app
 from davsync.config import Config
 from davsync.runstatus import last_failure, record_outcome
-from davsync.syncrun import SyncResult, configured_collections, run_sync
+from davsync.sync.values import SyncResult
 
 
 @click.command()
@@ -108,9 +109,9 @@ def _print_status(out: dict[str, Any]) -> None:
 def _sync_status(config: Any) -> dict[str, Any]:
     """Every collection in the state, keyed as `sync --json` keys it (`report.report_keys`);
     one known on two servers (the URL changed) keeps its full state key for each."""
+    from davsync.app.sync import name_in_state_key, state_path
     from davsync.report import report_keys
     from davsync.state.store import StateStore
-    from davsync.syncrun import name_in_state_key, state_path
 
     path = state_path(config)
     if not path.exists():

@@ -1,7 +1,7 @@
 """Sync planning: from the last synced state and what changed on each side, decide the actions.
 
-Pure: no I/O. The engine gathers the inputs, calls `plan`, resolves conflicts with
-`resolve_conflicts`, checks `mass_deletion`, then executes and records each action.
+Pure: no I/O. The sync (`davsync.sync`) gathers the inputs, calls `plan`, resolves conflicts
+with `resolve_conflicts`, checks `mass_deletion`, then executes and records each action.
 
 Rules that protect data: an edit always beats a deletion; identical content on both sides is
 not a conflict; an item that could not be read on a side never appears here, so it can never be
@@ -45,6 +45,9 @@ class Op(Enum):
     FORGET = "forget"  # gone on both sides
     CONFLICT = "conflict"
     CREATE_COPY = "create_copy"  # keep-both: the losing copy, new on both sides
+    # A device item read without a UID, or with another file's: its new UID is written back
+    # to the file before the item is planned (`base`: what that file was synced as, if any).
+    REPAIR_UID = "repair_uid"
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,16 @@
-"""The contract between the sync engine and a DAV collection.
+"""The value types and errors of the DAV side, shared by the client and the sync.
 
-The engine only sees these types; `davsync.dav.client` implements them over httpx. Every
-method raises `DavError` subclasses, never httpx exceptions.
+The sync sees a collection through `davsync.sync.ports.DavCollection`; `davsync.dav.client`
+implements it over httpx. Every method raises `DavError` subclasses, never httpx exceptions.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from davsync.core.kinds import Kind
 from davsync.credentials.secret import Secret
 from davsync.errors import AuthError, DavsyncError, UnreachableError
 
@@ -117,64 +116,3 @@ def basic_authorization(auth: Authenticator) -> str:
     username, password = auth.credentials()
     pair = f"{username}:{password.reveal()}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-class DavCollection(Protocol):
-    """One addressbook or calendar collection on the server.
-
-    Hrefs are absolute paths ("/user/contacts/abc.vcf"), exactly as the server spells them in
-    multistatus answers, so they compare equal across listings.
-    """
-
-    url: str
-    kind: Kind
-    exists: bool  # False when discovery found no collection of that name yet
-
-    def ensure_exists(self, displayname: str | None = None) -> None:
-        """Create the collection (extended MKCOL / MKCALENDAR) if it does not exist."""
-        ...
-
-    def probe(self) -> Probe:
-        """PROPFIND Depth 0 for getctag (one request), or the sync-token where there is none."""
-        ...
-
-    def supports_sync_collection(self) -> bool: ...
-
-    def sync(self, token: str | None) -> SyncDelta:
-        """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
-        ...
-
-    def list_etags(self) -> dict[str, str | None]:
-        """PROPFIND Depth 1: every member href with its etag."""
-        ...
-
-    def multiget(self, hrefs: Sequence[str]) -> Iterator[Fetched]:
-        """addressbook-multiget / calendar-multiget in bounded batches, a few in flight;
-        a batch that fails as a whole is split until the bad href is isolated."""
-        ...
-
-    def href_for(self, uid: str) -> str:
-        """The href a new item with this UID gets (safe, percent-encoded file name)."""
-        ...
-
-    def create(self, href: str, data: bytes) -> str | None:
-        """PUT with If-None-Match: *; returns the new etag. 412 raises PreconditionFailed."""
-        ...
-
-    def update(self, href: str, data: bytes, etag: str | None) -> str | None:
-        """PUT with If-Match: etag (unconditional only if etag is None); returns the new etag."""
-        ...
-
-    def delete(self, href: str, etag: str | None) -> None:
-        """DELETE with If-Match; a 404 counts as done."""
-        ...
-
-    def can_bulk_create(self) -> bool:
-        """True only where the quirks table says this server stores a whole multi-item body in
-        one PUT to a *new* collection URL, and this collection does not exist yet."""
-        ...
-
-    def bulk_create(self, items: Sequence[tuple[str, bytes]]) -> dict[str, Created]:
-        """Create the (not yet existing) collection holding all (uid, data) items in one PUT;
-        returns uid -> where it landed. Only after can_bulk_create() said True."""
-        ...

@@ -90,7 +90,8 @@ class DavClient:
     """One DAV server account: a keep-alive connection pool plus the credentials.
 
     Thread-safe: multiget batches run on a small pool sharing this client. Refreshing
-    credentials happens at most once per client; create one client per sync run.
+    credentials happens at most once per run: a process that runs again and again on one
+    client (and one connection pool) calls `new_run` before each.
     """
 
     def __init__(
@@ -140,6 +141,10 @@ class DavClient:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def new_run(self) -> None:
+        """Start another run on this client: one credential refresh is allowed again."""
+        self._auth.new_run()
 
     def close(self) -> None:
         if self._pool is not None:

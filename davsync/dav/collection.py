@@ -67,7 +67,7 @@ _V = TypeVar("_V")
 
 
 class Collection:
-    """One addressbook or calendar; implements `davsync.dav.api.DavCollection`."""
+    """One addressbook or calendar; implements `davsync.sync.ports.DavCollection`."""
 
     def __init__(
         self,

@@ -104,10 +104,11 @@ def origin_guard(check: Callable[[str], None]) -> EventHook:
 class AuthenticatorAuth(httpx.Auth):
     """HTTP Basic from an `Authenticator`, with the once-per-401 refresh.
 
-    A 401 asks the authenticator for new credentials once per instance (one client, one run):
-    a refused identity must never become a loop. When the refreshed credentials are refused
-    too, later 401s are final at once. The final 401 is handed back to the caller, who knows
-    what to tell the user.
+    A 401 asks the authenticator for new credentials once per run: a refused identity must
+    never become a loop. When the refreshed credentials are refused too, later 401s of that
+    run are final at once. The final 401 is handed back to the caller, who knows what to tell
+    the user. A process that syncs again and again calls `new_run` before each run, so that a
+    device revoked hours later is re-provisioned then, once.
     """
 
     def __init__(
@@ -134,6 +135,11 @@ class AuthenticatorAuth(httpx.Auth):
             self._on_401(response)
             with self._lock:  # even fresh credentials fail: stop retrying 401s
                 self._refresh_result = False
+
+    def new_run(self) -> None:
+        """Allow one refresh again (the next run's)."""
+        with self._lock:
+            self._refresh_result = None
 
     def _refresh(self) -> bool:
         """Ask the authenticator for new credentials once per instance; remember its answer."""

@@ -221,7 +221,7 @@ MEASURED_RUN = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from davsync.config import load_config
-    from davsync.syncrun import run_sync
+    from davsync.app.sync import run_sync
     result = run_sync(load_config(Path(sys.argv[1])), only=("contacts",))
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking process
     status = Path("/proc/self/status").read_text()

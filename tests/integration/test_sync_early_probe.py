@@ -118,8 +118,8 @@ def test_a_no_op_run_never_imports_httpx_or_the_engine(
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "davsync.dav.earlyprobe" in imported  # the measurement itself works
-    assert not imported & {"httpx", "httpcore", "davsync.engine", "davsync.dav.client",
-                            "davsync.core.item"}
+    assert not imported & {"httpx", "httpcore", "davsync.sync.collection", "davsync.sync.run",
+                            "davsync.sync.execute", "davsync.dav.client", "davsync.core.item"}
     status = run(device, "status", "--json")
     assert all(c["last_sync"] for c in json.loads(status.stdout)["sync"].values())
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from davsync.app.sync import run_sync
 from davsync.config import load_config
 from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import LocalRadicale, start_radicale
-from davsync.syncrun import run_sync
 from tests.fixtures.faultproxy import DROP, FORWARD, Action, FaultProxy, Request
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import ROOT, Device, server_items

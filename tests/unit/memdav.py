@@ -1,6 +1,6 @@
 """An in-memory DAV collection with etags, ctag and RFC 6578 tokens, for engine unit tests.
 
-It follows the `DavCollection` contract (davsync/dav/api.py) closely enough to test the sync
+It follows the `DavCollection` contract (davsync/sync/ports.py) closely enough to test the sync
 algorithm fast and exhaustively; integration tests run the same engine against real Radicale.
 """
 

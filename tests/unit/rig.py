@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from davsync.core.item import parse_item
-from davsync.engine import CollectionSync, SyncOptions
 from davsync.report import CollectionReport
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
+from davsync.sync.collection import CollectionSync
+from davsync.sync.context import Context, SyncOptions
+from davsync.sync.ports import Source
 from tests.unit.memdav import MemCollection
 
 
@@ -27,11 +30,14 @@ class Rig:
         self.store = StateStore(root / "state.sqlite")
         self.options = SyncOptions(**options)  # type: ignore[arg-type]
 
-    def sync(self, **options: object) -> CollectionReport:
+    def sync(self, source: Source | None = None, cancel: threading.Event | None = None,
+             **options: object) -> CollectionReport:
+        """One run; `source` stands in for the device folder's vdir, `cancel` stops the run."""
         opts = SyncOptions(**{**self.options.__dict__, **options})  # type: ignore[arg-type]
-        engine = CollectionSync("c", VdirSource(self.dir, "contacts"), self.remote, self.store,
-                                opts, lambda: datetime(2026, 11, 22, tzinfo=UTC))
-        return engine.run()
+        ctx = Context("c", source or VdirSource(self.dir, "contacts"), self.remote, self.store,
+                      opts, lambda: datetime(2026, 11, 22, tzinfo=UTC),
+                      cancel or threading.Event())
+        return CollectionSync(ctx).run()
 
     def device(self) -> dict[str, str]:
         """uid -> FN on the device."""

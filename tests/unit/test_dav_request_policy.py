@@ -140,6 +140,17 @@ def test_refresh_false_raises_at_once_and_is_never_asked_again() -> None:
     assert auth.calls == 1
 
 
+def test_a_new_run_on_the_same_client_may_refresh_once_again() -> None:
+    """A daemon keeps one client: a device revoked hours later is re-provisioned then."""
+    auth = RotatingAuth([True, True])
+    statuses = [401, 207, 401, 207]
+    client, counter, _ = client_for(answers(*[httpx.Response(s) for s in statuses]), auth)
+    assert client.request("PROPFIND", URL).status_code == 207
+    client.new_run()
+    assert client.request("PROPFIND", URL).status_code == 207
+    assert auth.calls == 2 and counter.count == 4
+
+
 def test_errors_never_echo_the_password_or_authorization() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, text=f"bad request, headers: {request.headers['authorization']}"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from davsync.app.sync import name_in_state_key, state_key
 from davsync.core.synced import Synced
 from davsync.report import report_keys
 from davsync.state.migrations import STEPS
 from davsync.state.store import StateError, StateStore
-from davsync.syncrun import name_in_state_key, state_key
 
 
 def test_fresh_store_is_migrated_and_round_trips(tmp_path: Path) -> None:

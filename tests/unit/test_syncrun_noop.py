@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from davsync.app.sync import _nothing_to_do
 from davsync.core.synced import Synced, device_unchanged
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
-from davsync.syncrun import SyncResult, _nothing_to_do, _Target
+from davsync.sync.values import SyncResult, Target
 from tests.unit.rig import vcard
 
 KEY = "contacts:contacts@http://dav.example/"
@@ -27,7 +28,7 @@ class AnsweredProbe:
 
 
 @pytest.fixture
-def synced(tmp_path: Path) -> tuple[StateStore, _Target]:
+def synced(tmp_path: Path) -> tuple[StateStore, Target]:
     """A collection synced once: one device file, its record, the stored ctag "c1"."""
     folder = tmp_path / "contacts"
     folder.mkdir()
@@ -37,13 +38,13 @@ def synced(tmp_path: Path) -> tuple[StateStore, _Target]:
     store.save_collection(KEY, "contacts", "http://dav.example/u/contacts/")
     store.record(KEY, Synced("a", "a.vcf", sig, "/u/contacts/a.vcf", '"e1"', "h"), None)
     store.save_marks(KEY, '"c1"', "token-1")
-    target = _Target("contacts", "contacts", folder, KEY, "http://dav.example/u/contacts/")
+    target = Target("contacts", "contacts", folder, KEY, "http://dav.example/u/contacts/")
     target.early = AnsweredProbe('"c1"')  # type: ignore[assignment]
     return store, target
 
 
 def test_unchanged_on_both_sides_ends_the_run_and_records_it(
-    synced: tuple[StateStore, _Target],
+    synced: tuple[StateStore, Target],
 ) -> None:
     store, target = synced
     result = SyncResult()
@@ -56,7 +57,7 @@ def test_unchanged_on_both_sides_ends_the_run_and_records_it(
 @pytest.mark.parametrize("change", ["server ctag", "no ctag", "pending", "edited", "added",
                                     "deleted", "no early probe"])
 def test_anything_to_look_at_goes_the_whole_way(
-    synced: tuple[StateStore, _Target], change: str
+    synced: tuple[StateStore, Target], change: str
 ) -> None:
     store, target = synced
     if change == "server ctag":

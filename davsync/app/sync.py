@@ -2,9 +2,12 @@
 
 What a no-op run costs is mostly the server's change probe, so the order matters: read the
 config and the known collection URLs, send every known collection's probe at once over the
-standard library (`dav.earlyprobe`), and only then import httpx, the engine, the parsers and
-the device source, while the server works on the probes. Provisioning and backup modules are
-imported only when used.
+standard library (`dav.earlyprobe`), and only then import httpx, the sync pieces
+(`davsync.sync`), the parsers and the device source, while the server works on the probes.
+Provisioning and backup modules are imported only when used.
+
+The run itself (`sync.run.SyncRun`) is built here from values and never reads the config; the
+state directory's lock (`app.lock`) keeps a second run on the same state out.
 """
 
 from __future__ import annotations
@@ -12,68 +15,31 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from davsync.app.lock import state_lock
 from davsync.config import Config
-from davsync.dav.api import (
-    Authenticator,
-    DavError,
-    Probe,
-    RequestCounter,
-    basic_authorization,
-)
+from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
 from davsync.dav.hrefs import same_origin, without_userinfo
-from davsync.errors import (
-    EXIT_ITEMS_FAILED,
-    EXIT_OK,
-    ConfigError,
-    DavsyncError,
-    ServerSettingError,
-)
+from davsync.errors import ConfigError, DavsyncError, ServerSettingError
 from davsync.report import report_keys
 from davsync.state.store import CollectionState, StateStore
+from davsync.sync.values import SyncResult, Target
 
 if TYPE_CHECKING:
     import ssl
 
     from davsync.core.kinds import Kind
     from davsync.dav.client import DavClient
-    from davsync.dav.collection import Collection
-    from davsync.dav.earlyprobe import EarlyProbe
-    from davsync.engine import SyncOptions
-    from davsync.report import CollectionReport
+    from davsync.sync.context import SyncOptions
 
 log = logging.getLogger(__name__)
 # A state key as written before URLs lost their user info: "kind:name@" + the URL with it.
 _KEY_WITH_URL = re.compile(r"(.*?@)(https?://.*)", re.DOTALL)
-
-
-@dataclass
-class SyncResult:
-    collections: dict[str, CollectionReport] = field(default_factory=dict)
-    http_requests: int = 0
-    fatal: DavsyncError | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        failed = any(report.errors for report in self.collections.values())
-        return EXIT_ITEMS_FAILED if failed else EXIT_OK
-
-    def as_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "collections": {name: r.as_json() for name, r in self.collections.items()},
-            "http_requests": self.http_requests,
-        }
-        if self.fatal is not None:
-            out["error"] = str(self.fatal)
-        return out
 
 
 def state_path(config: Config) -> Path:
@@ -109,60 +75,43 @@ def configured_collections(config: Config) -> list[tuple[Kind, str, Path]]:
     return out
 
 
-@dataclass
-class _Target:
-    """One collection of this run: where it lives on the device, and its state key."""
-
-    kind: Kind
-    name: str
-    path: Path
-    key: str
-    url: str | None = None  # known from the state: opened without a request
-    early: EarlyProbe | None = None
-    remote: Collection | None = None
-    probe: Future[Probe] | None = None
-    report_key: str = ""  # its key in `sync --json` (`report.report_keys`); "": the name
-
-    def __post_init__(self) -> None:
-        self.report_key = self.report_key or self.name
-
-
 def run_sync(
-    config: Config, *, allow_mass_delete: bool = False, only: tuple[str, ...] = ()
+    config: Config, *, allow_mass_delete: bool = False, only: tuple[str, ...] = (),
+    cancel: threading.Event | None = None,
 ) -> SyncResult:
-    """Sync every configured collection; a fatal error (unreachable, refused) stops the run."""
+    """Sync every configured collection; a fatal error (unreachable, refused, another run on
+    the same state directory) stops the run. `cancel`: set it to stop between items."""
     result = SyncResult()
+    try:
+        with state_lock(config.state_dir, "sync", busy=_busy):
+            _locked_run(config, result, allow_mass_delete, only, cancel)
+    except DavsyncError as exc:
+        result.fatal = exc
+    return result
+
+
+def _busy(path: Path, who: str) -> str:
+    return (f"another davsync sync ({who}) is using the state directory {path.parent}; "
+            "try again when it has finished")
+
+
+def _locked_run(
+    config: Config, result: SyncResult, allow_mass_delete: bool, only: tuple[str, ...],
+    cancel: threading.Event | None,
+) -> None:
     counter = RequestCounter()
     store = StateStore(state_path(config))
-    targets: list[_Target] = []
+    targets: list[Target] = []
     try:
         auth = make_authenticator(config)
-        server = config.server
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
         tls = _send_early_probes(config, auth, targets, counter)
         if _nothing_to_do(store, targets, result):
-            return result
-        from davsync.dav.client import DavClient  # httpx: imported while the probes are out
-
-        with DavClient(
-            base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
-            read_timeout=server.read_timeout, concurrency=server.concurrency,
-            multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
-            request_timeout=server.request_timeout, tls=tls,
-        ) as client:
-            _start_probes(client, targets)
-            from davsync.engine import SyncOptions
-
-            options = SyncOptions(
-                conflict=server.conflict, allow_mass_delete=allow_mass_delete,
-                concurrency=server.concurrency,
-                device_label=server.device_name or socket.gethostname(),
-            )
-            for target in targets:
-                result.collections[target.report_key] = _sync_one(
-                    client, store, options, target, create=server.create
-                )
+            return
+        # httpx: imported while the probes are out
+        with _client(config, auth, base_url, counter, tls) as client:
+            _run(config, client, store, targets, result, allow_mass_delete, cancel)
     except ServerSettingError as exc:
         result.fatal = ConfigError(f"{config.path} {exc}")
     except DavsyncError as exc:
@@ -173,12 +122,95 @@ def run_sync(
                 target.early.close()
         result.http_requests = counter.count
         store.close()
-    return result
+
+
+def _run(
+    config: Config, client: DavClient, store: StateStore, targets: list[Target],
+    result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
+) -> None:
+    from davsync.sync.run import SyncRun
+
+    run = SyncRun(client, store, _options(config, allow_mass_delete),
+                  create=config.server.create)
+    if cancel is not None:
+        run.cancel = cancel
+    run.run(targets, result)
+
+
+def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
+    from davsync.sync.context import SyncOptions
+
+    server = config.server
+    return SyncOptions(
+        conflict=server.conflict, allow_mass_delete=allow_mass_delete,
+        concurrency=server.concurrency,
+        device_label=server.device_name or socket.gethostname(),
+    )
+
+
+def _client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
+            tls: ssl.SSLContext | None = None) -> DavClient:
+    from davsync.dav.client import DavClient
+
+    server = config.server
+    return DavClient(
+        base_url, auth, verify_tls=server.verify_tls, connect_timeout=server.connect_timeout,
+        read_timeout=server.read_timeout, concurrency=server.concurrency,
+        multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
+        request_timeout=server.request_timeout, tls=tls,
+    )
+
+
+class SyncService:
+    """Syncs again and again in one process (a daemon, a watcher): every run shares one
+    authenticator and one DAV client, so one HTTP connection pool; each takes the state
+    directory's lock for its duration, so a command run beside it waits or is told. Runs
+    do not overlap (`run` is called from one thread at a time); `close` when done."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._counter = RequestCounter()
+        self._auth: Authenticator | None = None
+        self._client: DavClient | None = None
+        self._base_url = ""
+
+    def run(self, *, allow_mass_delete: bool = False, only: tuple[str, ...] = (),
+            cancel: threading.Event | None = None) -> SyncResult:
+        result = SyncResult()
+        before = self._counter.count
+        try:
+            with state_lock(self.config.state_dir, "sync", busy=_busy):
+                store = StateStore(state_path(self.config))
+                try:
+                    client = self._open()
+                    client.new_run()
+                    targets = _targets(self.config, store, self._base_url, only)
+                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel)
+                finally:
+                    store.close()
+        except ServerSettingError as exc:
+            result.fatal = ConfigError(f"{self.config.path} {exc}")
+        except DavsyncError as exc:
+            result.fatal = exc
+        result.http_requests = self._counter.count - before
+        return result
+
+    def _open(self) -> DavClient:
+        if self._client is None:
+            self._auth = self._auth or make_authenticator(self.config)
+            self._base_url = dav_url(self.config, self._auth)
+            self._client = _client(self.config, self._auth, self._base_url, self._counter)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def _targets(
     config: Config, store: StateStore, base_url: str, only: tuple[str, ...]
-) -> list[_Target]:
+) -> list[Target]:
     targets = []
     configured = configured_collections(config)
     keys = report_keys([(kind, name) for kind, name, _ in configured])
@@ -192,7 +224,7 @@ def _targets(
             log.warning("%s: the stored URL %s is not on the configured server; looking the "
                         "collection up again", name, without_userinfo(url))
             url = None
-        targets.append(_Target(kind, name, path, key, url, report_key=report_key))
+        targets.append(Target(kind, name, path, key, url, report_key=report_key))
     return targets
 
 
@@ -223,7 +255,7 @@ def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | N
 
 
 def _send_early_probes(
-    config: Config, auth: Authenticator, targets: list[_Target], counter: RequestCounter
+    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter
 ) -> ssl.SSLContext | None:
     """Send the probe of every collection whose URL is known, all at once (a no-op run then
     costs the slowest probe, not their sum); returns the TLS context built for them, if any."""
@@ -251,7 +283,7 @@ def _send_early_probes(
     return tls
 
 
-def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult) -> bool:
+def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult) -> bool:
     """A run in which every device folder matches the state and every early probe matches the
     stored marks ends here, having imported neither httpx nor the engine nor a parser (about
     0.15 s). Anything else (a change, a re-check pending, an answer only the main client can
@@ -291,51 +323,3 @@ def _nothing_to_do(store: StateStore, targets: list[_Target], result: SyncResult
             report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())
     return True
-
-
-def _start_probes(client: DavClient, targets: list[_Target]) -> None:
-    """Open every known collection and have a worker settle its probe: the early answer where
-    it is usable, else a probe through the client (retries, credential refresh, errors)."""
-    for target in targets:
-        if target.url is None:
-            continue
-        remote = client.open_collection(target.url, target.kind, displayname=target.name)
-        target.remote = remote
-        target.probe = client.executor().submit(_settle_probe, remote, target.early)
-
-
-def _settle_probe(remote: Collection, early: EarlyProbe | None) -> Probe:
-    answer = early.answer() if early is not None else None
-    found = remote.read_probe(answer.status, answer.content) if answer is not None else None
-    return found if found is not None else remote.probe()
-
-
-def _sync_one(
-    client: DavClient, store: StateStore, options: SyncOptions, target: _Target, *, create: bool
-) -> CollectionReport:
-    from davsync.engine import CollectionSync
-    from davsync.sources.base import SourceError
-    from davsync.sources.vdir import VdirSource
-
-    remote, probe = target.remote, target.probe
-    if remote is None:
-        remote = client.find_collection(
-            target.kind, target.name, displayname=target.name, create=create
-        )
-        store.save_collection(target.key, target.kind, remote.url)
-        if remote.loaded_probe is not None:  # discovery already read the change marker
-            probe = Future()
-            probe.set_result(remote.loaded_probe)
-    source = VdirSource(target.path, target.kind)
-    engine = CollectionSync(
-        target.key, source, remote, store, options, lambda: datetime.now(UTC)
-    )
-    try:
-        report = engine.run(probe)
-    except (DavError, SourceError) as exc:  # a collection-level failure; the others still run
-        report = engine.report
-        report.error(target.name, str(exc))
-    store.save_result(
-        target.key, datetime.now(UTC).isoformat(timespec="seconds"), report.as_json()
-    )
-    return report

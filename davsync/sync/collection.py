@@ -1,0 +1,268 @@
+"""One sync of one collection: gather -> plan -> execute -> settle.
+
+Cost model: an unchanged collection costs one PROPFIND (the ctag/sync-token probe) and a stat
+of each device file; only changed items are read, parsed, downloaded or uploaded.
+
+Crash safety: each item's outcome is recorded the moment it happens; the collection's ctag and
+sync token are saved only after everything they covered was applied. A run killed (or
+cancelled) at any instant is therefore followed by one that re-lists the same server changes
+and finds most of them already applied (same etag, or same content on both sides: recorded,
+not duplicated).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+
+from davsync.core.plan import (
+    Action,
+    Changes,
+    Op,
+    Seen,
+    copy_uid,
+    mass_deletion,
+    plan,
+    resolve_conflicts,
+)
+from davsync.core.synced import Synced
+from davsync.dav.api import DavError, Probe
+from davsync.report import CollectionReport
+from davsync.sources.base import StoreUnavailable
+from davsync.sync.conflicts import Conflicts
+from davsync.sync.context import REFUSED_STATUSES, Context, seen
+from davsync.sync.execute import Handlers, Replan, run_pool, touches_remote
+from davsync.sync.gather import (
+    DeviceGather,
+    DeviceSide,
+    ServerGather,
+    ServerView,
+    after_repairs,
+)
+from davsync.sync.ledger import Ledger
+from davsync.sync.marks import keep_pending, save_marks
+
+log = logging.getLogger("davsync.engine")
+# Downloaded items applied at a time when nothing is deleted (see `_stream`): about one multiget
+# batch, so a pairing holds a few batches in memory, not the whole collection.
+_STREAM_CHUNK = 50
+# Re-plans after a surprised write carried out in a row for one action before giving up on
+# it until the next run (a server whose item changes under every attempt).
+_MAX_ROUNDS = 5
+
+
+class CollectionSync:
+    """Syncs one device source with one DAV collection, recording into the store as
+    `ctx.name`. One instance per run of the collection."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.report: CollectionReport = ctx.report
+        self.ledger = Ledger(ctx)
+        self.conflicts = Conflicts(ctx)
+        self.handlers = Handlers(ctx, self.conflicts.copy_made)
+        self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
+        self._exists = ctx.remote.exists
+
+    def run(self, probe: Future[Probe] | None = None) -> CollectionReport:
+        """`probe`: this collection's probe already in flight (the composition root sends every
+        collection's probe before it imports the rest of a run); otherwise it is sent here."""
+        ctx = self.ctx
+        if ctx.store.collection(ctx.name) is None:
+            ctx.store.save_collection(ctx.name, ctx.source.kind, ctx.remote.url)
+        try:
+            return self._run(probe)
+        except StoreUnavailable as exc:  # nothing planned, nothing done, the marks stay
+            self.report.error(ctx.source.location, str(exc))
+            return self.report
+
+    def _run(self, probe: Future[Probe] | None) -> CollectionReport:
+        ctx = self.ctx
+        # The probe (often the whole cost of a no-op run) is sent first and overlaps loading
+        # the state and scanning the device.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if probe is None and self._exists:
+                probe = pool.submit(ctx.remote.probe)
+            state = ctx.store.items(ctx.name)
+            gather = ServerGather(ctx, state, self._exists)
+            server_future = pool.submit(gather.listing, probe)
+            device_gather = DeviceGather(ctx, state)
+            side = device_gather.gather()
+            server = server_future.result()
+        self._exists = gather.exists
+        self.ledger.refused = device_gather.refused
+        self.ledger.wrote_remote |= gather.wrote_remote
+        device = self._repair_uids(side)
+        self._known = set(state) | set(device)
+        if None in device.values() or None in server.changes.values():
+            for uid, item in gather.items(server):
+                server.changes[uid] = item
+            done = self._plan_and_execute(state, device, server.changes)
+        else:
+            done = self._stream(state, device, server, gather)
+        self.ledger.wrote_remote |= gather.wrote_remote
+        if not done or self.ledger.skipped:  # stopped: the marks stay, the next run sees it all
+            self.ledger.commit()
+            keep_pending(ctx, server, self.ledger)
+            return self.report
+        ctx.source.flush()
+        save_marks(ctx, server, self.ledger, self._follow_up)
+        return self.report
+
+    def _repair_uids(self, side: DeviceSide) -> dict[str, Seen | None]:
+        """Carry out the UID repairs the device gathering planned, before anything else."""
+        repaired: dict[str, Seen | None] = {}
+        for action in side.repairs:
+            repaired[action.uid] = self.handlers.perform(action).repaired
+        return after_repairs(side, repaired)
+
+    def _stream(self, state: dict[str, Synced], device: Changes, server: ServerView,
+                gather: ServerGather) -> bool:
+        """Nothing is deleted on either side, so the mass-deletion guard has nothing to stop:
+        apply each downloaded chunk while the next multigets are in flight. Memory then stays
+        at a few batches whatever the collection holds (pairing 1 000 contacts with 150 KB
+        photos: 406 MB peak when everything was downloaded before planning), and writing
+        files overlaps downloading. Items found gone only while downloading are planned last,
+        under the guard; False when it stopped them."""
+        handled: set[str] = set()
+        late: dict[str, Seen | None] = {}  # gone between the listing and the download
+        chunk: dict[str, Seen | None] = {}
+        for uid, item in gather.items(server):
+            if item is None:
+                late[uid] = None
+                continue
+            late.pop(uid, None)
+            chunk[uid] = item
+            if len(chunk) >= _STREAM_CHUNK:
+                self._apply_chunk(state, device, chunk)
+                handled |= chunk.keys()
+                chunk = {}
+                if self.ctx.cancelled():
+                    self.ledger.skipped = True
+                    return True
+        self._apply_chunk(state, device, chunk)
+        handled |= chunk.keys()
+        rest = {uid: d for uid, d in device.items() if uid not in handled}
+        return self._plan_and_execute(
+            state, rest, {u: s for u, s in late.items() if u not in handled})
+
+    def _apply_chunk(
+        self, state: dict[str, Synced], device: Changes, chunk: dict[str, Seen | None]
+    ) -> None:
+        """Plan and do the downloaded chunk's UIDs: with a version on both sides where the
+        device changed too, so each decision is the one the whole-collection plan would make."""
+        if chunk:
+            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk)
+
+    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes
+                          ) -> bool:
+        """False when the mass-deletion guard stopped it (reported as an error)."""
+        planned = plan(state, device, server)
+        actions = self._resolve(planned)
+        device_count = len([r for r in state.values() if r.filename])
+        server_count = len([r for r in state.values() if r.href])
+        guard = mass_deletion(actions, device_count, server_count)
+        if guard and not self.ctx.options.allow_mass_delete:
+            self.report.error(self.ctx.name, guard)
+            return False
+        self._execute(actions)
+        return True
+
+    def _resolve(self, planned: list[Action]) -> list[Action]:
+        """Count and name the conflicts, then replace each by what the policy says."""
+        self.report.conflicts += sum(1 for a in planned if a.op is Op.CONFLICT)
+        self.conflicts.tell(planned)
+        return resolve_conflicts(planned, self.ctx.options.conflict, copy_uid,
+                                 self.conflicts.note, self._known)
+
+    # ---- execution ---------------------------------------------------------------------
+
+    def _execute(self, actions: list[Action]) -> None:
+        if not self._exists:
+            actions = self._create_collection(actions)
+        for _ in range(_MAX_ROUNDS):
+            actions = self._round(actions)
+            if not actions:
+                break
+        for action in actions:
+            where = action.base or Synced(action.uid, None, None, None, None, "")
+            self._keeps_changing(where.filename or action.uid, where.href or action.uid)
+        self.ledger.commit()
+
+    def _keeps_changing(self, ref: str, href: str | None) -> None:
+        self.report.error(ref, f"{href} keeps changing on the server; retrying next run")
+        if href is not None:
+            self.ledger.recheck.add(href)
+
+    def _round(self, actions: list[Action]) -> list[Action]:
+        """Carry out `actions`; returns the follow-ups (re-plans after surprised writes).
+
+        A conflict's device copy goes first: its UPDATE_LOCAL then overwrites a version that
+        is already safe in a file of its own (a kill in between loses nothing)."""
+        copies = [a for a in actions if a.op is Op.CREATE_COPY]
+        local = [a for a in actions if not touches_remote(a)]
+        remote = [a for a in actions if touches_remote(a) and a.op is not Op.CREATE_COPY]
+        replans = []
+        for action in [*copies, *local]:
+            replans.append(self.ledger.absorb(self.handlers.perform(action)))
+        for done in run_pool(self.handlers, remote, self.ctx.options.concurrency):
+            replans.append(self.ledger.absorb(done))
+        follow_ups: list[Action] = []
+        for replan in replans:
+            if replan is not None:
+                follow_ups += self._settle(replan)
+        return follow_ups
+
+    def _follow_up(self, replan: Replan) -> None:
+        """Carry out one re-plan now (from checking our writes, before the marks)."""
+        self._execute(self._settle(replan))
+
+    def _settle(self, replan: Replan) -> list[Action]:
+        """The actions of a re-plan, with `where` as the base of the ones that have none."""
+        actions = []
+        for action in self._resolve(replan.actions):
+            if action.op in (Op.UPDATE_REMOTE, Op.DELETE_REMOTE) and action.server is None:
+                self._keeps_changing(replan.where.filename or replan.uid, replan.where.href)
+                continue
+            if action.uid == replan.uid and action.base is None:
+                action = replace(action, base=replan.where)
+            actions.append(action)
+        return actions
+
+    def _create_collection(self, actions: list[Action]) -> list[Action]:
+        """Create the collection, in one request with its first items where the server can."""
+        creates = [a for a in actions if a.op is Op.CREATE_REMOTE]
+        self._exists = True
+        if creates and self.ctx.remote.can_bulk_create() and self._bulk_create(creates):
+            return [a for a in actions if a.op is not Op.CREATE_REMOTE]
+        self.ctx.remote.ensure_exists()
+        return actions
+
+    def _bulk_create(self, creates: list[Action]) -> bool:
+        """One request for a new collection's first upload; False when the server refused
+        that body (one bad or too large item spoils it): then it goes item by item, so only
+        the items the server refuses are reported, each on its own."""
+        ctx = self.ctx
+        items = [(a.uid, seen(a.device).item.data) for a in creates]
+        try:
+            created = ctx.remote.bulk_create(items)
+        except DavError as exc:
+            if exc.status not in REFUSED_STATUSES:
+                raise
+            log.info("%s: one-request upload refused (%s); uploading item by item", ctx.name,
+                     exc)
+            return False
+        self.ledger.wrote_remote = True
+        rows = []
+        for action in creates:
+            d = seen(action.device)
+            where = created.get(action.uid)
+            if where is None:
+                self.report.error(d.ref, "the server did not store it in the bulk upload")
+                continue
+            rows.append((Synced(action.uid, d.ref, d.tag, where.href, where.etag, d.item.hash),
+                         d.item.text))
+            self.report.count("uploaded")
+        ctx.store.record_many(ctx.name, rows)
+        return True

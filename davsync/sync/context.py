@@ -1,0 +1,51 @@
+"""What every piece of one collection's sync shares: the ports, the options and the report."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from davsync.core.plan import Seen
+from davsync.report import CollectionReport
+from davsync.sync.ports import DavCollection, Source, StateStore
+
+# The largest item davsync uploads. A contact with a good photo is a few hundred KB; a 50 MB
+# vCard is a mistake that would be re-sent, and time out, on every run.
+MAX_ITEM_BYTES = 10 * 1024 * 1024
+# Answers to a PUT that say "not this item" (not "not now", not "not this collection"): the
+# item is remembered as refused and not sent again until its content changes.
+REFUSED_STATUSES = frozenset({400, 413, 415, 422})
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    conflict: str = "keep-both"
+    allow_mass_delete: bool = False
+    concurrency: int = 4
+    device_label: str = "this device"
+    max_item_bytes: int = MAX_ITEM_BYTES
+
+
+@dataclass
+class Context:
+    """One collection's sync: `name` is its key in the state store. `cancel`, once set, stops
+    the run from starting new items (the one in flight finishes, the marks stay)."""
+
+    name: str
+    source: Source
+    remote: DavCollection
+    store: StateStore
+    options: SyncOptions
+    now: Callable[[], datetime]
+    cancel: threading.Event = field(default_factory=threading.Event)
+    report: CollectionReport = field(default_factory=CollectionReport)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+def seen(value: Seen | None) -> Seen:
+    assert value is not None
+    return value

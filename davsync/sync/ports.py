@@ -1,0 +1,160 @@
+"""The ports the sync drives: a device store, a DAV collection and the state store.
+
+Adapters implement them (`sources.vdir`, `dav.client.Collection`, `state.store.StateStore`;
+the tests' in-memory collection) without importing this module: the protocols are structural.
+Their value types (Probe, Fetched, Synced, Refusal, ...) and errors stay with the adapters'
+shared modules (`dav.api`, `core.synced`, `sources.base`, `state.store`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from davsync.core.kinds import Kind
+from davsync.core.synced import Synced
+from davsync.dav.api import Created, Fetched, Probe, SyncDelta
+from davsync.state.store import CollectionState, Refusal
+
+
+class Source(Protocol):
+    """A device store holding items of one kind, addressed by a name (e.g. a file name).
+
+    `sig` is a cheap change marker (for files: mtime, size, inode) so that unchanged items are
+    never read. Writes are atomic: a reader sees the old or the new item, never half of one.
+    `write`/`delete` take the sig the caller last saw and refuse (SourceError) if the item
+    changed since, so a user's concurrent edit is never overwritten.
+    """
+
+    kind: Kind
+    location: str
+    skipped: dict[str, str]  # item-like entries the last scan left out -> why (reported)
+
+    def scan(self) -> dict[str, str]:
+        """Every item name with its current sig. Raises StoreMissing when the store does not
+        exist and StoreUnavailable when it cannot be listed: an empty answer always means an
+        empty store."""
+        ...
+
+    def create_store(self) -> None:
+        """Create the (empty) store; only for one that was never synced (see StoreMissing)."""
+        ...
+
+    def read(self, name: str, max_bytes: int | None = None) -> bytes:
+        """The item's bytes; ItemTooLarge (without reading it) when it exceeds `max_bytes`."""
+        ...
+
+    def create(self, uid: str, data: bytes) -> tuple[str, str]:
+        """Store a new item; returns (name, sig). Never replaces an existing item."""
+        ...
+
+    def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
+        """Replace an item; returns the new sig."""
+        ...
+
+    def delete(self, name: str, expect_sig: str | None) -> None: ...
+
+    def flush(self) -> None:
+        """Make every create/write/delete so far durable (e.g. fsync the directory).
+
+        Individual writes are atomic and their data is synced, but the store may batch the
+        durability of names; the sync calls this before it records outcomes."""
+        ...
+
+
+class DavCollection(Protocol):
+    """One addressbook or calendar collection on the server.
+
+    Hrefs are absolute paths ("/user/contacts/abc.vcf"), exactly as the server spells them in
+    multistatus answers, so they compare equal across listings. Every method raises `DavError`
+    subclasses, never an HTTP library's exceptions.
+    """
+
+    url: str
+    kind: Kind
+    exists: bool  # False when discovery found no collection of that name yet
+
+    def ensure_exists(self, displayname: str | None = None) -> None:
+        """Create the collection (extended MKCOL / MKCALENDAR) if it does not exist."""
+        ...
+
+    def probe(self) -> Probe:
+        """PROPFIND Depth 0 for getctag (one request), or the sync-token where there is none."""
+        ...
+
+    def supports_sync_collection(self) -> bool: ...
+
+    def sync(self, token: str | None) -> SyncDelta:
+        """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
+        ...
+
+    def list_etags(self) -> dict[str, str | None]:
+        """PROPFIND Depth 1: every member href with its etag."""
+        ...
+
+    def multiget(self, hrefs: Sequence[str]) -> Iterator[Fetched]:
+        """addressbook-multiget / calendar-multiget in bounded batches, a few in flight;
+        a batch that fails as a whole is split until the bad href is isolated."""
+        ...
+
+    def href_for(self, uid: str) -> str:
+        """The href a new item with this UID gets (safe, percent-encoded file name)."""
+        ...
+
+    def create(self, href: str, data: bytes) -> str | None:
+        """PUT with If-None-Match: *; returns the new etag. 412 raises PreconditionFailed."""
+        ...
+
+    def update(self, href: str, data: bytes, etag: str | None) -> str | None:
+        """PUT with If-Match: etag (unconditional only if etag is None); returns the new etag."""
+        ...
+
+    def delete(self, href: str, etag: str | None) -> None:
+        """DELETE with If-Match; a 404 counts as done."""
+        ...
+
+    def can_bulk_create(self) -> bool:
+        """True only where the quirks table says this server stores a whole multi-item body in
+        one PUT to a *new* collection URL, and this collection does not exist yet."""
+        ...
+
+    def bulk_create(self, items: Sequence[tuple[str, bytes]]) -> dict[str, Created]:
+        """Create the (not yet existing) collection holding all (uid, data) items in one PUT;
+        returns uid -> where it landed. Only after can_bulk_create() said True."""
+        ...
+
+
+class StateStore(Protocol):
+    """What the sync remembers per collection (its key `name`): the synced items, the marks
+    (ctag, sync token) of the last complete read, hrefs to look at again, refused contents.
+
+    Used from one thread only (the run's); `transaction` makes a batch of records atomic."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def collection(self, name: str) -> CollectionState | None: ...
+
+    def save_collection(self, name: str, kind: str, url: str | None) -> None: ...
+
+    def save_marks(self, name: str, ctag: str | None, sync_token: str | None) -> None: ...
+
+    def save_result(self, name: str, when: str, result: dict[str, object]) -> None: ...
+
+    def items(self, collection: str) -> dict[str, Synced]: ...
+
+    def record(self, collection: str, synced: Synced, text: str | None) -> None: ...
+
+    def record_many(self, collection: str, rows: Iterable[tuple[Synced, str | None]]) -> None: ...
+
+    def forget(self, collection: str, uid: str) -> None: ...
+
+    def pending(self, collection: str) -> set[str]: ...
+
+    def set_pending(self, collection: str, hrefs: Iterable[str]) -> None: ...
+
+    def refused(self, collection: str) -> dict[str, Refusal]: ...
+
+    def refuse(self, collection: str, uid: str, refusal: Refusal) -> None: ...
+
+    def clear_refused(self, collection: str, uids: Iterable[str]) -> None: ...

@@ -1,0 +1,69 @@
+"""The pieces of one collection's sync on their own: gathering only reads, and the execution
+table has a handler for every action a plan can hand it."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from davsync.core.plan import Op
+from davsync.sources.vdir import VdirSource
+from davsync.state.store import StateStore
+from davsync.sync.context import Context, SyncOptions
+from davsync.sync.execute import Handlers
+from davsync.sync.gather import DeviceGather
+from tests.unit.memdav import MemCollection
+from tests.unit.rig import Rig, vcard
+
+
+def _ctx(tmp_path: Path) -> Context:
+    folder = tmp_path / "device"
+    folder.mkdir(exist_ok=True)
+    return Context("c", VdirSource(folder, "contacts"), MemCollection(),
+                   StateStore(tmp_path / "state.sqlite"), SyncOptions(),
+                   lambda: datetime(2026, 11, 22, tzinfo=UTC), threading.Event())
+
+
+def test_gathering_plans_uid_repairs_and_writes_nothing(tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path)
+    folder = tmp_path / "device"
+    (folder / "x.vcf").write_bytes(vcard(None, "No Uid"))
+    (folder / "1.vcf").write_bytes(vcard("dup", "First"))
+    (folder / "2.vcf").write_bytes(vcard("dup", "Second"))
+    side = DeviceGather(ctx, {}).gather()
+    assert [(a.op, a.device.ref if a.device else None) for a in side.repairs] == [
+        (Op.REPAIR_UID, "2.vcf"), (Op.REPAIR_UID, "x.vcf")]
+    assert (folder / "x.vcf").read_bytes() == vcard(None, "No Uid")  # reading wrote nothing
+    assert (folder / "2.vcf").read_bytes() == vcard("dup", "Second")
+    assert all(side.changes[a.uid] == a.device for a in side.repairs)
+
+
+def test_every_op_a_plan_hands_over_has_a_handler(tmp_path: Path) -> None:
+    handlers = Handlers(_ctx(tmp_path), lambda copy, name, href: None)
+    assert set(handlers.table) == set(Op) - {Op.CONFLICT}  # conflicts are resolved first
+
+
+class RefusingVdir(VdirSource):
+    def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
+        raise self.error(name)
+
+    def error(self, name: str) -> Exception:
+        from davsync.sources.base import SourceError
+
+        return SourceError(f"{name} changed while davsync was writing it; left untouched")
+
+
+def test_a_uid_repair_that_cannot_be_written_deletes_nothing(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
+    (rig.dir / "b.vcf").write_bytes(vcard("b", "Bruno"))
+    rig.sync()
+    (rig.dir / "a.vcf").write_bytes(vcard(None, "Anna"))  # the UID line lost in an edit
+    report = rig.sync(RefusingVdir(rig.dir, "contacts"))
+    assert [e["reason"] for e in report.errors] == [
+        "a.vcf changed while davsync was writing it; left untouched"]
+    assert rig.server() == {"a": "Anna", "b": "Bruno"} and "a" in rig.store.items("c")
+    rig.sync()  # written back with a new UID next time: the old item goes, the new one comes
+    assert sorted(rig.device().values()) == ["Anna", "Bruno"] and "a" not in rig.device()
+    assert rig.device() == rig.server()
