@@ -28,6 +28,7 @@ from davsync.core.plan import (
     plan,
     resolve_conflicts,
 )
+from davsync.core.policy import ConflictPolicy
 from davsync.core.synced import Synced
 from davsync.dav.api import (
     DavCollection,
@@ -61,7 +62,7 @@ _REFUSED_STATUSES = frozenset({400, 413, 415, 422})
 
 @dataclass(frozen=True)
 class SyncOptions:
-    conflict: str = "keep-both"
+    conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
     allow_mass_delete: bool = False
     concurrency: int = 4
     device_label: str = "this device"

@@ -25,10 +25,10 @@ import httpx
 import jwt
 
 from davsync.config import ServerConfig
+from davsync.config.secret_command import run_secret_command
 from davsync.credentials.secret import Secret
 from davsync.credentials.store import DeviceCredentials, SecretStore, load_id_token
 from davsync.errors import AuthError, ConfigError, UnreachableError
-from davsync.settings import run_secret_command
 
 log = logging.getLogger(__name__)
 
