@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -137,3 +138,12 @@ def test_each_table_and_key_is_named_exactly(text: str, message: str) -> None:
 def test_log_level_is_an_enum() -> None:
     assert parse(GOOD.replace("[server]", '[server]\nlog_level = "debug"')).log_level \
         is LogLevel.DEBUG
+
+
+def test_every_key_the_example_documents_is_in_the_schema() -> None:
+    example = Path(__file__).parents[2] / "config" / "server.example.toml"
+    text = "\n".join(re.sub(r"^# ?(?=\[\[?[a-z.]+\]\]?$|[a-z_]+ = )", "", line)
+                     for line in example.read_text().splitlines())
+    s = parse_server_settings(tomllib.loads(text), example)
+    assert s.tls_key is not None and len(s.issuers) == 2 and s.radicale == {
+        "logging": {"bad_put_request_content": "True"}}
