@@ -15,7 +15,6 @@ generic wording ("must be a string") would not help.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -31,9 +30,10 @@ from davsync.errors import ConfigError
 S = TypeVar("S", bound="Table")
 
 # Where msgspec says the problem is: "... - at `$.server.concurrency`" (absent at the root).
-_AT = re.compile(r"(?P<what>.*) - at `\$(?P<path>[^`]*)`", re.DOTALL)
-_SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-_NAMED_KEY = re.compile(r"(?P<how>unknown|missing required) field `(?P<key>[^`]*)`")
+# Patterns, not compiled: only an error needs them, and a no-op sync reads the config first.
+_AT = r"(?P<what>.*) - at `\$(?P<path>[^`]*)`"
+_SEGMENT = r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]"
+_NAMED_KEY = r"(?P<how>unknown|missing required) field `(?P<key>[^`]*)`"
 _MISSING: Any = object()
 
 
@@ -91,15 +91,15 @@ def explain(exc: msgspec.ValidationError, raw: Mapping[str, Any], schema: type[m
     from msgspec import inspect
 
     text = str(exc)
-    at = _AT.fullmatch(text)
+    at = re.fullmatch(_AT, text, re.DOTALL)
     what, path = (at["what"], at["path"]) if at else (text, "")
     spot = _Spot(where, inspect.type_info(schema), raw)
-    for name, index in _SEGMENT.findall(path):
+    for name, index in re.findall(_SEGMENT, path):
         if name:
             spot.field(name)
         elif not spot.item(int(index)):
             break
-    named = _NAMED_KEY.search(what)
+    named = re.search(_NAMED_KEY, what)
     if named is not None:
         spot.enter()
         if named["how"] == "unknown":
@@ -159,6 +159,8 @@ class _Spot:
 
 def _unknown(key: str, known: list[str]) -> str:
     """Refuse unknown keys: a typo must not silently fall back to a default."""
+    import difflib  # only for errors
+
     hint = difflib.get_close_matches(key, known, n=1)
     extra = f" (did you mean {hint[0]!r}?)" if hint else f"; known keys: {', '.join(known)}"
     return f"unknown key{extra}"
