@@ -1,4 +1,6 @@
-"""`[backup]` in the client config: typed, validated, with secrets resolved only on demand."""
+"""`[backup]` in the client config, made ready for a backup: the rules a backup needs beyond
+the schema (`davsync.config.schema.BackupTable`), paths resolved, secrets resolved only on demand.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from davsync.config import Config
+from davsync.config import BackupTable, Config, EncryptionMode
+from davsync.config.decode import key_error, resolve_path
 from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
-from davsync.settings import Table, run_secret_command
+from davsync.secret_command import run_secret_command
 
 CATEGORIES = ("images", "videos", "documents")
 SNAPSHOT_CATEGORIES = ("contacts", "calendars")
@@ -19,11 +22,8 @@ ALL_CATEGORIES = CATEGORIES + SNAPSHOT_CATEGORIES
 # S3 bucket naming rules: an invalid name is the user's to fix, not a network failure.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
-KEYS = (
-    "endpoint", "bucket", "prefix", "region", "access_key", "secret_key", "access_key_command",
-    "secret_key_command", "encryption", "passphrase", "passphrase_command", *CATEGORIES,
-    "unmetered_only", "retention_days", "concurrency", "part_size_mib",
-)
+_EITHER = (("passphrase", "passphrase_command"), ("access_key", "access_key_command"),
+           ("secret_key", "secret_key_command"))
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class BackupConfig:
     bucket: str
     prefix: str
     region: str
-    encryption: str
+    encryption: EncryptionMode
     roots: dict[str, list[Path]]
     unmetered_only: bool
     retention_days: int
@@ -42,32 +42,32 @@ class BackupConfig:
     contacts_dir: Path | None
     calendars_dir: Path | None
     where: str
-    _table: Table = field(repr=False)
+    _table: BackupTable = field(repr=False)
 
     def passphrase(self) -> Secret:
         t = self._table
-        inline = t.secret("passphrase")
-        if inline is not None:
-            return inline
-        command = t.str("passphrase_command")
-        if command is None:
-            raise t.error("passphrase", "is required (or passphrase_command)")
-        return run_secret_command(command, f"{self.where} passphrase_command")
+        if t.passphrase is not None:
+            return t.passphrase
+        if t.passphrase_command is None:
+            raise key_error(self.where, "passphrase", "is required (or passphrase_command)")
+        return run_secret_command(t.passphrase_command, f"{self.where} passphrase_command")
 
     def credentials(self) -> tuple[str, Secret] | None:
         """(access key, secret key) from the config, or None for the standard AWS chain."""
         t = self._table
-        access = t.str("access_key")
-        if access is None and (cmd := t.str("access_key_command")) is not None:
-            access = run_secret_command(cmd, f"{self.where} access_key_command").reveal()
-        secret = t.secret("secret_key")
-        if secret is None and (cmd := t.str("secret_key_command")) is not None:
-            secret = run_secret_command(cmd, f"{self.where} secret_key_command")
+        access = t.access_key
+        if access is None and t.access_key_command is not None:
+            access = run_secret_command(t.access_key_command,
+                                        f"{self.where} access_key_command").reveal()
+        secret = t.secret_key
+        if secret is None and t.secret_key_command is not None:
+            secret = run_secret_command(t.secret_key_command, f"{self.where} secret_key_command")
         if access is None and secret is None:
             return None
         if access is None or secret is None:
             missing = "access_key" if access is None else "secret_key"
-            raise t.error(missing, "is required when the other key of the pair is set")
+            raise key_error(self.where, missing,
+                            "is required when the other key of the pair is set")
         return access, secret
 
 
@@ -82,41 +82,55 @@ def is_loopback_url(url: str) -> bool:
 
 
 def parse_backup(config: Config) -> BackupConfig:
-    """Read and check `[backup]`; raises ConfigError naming the key."""
-    if not config.has_section("backup"):
+    """Check `[backup]` for a backup or restore; raises ConfigError naming the key."""
+    t = config.backup
+    if t is None:
         raise ConfigError(f"{config.path}: no [backup] section (see README, Backup)")
-    t = config.section("backup")
-    t.check_keys(KEYS)
-    endpoint = t.str("endpoint")
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise t.error("endpoint", f"must start with https:// (or http://), not {endpoint!r}")
-    encryption = t.choice("encryption", ("client", "sse-c"), "client")
-    if encryption == "sse-c" and endpoint is not None and endpoint.startswith("http://") \
-            and not is_loopback_url(endpoint):
-        raise t.error("encryption", "\"sse-c\" sends the key with every request: it needs an "
-                      "https:// endpoint (plain http:// is allowed only for loopback)")
-    for pair in (("passphrase", "passphrase_command"), ("access_key", "access_key_command"),
-                 ("secret_key", "secret_key_command")):
-        if t.str(pair[0]) is not None and t.str(pair[1]) is not None:
-            raise t.error(pair[0], f"give either {pair[0]} or {pair[1]}, not both")
-    if t.str("passphrase") is None and t.str("passphrase_command") is None:
-        raise t.error("passphrase_command", "is required (or passphrase)")
-    bucket = t.req_str("bucket")
-    if len(bucket) < 3:
-        raise t.error("bucket", "must have at least 3 characters")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
-        raise t.error("bucket", f"{bucket!r} is not a valid S3 bucket name: use 3 to 63 "
-                      "lower-case letters, digits, dots and hyphens, starting and ending with a "
-                      "letter or digit")
-    prefix = (t.str("prefix", "") or "").strip("/")
+    where = config.where("backup")
+    _check_rules(t, where)
+    bucket = _checked_bucket(t.bucket, where)
+    folder = config.path.parent
     return BackupConfig(
-        endpoint=endpoint, bucket=bucket, prefix=prefix,
-        region=t.str("region", "us-east-1") or "us-east-1", encryption=encryption,
-        roots={c: t.paths(c) for c in CATEGORIES},
-        unmetered_only=t.bool("unmetered_only", False),
-        retention_days=t.int("retention_days", 30, minimum=1, maximum=36500),
-        concurrency=t.int("concurrency", 4, minimum=1, maximum=64),
-        part_size=t.int("part_size_mib", 8, minimum=5, maximum=512) << 20,
+        endpoint=t.endpoint, bucket=bucket, prefix=(t.prefix or "").strip("/"), region=t.region,
+        encryption=t.encryption,
+        roots={c: _paths(getattr(t, c), folder) for c in CATEGORIES},
+        unmetered_only=t.unmetered_only, retention_days=t.retention_days,
+        concurrency=t.concurrency, part_size=t.part_size_mib << 20,
         state_dir=config.state_dir, contacts_dir=config.device.contacts,
-        calendars_dir=config.device.calendars, where=t.where, _table=t,
+        calendars_dir=config.device.calendars, where=where, _table=t,
     )
+
+
+def _check_rules(t: BackupTable, where: str) -> None:
+    """What a backup needs beyond each key's own type: keys that go together or exclude each
+    other, and an https:// endpoint for a key sent with every request."""
+    endpoint = t.endpoint
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise key_error(where, "endpoint",
+                        f"must start with https:// (or http://), not {endpoint!r}")
+    if t.encryption == EncryptionMode.SSE_C and endpoint is not None \
+            and endpoint.startswith("http://") and not is_loopback_url(endpoint):
+        raise key_error(where, "encryption", "\"sse-c\" sends the key with every request: it "
+                        "needs an https:// endpoint (plain http:// is allowed only for loopback)")
+    for key, command in _EITHER:
+        if getattr(t, key) is not None and getattr(t, command) is not None:
+            raise key_error(where, key, f"give either {key} or {command}, not both")
+    if t.passphrase is None and t.passphrase_command is None:
+        raise key_error(where, "passphrase_command", "is required (or passphrase)")
+
+
+def _checked_bucket(bucket: str | None, where: str) -> str:
+    if bucket is None:
+        raise key_error(where, "bucket", "is required")
+    if len(bucket) < 3:
+        raise key_error(where, "bucket", "must have at least 3 characters")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
+        raise key_error(where, "bucket", f"{bucket!r} is not a valid S3 bucket name: use 3 to 63 "
+                        "lower-case letters, digits, dots and hyphens, starting and ending with "
+                        "a letter or digit")
+    return bucket
+
+
+def _paths(value: list[str] | str, base_dir: Path) -> list[Path]:
+    """A category's folders: one path or a list of them."""
+    return [resolve_path(item, base_dir) for item in ([value] if isinstance(value, str) else value)]

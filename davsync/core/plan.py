@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from davsync.core.item import Item, with_note, with_uid
+from davsync.core.policy import ConflictPolicy
 from davsync.core.synced import Synced
 
 
@@ -134,7 +135,7 @@ def copy_uid(action: Action) -> str:
 
 def resolve_conflicts(
     actions: Iterable[Action],
-    policy: str,
+    policy: ConflictPolicy,
     copy_uid: Callable[[Action], str],
     note: Callable[[Action], str],
     known: Container[str] = frozenset(),
@@ -150,9 +151,9 @@ def resolve_conflicts(
             continue
         d, s = action.device, action.server
         assert d is not None and s is not None
-        if policy == "server-wins":
+        if policy == ConflictPolicy.SERVER_WINS:
             out.append(replace(action, op=Op.UPDATE_LOCAL))
-        elif policy == "device-wins":
+        elif policy == ConflictPolicy.DEVICE_WINS:
             out.append(replace(action, op=Op.UPDATE_REMOTE))
         else:
             out.append(replace(action, op=Op.UPDATE_LOCAL))

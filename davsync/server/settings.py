@@ -1,7 +1,7 @@
 """The self-hosted server's config file (`server.toml`): `[server]`, `[[issuers]]`, `[radicale]`.
 
-It has its own schema, separate from the client's; it is read through `davsync.settings.Table`
-so every error names the file and the key and exits with code 2.
+It has its own schema (declared here), separate from the client's; it is read the same way
+(`davsync.config.decode`), so every error names the file and the key and exits with code 2.
 """
 
 from __future__ import annotations
@@ -9,25 +9,60 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from davsync.errors import ConfigError
-from davsync.settings import Table, load_toml
+from msgspec import Meta
+from msgspec import field as default
 
-SERVER_KEYS = (
-    "listen", "data_dir", "public_url", "log_level", "provision_per_minute",
-    "failed_logins_per_minute", "failed_logins_per_account_per_minute", "failed_login_delay",
-    "max_devices", "jwks_min_refresh", "login_cache_seconds", "tls_certificate", "tls_key",
-    "behind_proxy",
-)
-ISSUER_KEYS = ("issuer", "client_id", "allowed_subjects", "allowed_email_domains")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+from davsync.config.decode import Table, decode, key_error, load_toml, resolve_path
+from davsync.config.schema import LogLevel, Text
+from davsync.errors import ConfigError
+
+Rate = Annotated[float, Meta(ge=0.1)]  # per minute
+Seconds = Annotated[float, Meta(ge=0.0)]
+StrList = Annotated[list[Annotated[str, Meta(min_length=1)]],
+                    Meta(extra={"expect": "a list of non-empty strings"})]
 # Radicale options the server decides itself; overriding them would break auth or isolation.
 RADICALE_OWNED = {
     ("auth", "type"), ("auth", "cache_logins"), ("auth", "delay"), ("rights", "type"),
     ("storage", "filesystem_folder"), ("web", "type"), ("server", "hosts"),
 }
+
+
+class ServerTable(Table, frozen=True):
+    """`[server]` as written; `ServerSettings` is what the server makes of it."""
+
+    listen: Text = "127.0.0.1:5232"
+    data_dir: Text | None = None
+    public_url: Text | None = None
+    log_level: LogLevel = LogLevel.INFO
+    provision_per_minute: Rate = 10.0
+    failed_logins_per_minute: Rate = 10.0
+    failed_logins_per_account_per_minute: Rate = 10.0
+    failed_login_delay: Seconds = 0.1
+    max_devices: Annotated[int, Meta(ge=1)] = 20
+    jwks_min_refresh: Seconds = 30.0
+    login_cache_seconds: Seconds = 60.0
+    tls_certificate: Text | None = None
+    tls_key: Text | None = None
+    behind_proxy: bool = False
+
+
+class IssuerTable(Table, frozen=True):
+    issuer: Text
+    client_id: Text
+    allowed_subjects: StrList = default(default_factory=list)
+    allowed_email_domains: StrList = default(default_factory=list)
+
+
+class ServerFile(Table, frozen=True):
+    """The whole `server.toml`. `[radicale.<section>]` options pass through to Radicale."""
+
+    server: ServerTable = default(default_factory=ServerTable)
+    issuers: Annotated[list[IssuerTable], Meta(extra={"expect": "an array of tables: [[issuers]]"})
+                       ] = default(default_factory=list)
+    radicale: dict[str, Any] = default(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,7 +85,7 @@ class ServerSettings:
     data_dir: Path
     issuers: tuple[IssuerConfig, ...]
     public_url: str | None = None
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.INFO
     provision_per_minute: float = 10.0
     failed_logins_per_minute: float = 10.0
     failed_login_delay: float = 0.1
@@ -123,48 +158,46 @@ def load_server_settings(path: Path | None) -> ServerSettings:
 
 
 def parse_server_settings(raw: dict[str, Any], path: Path) -> ServerSettings:
-    root = Table(raw, str(path), path.parent)
-    root.check_keys(["server", "issuers", "radicale"])
-    srv = root.table("server")
-    srv.check_keys(SERVER_KEYS)
+    file = decode(raw, ServerFile, str(path))
+    srv, where = file.server, f"{path} [server]"
     try:
-        host, port = parse_listen(srv.str("listen", "127.0.0.1:5232") or "")
+        host, port = parse_listen(srv.listen)
     except ValueError as exc:
-        raise srv.error("listen", str(exc)) from None
-    data_dir = srv.path("data_dir")
-    if data_dir is None:
-        raise srv.error("data_dir", "is required (where collections and credentials are kept)")
-    public_url = srv.str("public_url")
+        raise key_error(where, "listen", str(exc)) from None
+    if srv.data_dir is None:
+        raise key_error(where, "data_dir",
+                        "is required (where collections and credentials are kept)")
+    public_url = srv.public_url
     if public_url is not None and not public_url.startswith(("http://", "https://")):
-        raise srv.error("public_url", f"must start with http:// or https://, not {public_url!r}")
-    certificate, key = srv.path("tls_certificate"), srv.path("tls_key")
+        raise key_error(where, "public_url",
+                        f"must start with http:// or https://, not {public_url!r}")
+    certificate, key = (None if p is None else resolve_path(p, path.parent)
+                        for p in (srv.tls_certificate, srv.tls_key))
     if (certificate is None) != (key is None):
         missing = "tls_key" if key is None else "tls_certificate"
-        raise srv.error(missing, "is required together with "
+        raise key_error(where, missing, "is required together with "
                         f"{'tls_certificate' if key is None else 'tls_key'} (PEM files)")
-    behind_proxy = srv.bool("behind_proxy", False)
-    if certificate is None and not behind_proxy and not is_loopback_host(host):
-        raise srv.error("listen", plain_http_refused(host))
+    if certificate is None and not srv.behind_proxy and not is_loopback_host(host):
+        raise key_error(where, "listen", plain_http_refused(host))
     return ServerSettings(
         path=path,
         host=host,
         port=port,
-        data_dir=data_dir,
-        issuers=_issuers(raw.get("issuers", []), path),
+        data_dir=resolve_path(srv.data_dir, path.parent),
+        issuers=_issuers(file.issuers, path),
         public_url=public_url.rstrip("/") + "/" if public_url else None,
-        log_level=srv.choice("log_level", LOG_LEVELS, "info"),
-        provision_per_minute=srv.float("provision_per_minute", 10.0, minimum=0.1),
-        failed_logins_per_minute=srv.float("failed_logins_per_minute", 10.0, minimum=0.1),
-        failed_login_delay=srv.float("failed_login_delay", 0.1),
-        max_devices=srv.int("max_devices", 20, minimum=1),
-        jwks_min_refresh=srv.float("jwks_min_refresh", 30.0),
-        login_cache_seconds=srv.float("login_cache_seconds", 60.0),
-        radicale=_radicale(root.table("radicale")),
-        failed_logins_per_account_per_minute=srv.float(
-            "failed_logins_per_account_per_minute", 10.0, minimum=0.1),
+        log_level=srv.log_level,
+        provision_per_minute=srv.provision_per_minute,
+        failed_logins_per_minute=srv.failed_logins_per_minute,
+        failed_login_delay=srv.failed_login_delay,
+        max_devices=srv.max_devices,
+        jwks_min_refresh=srv.jwks_min_refresh,
+        login_cache_seconds=srv.login_cache_seconds,
+        radicale=_radicale(file.radicale, f"{path} [radicale]"),
+        failed_logins_per_account_per_minute=srv.failed_logins_per_account_per_minute,
         tls_certificate=certificate,
         tls_key=key,
-        behind_proxy=behind_proxy,
+        behind_proxy=srv.behind_proxy,
     )
 
 
@@ -177,53 +210,39 @@ def plain_http_refused(host: str) -> str:
     )
 
 
-def _issuers(value: Any, path: Path) -> tuple[IssuerConfig, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{path} issuers: must be an array of tables: [[issuers]]")
+def _issuers(tables: list[IssuerTable], path: Path) -> tuple[IssuerConfig, ...]:
     out: list[IssuerConfig] = []
-    for index, item in enumerate(value):
-        t = Table(item, f"{path} [[issuers]] #{index + 1}")
-        t.check_keys(ISSUER_KEYS)
-        issuer = t.req_str("issuer").rstrip("/")
+    for index, t in enumerate(tables):
+        where = f"{path} [[issuers]] #{index + 1}"
+        issuer = t.issuer.rstrip("/")
         problem = check_fetch_url(issuer)
         if problem:
-            raise t.error("issuer", f"{problem}; got {issuer!r}")
+            raise key_error(where, "issuer", f"{problem}; got {issuer!r}")
         if any(i.issuer == issuer for i in out):
-            raise t.error("issuer", f"{issuer!r} is listed twice")
-        out.append(
-            IssuerConfig(
-                issuer=issuer,
-                client_id=t.req_str("client_id"),
-                allowed_subjects=_str_list(t, "allowed_subjects"),
-                allowed_email_domains=tuple(
-                    d.lower().lstrip("@") for d in _str_list(t, "allowed_email_domains")
-                ),
-            )
-        )
+            raise key_error(where, "issuer", f"{issuer!r} is listed twice")
+        domains = tuple(d.lower().lstrip("@") for d in t.allowed_email_domains)
+        out.append(IssuerConfig(issuer=issuer, client_id=t.client_id,
+                                allowed_subjects=tuple(t.allowed_subjects),
+                                allowed_email_domains=domains))
     return tuple(out)
 
 
-def _str_list(t: Table, key: str) -> tuple[str, ...]:
-    value = t.data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise t.error(key, "must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _radicale(t: Table) -> dict[str, dict[str, str]]:
-    """`[radicale.<section>]` tables pass extra options through to Radicale, as strings."""
+def _radicale(tables: dict[str, Any], where: str) -> dict[str, dict[str, str]]:
+    """`[radicale.<section>]` tables pass extra options through to Radicale, as strings: they
+    are Radicale's to check, except the ones davsync decides itself."""
     out: dict[str, dict[str, str]] = {}
-    for section, options in t.data.items():
-        sub = t.table(section)
+    for section, options in tables.items():
         if not isinstance(options, dict):
-            raise t.error(section, "must be a table, e.g. [radicale.logging]")
+            raise key_error(where, section, "must be a table, e.g. [radicale.logging]")
         out[section] = {}
         for key, value in options.items():
             if (section, key) in RADICALE_OWNED:
-                raise sub.error(key, "is set by davsync server itself and cannot be overridden")
+                raise key_error(f"{where} [{section}]", key,
+                                "is set by davsync server itself and cannot be overridden")
             if isinstance(value, bool):
                 value = "True" if value else "False"
             if not isinstance(value, str | int | float):
-                raise sub.error(key, "must be a string, number or boolean")
+                raise key_error(f"{where} [{section}]", key,
+                                "must be a string, number or boolean")
             out[section][key] = str(value)
     return out

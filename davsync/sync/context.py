@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from davsync.core.plan import Seen
+from davsync.core.policy import ConflictPolicy
 from davsync.report import CollectionReport
 from davsync.sync.ports import DavCollection, Source, StateStore
 
@@ -21,7 +22,7 @@ REFUSED_STATUSES = frozenset({400, 413, 415, 422})
 
 @dataclass(frozen=True)
 class SyncOptions:
-    conflict: str = "keep-both"
+    conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
     allow_mass_delete: bool = False
     concurrency: int = 4
     device_label: str = "this device"

@@ -6,7 +6,7 @@ import pytest
 
 from davsync.backup.settings import BackupConfig, is_loopback_url, parse_backup
 from davsync.backup.store import NotFound, RetryingStore, StoreError
-from davsync.config import load_config
+from davsync.config import EncryptionMode, load_config
 from davsync.errors import ConfigError
 
 BASE = """
@@ -99,3 +99,26 @@ def test_valid_bucket_names_pass(tmp_path: Path, name: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(BASE.replace('"bkt"', f'"{name}"'), encoding="utf-8")
     assert parse_backup(load_config(path)).bucket == name
+
+
+def test_a_category_takes_one_path_or_a_list_and_choices_are_enums(tmp_path: Path) -> None:
+    cfg = load(tmp_path, 'images = "pics"\nvideos = ["~/Videos", "$HOME/More"]\n'
+                         'encryption = "client"\n')
+    assert cfg.roots["images"] == [tmp_path / "pics"]
+    assert cfg.roots["videos"] == [Path.home() / "Videos", Path.home() / "More"]
+    assert cfg.encryption is EncryptionMode.CLIENT
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('prefix = ""\n', "[backup] prefix: must not be empty"),
+    ("retention_days = 0\n", "[backup] retention_days: must be between 1 and 36500, not 0"),
+    ("unmetered_only = 1\n", "[backup] unmetered_only: must be true or false, not int 1"),
+    ('secret_key = 5\n', "[backup] secret_key: must be a string, not int 5"),
+])
+def test_each_key_is_checked_when_the_file_is_read(tmp_path: Path, extra: str,
+                                                   message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(BASE + extra, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path} {message}"

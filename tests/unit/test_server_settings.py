@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from davsync.config import LogLevel
 from davsync.errors import EXIT_CONFIG, ConfigError
 from davsync.server.settings import check_fetch_url, parse_listen, parse_server_settings
 
@@ -103,3 +105,45 @@ def test_tls_certificate_and_key_come_together() -> None:
         parse(GOOD.replace("[server]", '[server]\ntls_certificate = "c.pem"'))
     with pytest.raises(ConfigError, match="tls_certificate: is required together with tls_key"):
         parse(GOOD.replace("[server]", '[server]\ntls_key = "k.pem"'))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("[[issuers]]", "[issuers]"),
+         "issuers: must be an array of tables: [[issuers]]"),
+        ("issuers = [1]\n" + GOOD.split("[[issuers]]")[0], "[[issuers]] #1: must be a table"),
+        (GOOD + "allowed_subjects = ['']\n",
+         "[[issuers]] #1 allowed_subjects: must be a list of non-empty strings"),
+        (GOOD + "clientid = 'x'\n",
+         "[[issuers]] #1 clientid: unknown key (did you mean 'client_id'?)"),
+        ('radicale = 1\n' + GOOD, "[radicale]: must be a table"),
+        (GOOD + "[radicale]\nlogging = 1\n",
+         "[radicale] logging: must be a table, e.g. [radicale.logging]"),
+        (GOOD + "[radicale.logging]\nlevel = [1]\n",
+         "[radicale] [logging] level: must be a string, number or boolean"),
+        (GOOD.replace("[server]", '[server]\nlog_level = "trace"'),
+         "[server] log_level: must be one of 'debug', 'info', 'warning', 'error', not 'trace'"),
+        (GOOD.replace("[server]", "[server]\nfailed_login_delay = -1"),
+         "[server] failed_login_delay: must be >= 0.0, not -1"),
+        ("server = 1\n", "[server]: must be a table"),
+    ],
+)
+def test_each_table_and_key_is_named_exactly(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    assert str(info.value) == f"{PATH} {message}"
+
+
+def test_log_level_is_an_enum() -> None:
+    assert parse(GOOD.replace("[server]", '[server]\nlog_level = "debug"')).log_level \
+        is LogLevel.DEBUG
+
+
+def test_every_key_the_example_documents_is_in_the_schema() -> None:
+    example = Path(__file__).parents[2] / "config" / "server.example.toml"
+    text = "\n".join(re.sub(r"^# ?(?=\[\[?[a-z.]+\]\]?$|[a-z_]+ = )", "", line)
+                     for line in example.read_text().splitlines())
+    s = parse_server_settings(tomllib.loads(text), example)
+    assert s.tls_key is not None and len(s.issuers) == 2 and s.radicale == {
+        "logging": {"bad_put_request_content": "True"}}

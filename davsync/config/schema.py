@@ -1,0 +1,171 @@
+"""The client's configuration file, declared: every table, key, type, default and bound.
+
+Read by `davsync.config.loader` through `davsync.config.decode`, which refuses unknown keys,
+wrong types and out-of-range values with a message naming the key. Rules that tie keys together
+(`auth = "basic"` needs `url` and `username`, ...) live in the loader, beside the messages that
+explain them. Choices are enums (`StrEnum`: they compare equal to their strings) and travel as
+such into the rooms that act on them.
+
+Strings are non-empty and paths stay strings here: the loader resolves them against the file's
+folder, which a schema cannot know.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from msgspec import Meta, field
+
+from davsync.config.decode import Table
+from davsync.core.policy import ConflictPolicy
+from davsync.credentials.secret import Secret
+from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT
+
+Text = Annotated[str, Meta(pattern=r"\S")]  # a string that is not blank
+PathList = Annotated[list[str] | str, Meta(extra={"expect": "a list of paths"})]
+
+
+def _int(low: int, high: int | None = None) -> Meta:
+    return Meta(ge=low) if high is None else Meta(ge=low, le=high)
+
+
+class AuthMode(StrEnum):
+    """How the client signs in to the DAV server (`[server] auth`)."""
+
+    BASIC = "basic"  # username and password (or password_command)
+    PROVISION = "provision"  # a device password provisioned from an identity provider's token
+
+
+class EncryptionMode(StrEnum):
+    """Who encrypts the backup (`[backup] encryption`)."""
+
+    CLIENT = "client"  # davsync encrypts before upload; the store sees only ciphertext
+    SSE_C = "sse-c"  # the S3 store encrypts with a key davsync sends with every request
+
+
+class DaemonMode(StrEnum):
+    """What `davsync run` keeps doing (`[daemon] mode`)."""
+
+    BOTH = "both"  # sync and back up
+    BACKUP = "backup"  # back up only (the sync job is off)
+    RESTORE = "restore"  # never uploads
+    DISABLED = "disabled"  # only reports
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # journal under systemd (JOURNAL_STREAM set), else text
+    TEXT = "text"  # readable on a terminal
+    JOURNAL = "journal"  # one line per event, priority prefix and key=value fields
+
+
+class ServerConfig(Table, frozen=True):
+    """`[server]`: which DAV account, how to authenticate, and how hard to push it."""
+
+    url: Text | None = None
+    username: Text | None = None
+    password: Secret | None = None
+    password_command: Text | None = None
+    addressbook: Text = "contacts"
+    calendar: Text = "personal"
+    create: bool = False
+    verify_tls: bool = True
+    conflict: ConflictPolicy = ConflictPolicy.KEEP_BOTH
+    auth: AuthMode = AuthMode.BASIC
+    provision_url: Text | None = None
+    assertion_command: Text | None = None
+    issuer: Text | None = None
+    client_id: Text | None = None
+    device_name: Text | None = None
+    connect_timeout: Annotated[float, Meta(ge=0.1)] = 10.0
+    read_timeout: Annotated[float, Meta(ge=0.1)] = 60.0
+    request_timeout: Annotated[float, Meta(ge=1.0)] = DEFAULT_REQUEST_TIMEOUT
+    multiget_batch: Annotated[int, _int(1, 1000)] = 50
+    concurrency: Annotated[int, _int(1, 32)] = 4
+    max_retries: Annotated[int, _int(0, 20)] = 4
+
+    def resolve_password(self) -> Secret:
+        """The basic-auth password: inline, or the first line of `password_command`."""
+        if self.password is not None:
+            return self.password
+        if self.password_command is not None:
+            from davsync.secret_command import run_secret_command
+
+            return run_secret_command(self.password_command, "[server] password_command")
+        return Secret("")
+
+
+class DeviceTable(Table, frozen=True):
+    """`[device]`: the vdir folders to keep in step with the server."""
+
+    contacts: Text | None = None
+    calendars: Text | None = None
+
+
+class StateTable(Table, frozen=True):
+    """`[state]`: where the sync state lives (default `$XDG_STATE_HOME/davsync`)."""
+
+    dir: Text | None = None
+
+
+class BackupTable(Table, frozen=True):
+    """`[backup]`: the encrypted S3 backup. Which keys a backup needs (bucket, passphrase) is
+    checked by the backup room when it runs, so a config without them still serves `sync`."""
+
+    endpoint: Text | None = None
+    bucket: Text | None = None
+    prefix: Text | None = None
+    region: Text = "us-east-1"
+    access_key: Text | None = None
+    secret_key: Secret | None = None
+    access_key_command: Text | None = None
+    secret_key_command: Text | None = None
+    encryption: EncryptionMode = EncryptionMode.CLIENT
+    passphrase: Secret | None = None
+    passphrase_command: Text | None = None
+    images: PathList = field(default_factory=list)
+    videos: PathList = field(default_factory=list)
+    documents: PathList = field(default_factory=list)
+    unmetered_only: bool = False
+    retention_days: Annotated[int, _int(1, 36500)] = 30
+    concurrency: Annotated[int, _int(1, 64)] = 4
+    part_size_mib: Annotated[int, _int(5, 512)] = 8
+
+
+class DaemonConfig(Table, frozen=True):
+    """`[daemon]`: read by `davsync run`, the long-running daemon to come. Intervals in
+    seconds; each run starts up to `jitter` seconds late at random, so that many devices do
+    not all ask the server at the same moment."""
+
+    sync_interval: Annotated[float, Meta(ge=1.0)] = 60.0
+    backup_interval: Annotated[float, Meta(ge=60.0)] = 3600.0
+    jitter: Annotated[float, Meta(ge=0.0)] = 10.0
+    mode: DaemonMode = DaemonMode.BOTH
+
+
+class LogConfig(Table, frozen=True):
+    """`[log]`: read by `davsync run`, the daemon to come (a command's own log level is set
+    by -v/-vv)."""
+
+    level: LogLevel = LogLevel.WARNING
+    format: LogFormat = LogFormat.AUTO
+
+
+class ConfigFile(Table, frozen=True):
+    """The whole client file. Every table is optional here: which a command needs is checked
+    when it asks (`Config.server`, `DeviceConfig.folders`, `parse_backup`)."""
+
+    server: ServerConfig | None = None
+    device: DeviceTable = field(default_factory=DeviceTable)
+    state: StateTable = field(default_factory=StateTable)
+    backup: BackupTable | None = None
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
