@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from davsync.credentials.secret import Secret
 from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT
 from davsync.dav.hrefs import without_userinfo
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 from davsync.settings import Table, load_toml, run_secret_command
 
 CONFLICT_POLICIES = ("keep-both", "device-wins", "server-wins")

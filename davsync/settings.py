@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 T = TypeVar("T")
 _Str = str  # `Table.str` shadows the builtin inside the class body

@@ -17,7 +17,6 @@ from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, new_keyi
 from davsync.backup.policy import check_passphrase
 from davsync.backup.settings import BackupConfig
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore, StoreError
-from davsync.credentials.secret import Secret
 from davsync.errors import (
     EXIT_WRONG_PASSPHRASE,
     AuthError,
@@ -25,6 +24,7 @@ from davsync.errors import (
     DavsyncError,
     UnreachableError,
 )
+from davsync.secret import Secret
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -42,8 +42,8 @@ from davsync.backup.settings import CATEGORIES, BackupConfig
 from davsync.backup.snapshot import SnapshotData, take_snapshot
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
 from davsync.backup.store import NotFound, Part, StoreError
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError, DavsyncError
+from davsync.secret import Secret
 
 if TYPE_CHECKING:
     from davsync.backup.format import Encryptor

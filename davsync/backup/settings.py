@@ -9,8 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from davsync.config import Config
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 from davsync.settings import Table, run_secret_command
 
 CATEGORIES = ("images", "videos", "documents")

@@ -32,7 +32,6 @@ from davsync.credentials.provision import (
     http_client,
     token_usable,
 )
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import (
     DEVICE_SLOT,
     DeviceCredentials,
@@ -46,6 +45,7 @@ from davsync.credentials.store import (
 from davsync.dav.api import Authenticator
 from davsync.errors import AuthError, UnreachableError
 from davsync.runstatus import REFUSED, last_failure
+from davsync.secret import Secret
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import httpx
 import jwt
 
 from davsync.config import ServerConfig
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import DeviceCredentials, SecretStore, load_id_token
 from davsync.errors import AuthError, ConfigError, UnreachableError
+from davsync.secret import Secret
 from davsync.settings import run_secret_command
 
 log = logging.getLogger(__name__)

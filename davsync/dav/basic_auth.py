@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from davsync.credentials.secret import Secret
 from davsync.errors import AuthError
+from davsync.secret import Secret
 
 if TYPE_CHECKING:
     from davsync.config import Config

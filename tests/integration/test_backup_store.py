@@ -11,8 +11,8 @@ import pytest
 from davsync.backup.runner import BackupRun, run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
-from davsync.credentials.secret import Secret
 from davsync.errors import DavsyncError
+from davsync.secret import Secret
 from tests.fixtures.seaweed import BackupEnv, CountingStore, S3Bucket, make_file, run_opts
 
 MiB = 1 << 20

@@ -17,8 +17,8 @@ import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from davsync.credentials.secret import Secret
 from davsync.dav.client import Collection, DavClient
+from davsync.secret import Secret
 from tests.integration.test_sync_radicale import Account
 from tests.unit.test_sync_statemachine import SyncMachine
 
