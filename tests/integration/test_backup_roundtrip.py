@@ -9,10 +9,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from davsync.backup.commands import backup_status
 from davsync.backup.restore import RestoreRun
 from davsync.backup.runner import BackupRun
 from davsync.cli import main
+from davsync.cli.backup import backup_status
 from davsync.config import load_config
 from tests.fixtures.seaweed import (
     PASSPHRASE,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from davsync.appctx import AppContext, pass_app
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.credentials.authenticator import (
     REPROVISION_FAILED,

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from davsync.appctx import AppContext, pass_app
 from davsync.backup.progress import human_bytes
 from davsync.backup.settings import ALL_CATEGORIES, parse_backup
 from davsync.backup.stats import Stats, read_status
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.errors import EXIT_ITEMS_FAILED
 

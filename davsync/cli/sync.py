@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from davsync.appctx import AppContext, pass_app
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.runstatus import last_failure, record_outcome
 from davsync.syncrun import SyncResult, configured_collections, run_sync
@@ -75,7 +75,7 @@ def status(app: AppContext, as_json: bool) -> None:
 
         out["auth"] = auth_status(config)
     if config.has_section("backup"):
-        from davsync.backup.commands import backup_status
+        from davsync.cli.backup import backup_status
 
         out["backup"] = backup_status(config)
     if as_json:
