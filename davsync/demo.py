@@ -187,7 +187,7 @@ def backup_demo(work: Path) -> None:
     import json
     import subprocess
 
-    from davsync.backup.seaweed_local import start_local_s3
+    from davsync.devtools.seaweed_local import start_local_s3
 
     say("== 3. Encrypted backup to S3 and restore (SeaweedFS on loopback) ==")
     s3 = start_local_s3(work / "s3")

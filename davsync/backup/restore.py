@@ -36,7 +36,7 @@ from davsync.backup.runner import iter_live, read_manifest
 from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
 from davsync.backup.snapshot import count_items, tar_digest
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, CategoryStats, Stats, StatsFile
-from davsync.backup.store import StoreError
+from davsync.backup.store import StoreError, StoreFactory
 from davsync.fsutil import atomic_file
 
 log = logging.getLogger(__name__)
@@ -155,9 +155,11 @@ class RestoreOptions:
 
 
 class RestoreRun:
-    def __init__(self, cfg: BackupConfig, to: Path, categories: Iterable[str] | None = None,
+    def __init__(self, cfg: BackupConfig, open_store: StoreFactory, to: Path,
+                 categories: Iterable[str] | None = None,
                  opts: RestoreOptions | None = None) -> None:
         self.cfg = cfg
+        self.open_store = open_store
         self.to = to
         self.categories = list(categories or ALL_CATEGORIES)
         self.opts = opts or RestoreOptions()
@@ -166,7 +168,8 @@ class RestoreRun:
 
     def run(self) -> Stats:
         self.stats.started_at = time.time()
-        repo = open_repository(self.cfg, create=False, kdf=self.opts.kdf, wrap=self.opts.wrap)
+        repo = open_repository(self.cfg, self.open_store, create=False, kdf=self.opts.kdf,
+                               wrap=self.opts.wrap)
         try:
             manifest = read_manifest(repo)
             if manifest is None:

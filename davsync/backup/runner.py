@@ -41,7 +41,7 @@ from davsync.backup.repo import (
 from davsync.backup.settings import CATEGORIES, BackupConfig
 from davsync.backup.snapshot import SnapshotData, take_snapshot
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
-from davsync.backup.store import NotFound, Part, StoreError
+from davsync.backup.store import NotFound, Part, StoreError, StoreFactory
 from davsync.errors import ConfigError, DavsyncError
 from davsync.secret import Secret
 
@@ -407,8 +407,10 @@ class BackupRun:
     """One run. When the index already knows this bucket's key-info and nothing changed, the
     run verifies the passphrase locally and ends without a single request (or boto3 import)."""
 
-    def __init__(self, cfg: BackupConfig, opts: RunOptions | None = None) -> None:
+    def __init__(self, cfg: BackupConfig, open_store: StoreFactory,
+                 opts: RunOptions | None = None) -> None:
         self.cfg = cfg
+        self.open_store = open_store
         self.opts = opts or RunOptions()
         self.stats = Stats()
         self.stats_file = StatsFile(cfg.state_dir)
@@ -461,7 +463,7 @@ class BackupRun:
                 self._count_unchanged(scanned, errors, snaps, now)
                 return self.stats
             self._wait_unmetered()
-            repo = open_repository(self.cfg, create=True, kdf=self.opts.kdf,
+            repo = open_repository(self.cfg, self.open_store, create=True, kdf=self.opts.kdf,
                                    wrap=self.opts.wrap, passphrase=passphrase,
                                    unlocked=unlocked)
             try:
