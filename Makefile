@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## demo: local Radicale + local S3 on loopback, sample data, two syncs and a backup/restore
 demo: $(STAMP)
-	$(BIN)/python -m davsync.demo
+	$(BIN)/davsync demo
 
 ## check: lint and type-check
 check: $(STAMP)

@@ -29,6 +29,7 @@ COMMANDS = {
     "backup": "davsync.cli.backup:backup",
     "restore": "davsync.cli.backup:restore",
     "server": "davsync.cli.server:server",
+    "demo": "davsync.cli.demo:demo",
 }
 
 

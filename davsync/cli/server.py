@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from davsync.cli.context import need_server_extra
 from davsync.errors import DavsyncError
 from davsync.fsutil import write_atomic
 from davsync.server.protocol import DEFAULT_APP_LABEL
@@ -45,6 +46,7 @@ def server(ctx: click.Context) -> None:
 
     Without a subcommand it serves in the foreground until SIGTERM or Ctrl-C.
     """
+    need_server_extra("davsync server")
     if ctx.invoked_subcommand is not None:
         return
     from davsync.server.serve import configure_logging, run

@@ -21,7 +21,7 @@ from davsync.config import load_config
 from davsync.devtools.seaweed_local import start_local_s3
 
 DEMO_PASSPHRASE = "Demo-passphrase-1"  # noqa: S105 - a demo against a throw-away server
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 FOLDERS = {"images": "Pictures", "videos": "Videos", "documents": "Documents"}
 
 
