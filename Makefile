@@ -20,6 +20,7 @@ demo: $(STAMP)
 check: $(STAMP)
 	$(BIN)/ruff check davsync tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## system-tools: Debian tools the tests use (systemd-analyze), installed when missing and root
 system-tools:
