@@ -17,7 +17,7 @@ from davsync.backup.store import OpenedStore, StoreFactory
 
 if TYPE_CHECKING:
     from davsync.backup.restore import RestoreOptions, RestoreRun
-    from davsync.backup.runner import BackupRun, RunOptions
+    from davsync.backup.run import BackupRun, RunOptions
 
 
 def s3_store(cfg: BackupConfig) -> StoreFactory:
@@ -34,7 +34,7 @@ def s3_store(cfg: BackupConfig) -> StoreFactory:
 
 
 def backup_run(cfg: BackupConfig, opts: RunOptions | None = None) -> BackupRun:
-    from davsync.backup.runner import BackupRun
+    from davsync.backup.run import BackupRun
 
     return BackupRun(cfg, s3_store(cfg), opts)
 

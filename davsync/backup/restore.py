@@ -29,10 +29,10 @@ from pathlib import Path
 from davsync.backup.format import DecryptError, Decryptor
 from davsync.backup.keys import KdfParams
 from davsync.backup.manifest import Manifest, Snapshot
+from davsync.backup.mirror import iter_live, read_manifest
 from davsync.backup.model import Record
 from davsync.backup.progress import Progress
 from davsync.backup.repo import NoBackup, Repository, StoreWrapper, open_repository
-from davsync.backup.runner import iter_live, read_manifest
 from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
 from davsync.backup.snapshot import count_items, tar_digest
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, CategoryStats, Stats, StatsFile

@@ -1,6 +1,6 @@
 """Backup and restore statistics: the shape `davsync status` shows, and its JSON file.
 
-The runner updates a Stats in memory and `StatsFile.write` replaces the file atomically, so a
+A run updates a Stats in memory and `StatsFile.write` replaces the file atomically, so a
 concurrent `davsync status` reads either the previous or the next state, never half of one.
 """
 

@@ -48,7 +48,7 @@ def backup(ctx: click.Context, app: AppContext, quiet: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from davsync.app.backup import backup_run
-    from davsync.backup.runner import RunOptions
+    from davsync.backup.run import RunOptions
 
     cfg = parse_backup(app.config())
     stats = backup_run(cfg, RunOptions(progress=not quiet)).run()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from davsync.app.backup import backup_run, restore_run
 from davsync.backup.progress import human_bytes
-from davsync.backup.runner import RunOptions
+from davsync.backup.run import RunOptions
 from davsync.backup.settings import parse_backup
 from davsync.backup.stats import Stats
 from davsync.config import load_config

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from davsync.app.backup import backup_run, open_backup_repository, restore_run
 from davsync.backup.manifest import Manifest
+from davsync.backup.mirror import read_manifest
 from davsync.backup.model import Record
 from davsync.backup.repo import MANIFEST
-from davsync.backup.runner import read_manifest
 from davsync.cli import main
 from davsync.errors import EXIT_ITEMS_FAILED, EXIT_UNREACHABLE, EXIT_WRONG_PASSPHRASE
 from tests.fixtures.ports import free_port

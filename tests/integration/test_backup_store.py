@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from davsync.app.backup import backup_run
-from davsync.backup.runner import run_lock
+from davsync.backup.run import run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
 from davsync.errors import DavsyncError

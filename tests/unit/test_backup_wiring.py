@@ -12,7 +12,7 @@ from pathlib import Path
 
 from davsync.backup.keys import KdfParams
 from davsync.backup.restore import RestoreOptions, RestoreRun
-from davsync.backup.runner import BackupRun, RunOptions
+from davsync.backup.run import BackupRun, RunOptions
 from davsync.backup.settings import parse_backup
 from davsync.backup.store import BlobStore, NotFound, OpenedStore, Part
 from davsync.config import load_config
