@@ -14,12 +14,13 @@ $(STAMP): pyproject.toml
 
 ## demo: local Radicale + local S3 on loopback, sample data, two syncs and a backup/restore
 demo: $(STAMP)
-	$(BIN)/python -m davsync.demo
+	$(BIN)/davsync demo
 
 ## check: lint and type-check
 check: $(STAMP)
 	$(BIN)/ruff check davsync tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## system-tools: Debian tools the tests use (systemd-analyze), installed when missing and root
 system-tools:

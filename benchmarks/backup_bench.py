@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from davsync.backup.seaweed_local import LocalS3, start_local_s3
+from davsync.devtools.seaweed_local import LocalS3, start_local_s3
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from davsync.errors import AuthError, DavsyncError, UnreachableError
+from davsync.fsutil import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,11 @@ def record_outcome(state_dir: Path, fatal: DavsyncError | None, now: datetime | 
         return
     if not isinstance(fatal, UnreachableError):
         return
-    from davsync.credentials.store import write_private_file
-
     when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     state = REFUSED if isinstance(fatal, AuthError) else UNREACHABLE
     body = {"state": state, "when": when, "reason": str(fatal), "exit_code": fatal.exit_code}
-    write_private_file(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
 
 
 def last_failure(state_dir: Path) -> dict[str, Any] | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 
 def run_secret_command(command: str, what: str) -> Secret:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from davsync.backup.model import Record
+from davsync.sqlite import migrate, open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,6 +34,21 @@ CREATE TABLE IF NOT EXISTS multipart (
     mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, salt BLOB, nonce_prefix BLOB,
     part_size INTEGER NOT NULL);
 """
+
+
+def _add_pack_columns(db: sqlite3.Connection) -> None:
+    """Columns added after the first schema (user_version 0 -> 1): packs of small files.
+
+    A database made by this version already has them (from _SCHEMA); an older one lacks them.
+    """
+    for table, column, decl in (("files", "offset", "INTEGER NOT NULL DEFAULT 0"),
+                                ("pending", "members", "TEXT")):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+_STEPS = (_add_pack_columns,)
 _FIELDS = ("category, name, path, size, mtime_ns, inode, sha256, object, stored_size, "
            "uploaded_at, deleted_at, offset")
 
@@ -51,26 +67,11 @@ class MultipartState:
 
 class Index:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        path.chmod(0o600)
+        self._db = open_db(path)
         self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Columns added after the first schema (user_version 0 -> 1): packs of small files."""
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version < 1:
-            for table, column, decl in (("files", "offset", "INTEGER NOT NULL DEFAULT 0"),
-                                        ("pending", "members", "TEXT")):
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-            self._db.execute("PRAGMA user_version = 1")
+        migrate(self._db, _STEPS, what="backup index", path=path)
 
     def close(self) -> None:
         self._db.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from argon2.low_level import Type, hash_secret_raw
 
-from davsync.credentials.secret import Secret
+from davsync.secret import Secret
 
 KEYINFO_FORMAT = "davsync-backup-keyinfo"
 KEYINFO_VERSION = 1

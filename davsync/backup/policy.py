@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 MIN_LENGTH = 8
 

@@ -11,13 +11,19 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, Keys, new_keyinfo, unlock
 from davsync.backup.policy import check_passphrase
 from davsync.backup.settings import BackupConfig
-from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore, StoreError
-from davsync.credentials.secret import Secret
+from davsync.backup.store import (
+    AccessDenied,
+    BlobStore,
+    EncryptableStore,
+    NotFound,
+    RetryingStore,
+    StoreError,
+    StoreFactory,
+)
 from davsync.errors import (
     EXIT_WRONG_PASSPHRASE,
     AuthError,
@@ -25,11 +31,7 @@ from davsync.errors import (
     DavsyncError,
     UnreachableError,
 )
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-    from davsync.backup.s3 import S3Store
+from davsync.secret import Secret
 
 log = logging.getLogger(__name__)
 KEYINFO = "keyinfo"
@@ -88,30 +90,28 @@ def repository_identity(cfg: BackupConfig, info: KeyInfo) -> str:
     return hashlib.sha256(where.encode()).hexdigest()
 
 
-def open_repository(cfg: BackupConfig, *, create: bool, kdf: KdfParams | None = None,
-                    wrap: StoreWrapper | None = None, passphrase: Secret | None = None,
+def open_repository(cfg: BackupConfig, open_store: StoreFactory, *, create: bool,
+                    kdf: KdfParams | None = None, wrap: StoreWrapper | None = None,
+                    passphrase: Secret | None = None,
                     unlocked: tuple[KeyInfo, Keys] | None = None) -> Repository:
-    """Unlock the bucket. `unlocked` is key-info and keys already verified from the index's
-    copy; they are reused (no second KDF run) if the bucket still holds that key-info."""
+    """Unlock the bucket `open_store` opens. `unlocked` is key-info and keys already verified
+    from the index's copy; they are reused (no second KDF run) if the bucket still holds that
+    key-info."""
     if passphrase is None:
         passphrase = cfg.passphrase()
         check_passphrase(passphrase, f"{cfg.where} passphrase")
-    from davsync.backup.s3 import S3Store, make_client  # boto3 costs 0.3 s: only when needed
-
-    client = make_client(cfg.endpoint, cfg.region, cfg.credentials(),
-                         max_connections=cfg.concurrency * 2 + 4)
-    raw = S3Store(client, cfg.bucket, cfg.prefix)
-    plain: BlobStore = RetryingStore(raw)
+    opened = open_store()
     try:
-        return _unlock(cfg, client, raw, plain, passphrase, create, kdf, wrap, unlocked)
+        return _unlock(cfg, opened.store, opened.close, passphrase, create, kdf, wrap, unlocked)
     except BaseException:
-        client.close()
+        opened.close()
         raise
 
 
-def _unlock(cfg: BackupConfig, client: S3Client, raw: S3Store, plain: BlobStore,
+def _unlock(cfg: BackupConfig, raw: EncryptableStore, close: Callable[[], None],
             passphrase: Secret, create: bool, kdf: KdfParams | None,
             wrap: StoreWrapper | None, unlocked: tuple[KeyInfo, Keys] | None) -> Repository:
+    plain: BlobStore = RetryingStore(raw)
     where = raw.where
     try:
         try:
@@ -145,4 +145,4 @@ def _unlock(cfg: BackupConfig, client: S3Client, raw: S3Store, plain: BlobStore,
     if wrap is not None:
         store = wrap(store)
     return Repository(RetryingStore(store), keys, info, info.encryption,
-                      repository_identity(cfg, info), client.close)
+                      repository_identity(cfg, info), close)

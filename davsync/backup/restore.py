@@ -17,7 +17,6 @@ import hashlib
 import io
 import logging
 import os
-import secrets
 import stat
 import tarfile
 import time
@@ -30,14 +29,15 @@ from pathlib import Path
 from davsync.backup.format import DecryptError, Decryptor
 from davsync.backup.keys import KdfParams
 from davsync.backup.manifest import Manifest, Snapshot
+from davsync.backup.mirror import iter_live, read_manifest
 from davsync.backup.model import Record
 from davsync.backup.progress import Progress
 from davsync.backup.repo import NoBackup, Repository, StoreWrapper, open_repository
-from davsync.backup.runner import iter_live, read_manifest
 from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
 from davsync.backup.snapshot import count_items, tar_digest
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, CategoryStats, Stats, StatsFile
-from davsync.backup.store import StoreError
+from davsync.backup.store import StoreError, StoreFactory
+from davsync.fsutil import atomic_file
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -106,43 +106,19 @@ def write_verified(target: Path, chunks: Iterable[bytes], size: int, sha256: str
 
     Without `overwrite`, FileExistsError when `target` exists by then (created while we wrote).
     """
-    tmp = target.with_name(f".{target.name}.davsync-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
+    with atomic_file(target, mode=0o644, replace=overwrite, sync=False) as fh:
         digest = hashlib.sha256()
         written = 0
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                on_bytes(len(chunk))
+        for chunk in chunks:
+            fh.write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+            on_bytes(len(chunk))
         if written != size or digest.hexdigest() != sha256:
             raise DecryptError(f"content does not match the manifest ({written} of {size} "
                                "bytes, or another SHA-256): tampered or truncated")
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _place_new(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _place_new(tmp: Path, target: Path) -> None:
-    """Give `tmp` the name `target` only if that name is free, atomically where the file system
-    has hard links (a file created meanwhile is never replaced); `tmp` is gone afterwards."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links here (FAT, some FUSE mounts): check, then rename
-        if os.path.lexists(target):
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
+        fh.flush()  # before the times are set: a later write would change them
+        os.utime(fh.fileno(), ns=(mtime_ns, mtime_ns))
 
 
 class Result(Enum):
@@ -179,9 +155,11 @@ class RestoreOptions:
 
 
 class RestoreRun:
-    def __init__(self, cfg: BackupConfig, to: Path, categories: Iterable[str] | None = None,
+    def __init__(self, cfg: BackupConfig, open_store: StoreFactory, to: Path,
+                 categories: Iterable[str] | None = None,
                  opts: RestoreOptions | None = None) -> None:
         self.cfg = cfg
+        self.open_store = open_store
         self.to = to
         self.categories = list(categories or ALL_CATEGORIES)
         self.opts = opts or RestoreOptions()
@@ -190,7 +168,8 @@ class RestoreRun:
 
     def run(self) -> Stats:
         self.stats.started_at = time.time()
-        repo = open_repository(self.cfg, create=False, kdf=self.opts.kdf, wrap=self.opts.wrap)
+        repo = open_repository(self.cfg, self.open_store, create=False, kdf=self.opts.kdf,
+                               wrap=self.opts.wrap)
         try:
             manifest = read_manifest(repo)
             if manifest is None:

@@ -18,7 +18,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from davsync.backup.store import AccessDenied, NotFound, Part, StoreError
-from davsync.credentials.secret import Secret
+from davsync.secret import Secret
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

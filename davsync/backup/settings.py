@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from davsync.config import BackupTable, Config, EncryptionMode
 from davsync.config.decode import key_error, resolve_path
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 from davsync.secret_command import run_secret_command
 
 CATEGORIES = ("images", "videos", "documents")

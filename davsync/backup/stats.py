@@ -1,14 +1,12 @@
 """Backup and restore statistics: the shape `davsync status` shows, and its JSON file.
 
-The runner updates a Stats in memory and `StatsFile.write` replaces the file atomically, so a
+A run updates a Stats in memory and `StatsFile.write` replaces the file atomically, so a
 concurrent `davsync status` reads either the previous or the next state, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from davsync.backup.settings import ALL_CATEGORIES
+from davsync.fsutil import write_atomic
 
 YET_TO_START = "YET_TO_START"
 IN_PROGRESS = "IN_PROGRESS"
@@ -124,14 +123,7 @@ class StatsFile:
             data = self.read()
             data[kind] = stats.to_json()
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".backup-stats.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, indent=1)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(self.path, json.dumps(data, indent=1).encode(), sync=False)
 
 
 def empty_status() -> dict[str, Any]:

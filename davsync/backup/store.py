@@ -74,6 +74,25 @@ class BlobStore(Protocol):
     def list_multipart_uploads(self) -> list[tuple[str, str]]: ...
 
 
+class EncryptableStore(BlobStore, Protocol):
+    """A store that can also let the server encrypt every object with a key we hold (SSE-C)."""
+
+    def with_sse_c(self, key: bytes) -> BlobStore: ...
+
+
+@dataclass(frozen=True)
+class OpenedStore:
+    """A store a run opened (its connections are the run's) and how to release them."""
+
+    store: EncryptableStore
+    close: Callable[[], None]
+
+
+StoreFactory = Callable[[], OpenedStore]
+"""Opens the configured store; built by the composition root (davsync/app/backup.py), called
+only when a run really needs the bucket (a run with nothing to do never imports boto3)."""
+
+
 class RetryingStore:
     """Retries transient failures with the shared jittered backoff (`core/retry.py`), logging
     each retry.

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 S = TypeVar("S", bound="Table")
 

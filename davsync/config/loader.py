@@ -31,9 +31,9 @@ from davsync.config.schema import (
     LogConfig,
     ServerConfig,
 )
-from davsync.credentials.secret import Secret
 from davsync.dav.hrefs import without_userinfo
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 # Keys whose value is a secret: a config file holding one must not be readable by others.
 SECRET_KEYS = {"server": ("password",), "backup": ("passphrase", "secret_key")}

@@ -19,8 +19,8 @@ from msgspec import Meta, field
 
 from davsync.config.decode import Table
 from davsync.core.policy import ConflictPolicy
-from davsync.credentials.secret import Secret
 from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT
+from davsync.secret import Secret
 
 Text = Annotated[str, Meta(pattern=r"\S")]  # a string that is not blank
 PathList = Annotated[list[str] | str, Meta(extra={"expect": "a list of paths"})]

@@ -24,7 +24,6 @@ from typing import Any, Final
 
 from davsync.core.retry import backoff
 from davsync.credentials.provision import LoginRequired, ProvisionError
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import (
     DEVICE_SLOT,
     DeviceCredentials,
@@ -34,6 +33,7 @@ from davsync.credentials.store import (
     write_private_file,
 )
 from davsync.errors import AuthError, UnreachableError
+from davsync.secret import Secret
 
 log = logging.getLogger(__name__)
 

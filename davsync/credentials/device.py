@@ -6,7 +6,6 @@ revoke replaces this device's entry on the server instead of adding a new device
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Final
 
 from davsync.credentials.store import ensure_private_dir
 from davsync.errors import ConfigError
+from davsync.fsutil import write_atomic
 
 DEVICE_ID_FILE: Final = "device-id"
 
@@ -27,13 +27,9 @@ def device_id(state_dir: Path) -> str:
     ensure_private_dir(state_dir)
     new = str(uuid.uuid4())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_atomic(path, f"{new}\n".encode("ascii"), replace=False)
     except FileExistsError:
         return _read(path) or _damaged(path)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(new + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
     return new
 
 

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import httpx
 
-from davsync.credentials.secret import Secret
 from davsync.errors import AuthError, UnreachableError
+from davsync.secret import Secret
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import httpx
 import jwt
 
 from davsync.core.retry import parse_retry_after
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import DeviceCredentials, SecretStore, load_id_token
 from davsync.errors import AuthError, ConfigError, UnreachableError
+from davsync.secret import Secret
 from davsync.secret_command import run_secret_command
 
 log = logging.getLogger(__name__)

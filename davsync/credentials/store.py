@@ -14,14 +14,14 @@ import json
 import logging
 import os
 import stat
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.fsutil import write_atomic
+from davsync.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -119,37 +119,9 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Atomically replace `path` with `data`, the file being 0600 from its first byte.
-
-    O_EXCL on a fresh temp name means no one else's file (or symlink) is ever written through;
-    fsync before rename and of the directory after means a crash leaves the old or the new file.
-    """
+    """Atomically replace `path` with `data`, the file being 0600 from its first byte."""
     ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, data, mode=0o600)
 
 
 def check_private(path: Path, st: os.stat_result) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from davsync.credentials.secret import Secret
 from davsync.errors import AuthError, DavsyncError, UnreachableError
+from davsync.secret import Secret
 
 # The most one HTTP exchange may take, from sending to the answer's last byte: a server that
 # trickles its answer must not hold a run forever (`[server] request_timeout`).

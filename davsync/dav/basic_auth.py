@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from davsync.credentials.secret import Secret
+from davsync.secret import Secret
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from davsync.fsutil import write_atomic
 from davsync.server.settings import is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    write_atomic(path, pem, mode=0o600, replace=False)
     return key
 
 

@@ -15,9 +15,7 @@ provisioned again until the admin unblocks it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import os
 import secrets
 import sqlite3
 import threading
@@ -31,8 +29,9 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from davsync.credentials.secret import Secret
 from davsync.errors import DavsyncError
+from davsync.secret import Secret
+from davsync.sqlite import Version, migrate, open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -66,6 +65,10 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
+_SCHEMA_SLOT = Version(  # older than the use of user_version: the number lives in meta
+    read="SELECT value FROM meta WHERE key = 'schema'",
+    write="UPDATE meta SET value = {number} WHERE key = 'schema'",
+)
 DEVICE = "device"
 APP = "app"
 LOCAL_ISSUER = "local"  # accounts the admin made with `app-password --create`: no identity
@@ -164,19 +167,11 @@ class CredentialStore:
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        # chmod before WAL mode: SQLite gives the -wal and -shm files the database's mode.
-        # (Never open+close the file ourselves: closing any descriptor of a database drops
-        # this process's POSIX locks on it, and SQLite would then read stale snapshots.)
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(f"{path}{suffix}", 0o600)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
+        db = open_db(path, timeout=10.0)
         db.execute("PRAGMA foreign_keys = ON")
         db.executescript(SCHEMA)
-        _migrate(db, path)
+        migrate(db, MIGRATIONS, what="credential store", path=path, first=1,
+                version=_SCHEMA_SLOT, error=DavsyncError)
         return db
 
     def close(self) -> None:
@@ -447,31 +442,3 @@ def _check_room(db: sqlite3.Connection, username: str, device_id: str, max_devic
             f"account {username} already has {active} active devices (limit {max_devices});"
             " revoke one with `davsync logout` or `davsync server revoke`"
         )
-
-
-def _migrate(db: sqlite3.Connection, path: Path) -> None:
-    """Bring an older database up to SCHEMA_VERSION, one step per transaction.
-
-    The version is read again inside the write lock: the server and an admin command may open
-    the same old file at the same moment.
-    """
-    while True:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchall()
-            version = int(row[0][0])
-            if version > SCHEMA_VERSION:
-                raise DavsyncError(
-                    f"credential store {path} has schema {version}, newer than this davsync "
-                    f"({SCHEMA_VERSION}); upgrade davsync"
-                )
-            if version == SCHEMA_VERSION:
-                db.execute("COMMIT")
-                return
-            for statement in MIGRATIONS[version - 1].split(";"):
-                db.execute(statement)
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (version + 1,))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")

@@ -6,15 +6,14 @@ import hashlib
 import os
 import re
 import stat
-import tempfile
 import time
 from pathlib import Path
 
 from davsync.core.kinds import SUFFIX, Kind
+from davsync.fsutil import TMP_PREFIX, fsync_dir, write_atomic
 from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing, StoreUnavailable
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
-_TMP_PREFIX = ".davsync-"
 _STALE_TMP_SECONDS = 600  # a run killed mid-write leaves its temporary file behind
 
 
@@ -82,7 +81,7 @@ class VdirSource:
         return out
 
     def _scan_entry(self, entry: os.DirEntry[str], out: dict[str, str]) -> None:
-        if entry.name.startswith(_TMP_PREFIX):
+        if entry.name.startswith(TMP_PREFIX):
             self._remove_if_stale(entry)
             return
         if not entry.name.endswith(self.suffix) or entry.name.startswith("."):
@@ -160,26 +159,11 @@ class VdirSource:
 
     def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
         target = self._file(name)
-        try:  # no mkdir: a folder gone during the run is reported, never quietly recreated
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=self.path)
-        except OSError as exc:
-            raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if exclusive:
-                os.link(tmp, target)  # fails if the name was taken meanwhile
-                os.unlink(tmp)
-            else:
-                os.replace(tmp, target)
+        try:  # the folder is not created: one gone during the run is reported, not recreated
+            write_atomic(target, data, replace=not exclusive, sync_dir=False)
         except FileExistsError:
-            os.unlink(tmp)
             raise SourceError(f"{target} appeared while syncing; left untouched") from None
         except OSError as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
             raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
         self._dirty = True
         return _sig(target.stat())
@@ -187,9 +171,5 @@ class VdirSource:
     def flush(self) -> None:
         if not self._dirty:
             return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.path)
         self._dirty = False

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from davsync.core.synced import Synced
 from davsync.errors import DavsyncError
+from davsync.sqlite import migrate, open_db
 from davsync.state.migrations import STEPS
 
 
@@ -45,30 +46,12 @@ class Refusal:
 
 class StateStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+            self.db = open_db(path)
+            migrate(self.db, STEPS, what="state database", path=path, error=StateError)
         except sqlite3.DatabaseError as exc:
             raise StateError(f"state database {path} is unusable: {exc}") from None
-
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(STEPS):
-            raise StateError(
-                f"state database {self.path} has schema {version}, newer than this davsync "
-                f"({len(STEPS)}); upgrade davsync"
-            )
-        for number, script in enumerate(STEPS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from davsync.backup.demo import SAMPLES, run_demo
+from davsync.devtools.backup_demo import SAMPLES, run_demo
 
 
 def test_demo_backs_up_and_restores_the_samples_byte_identical(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from davsync.app.backup import backup_run, open_backup_repository, restore_run
 from davsync.backup.manifest import Manifest
+from davsync.backup.mirror import read_manifest
 from davsync.backup.model import Record
-from davsync.backup.repo import MANIFEST, open_repository
-from davsync.backup.restore import RestoreRun
-from davsync.backup.runner import BackupRun, read_manifest
+from davsync.backup.repo import MANIFEST
 from davsync.cli import main
 from davsync.errors import EXIT_ITEMS_FAILED, EXIT_UNREACHABLE, EXIT_WRONG_PASSPHRASE
 from tests.fixtures.ports import free_port
@@ -43,7 +43,7 @@ def cli(env: BackupEnv, *args: str) -> tuple[int, str]:
 
 def data_key(env: BackupEnv, name: str) -> str:
     cfg = env.backup_config()
-    repo = open_repository(cfg, create=False, kdf=KDF)
+    repo = open_backup_repository(cfg, create=False, kdf=KDF)
     try:
         manifest = read_manifest(repo)
         assert manifest is not None
@@ -57,7 +57,7 @@ def test_wrong_passphrase_exit_4_before_any_data_is_touched(backup_env: BackupEn
                                                             mode: str) -> None:
     backup_env.write_config(mode)
     make_file(backup_env.media / "Pictures" / "p.jpg", 100)
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     make_file(backup_env.media / "Pictures" / "new.jpg", 100)
     wrong = "Wr0ng-passphrase"
     backup_env.write_config(mode, passphrase=wrong)
@@ -92,7 +92,7 @@ def test_unreachable_server_is_cannot_verify_exit_3(backup_env: BackupEnv) -> No
 def test_sse_c_is_enforced_and_key_command_prints_the_working_key(backup_env: BackupEnv) -> None:
     backup_env.write_config("sse-c")
     photo = make_file(backup_env.media / "Pictures" / "p.jpg", 2000)
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     key = data_key(backup_env, "p.jpg")
     s3 = backup_env.bucket.client()
     bucket = backup_env.bucket.name
@@ -122,7 +122,7 @@ def _damage(env: BackupEnv, mode: str, name: str, how: str) -> None:
     key = data_key(env, name)
     sse = {}
     if mode == "sse-c":
-        repo = open_repository(env.backup_config(), create=False, kdf=KDF)
+        repo = open_backup_repository(env.backup_config(), create=False, kdf=KDF)
         repo.close()
         sse = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": repo.keys.sse_c}
     blob = bytearray(s3.get_object(Bucket=env.bucket.name, Key=key, **sse)["Body"].read())
@@ -141,7 +141,7 @@ def test_damaged_object_is_named_and_the_rest_is_restored(backup_env: BackupEnv,
     make_file(backup_env.media / "Pictures" / "bad.jpg", 3 << 20)
     make_file(backup_env.media / "Pictures" / "good.jpg", 5000)
     make_file(backup_env.media / "Documents" / "good.txt", 10)
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     _damage(backup_env, mode, "bad.jpg", how)
     out = backup_env.root / "out"
     code, output = cli(backup_env, "restore", "-q", "--to", str(out))
@@ -159,18 +159,18 @@ def test_interrupted_multipart_upload_resumes_without_resending_parts(
     video = make_file(backup_env.media / "Videos" / "long.mp4", 26 << 20)   # 6 parts
     cfg = backup_env.backup_config()
     broken = CountingStore(fail_after_parts=3)
-    stats = BackupRun(cfg, run_opts(broken)).run().to_json()
+    stats = backup_run(cfg, run_opts(broken)).run().to_json()
     assert stats["failed_files"] == 1 and "injected" in str(stats["categories"]["videos"])
     sent_first = {n for _, n in broken.parts}
     assert len(sent_first) == 3
 
     resumed = CountingStore()
-    stats = BackupRun(cfg, run_opts(resumed)).run().to_json()
+    stats = backup_run(cfg, run_opts(resumed)).run().to_json()
     assert stats["failed_files"] == 0
     sent_second = {n for _, n in resumed.parts}
     assert sent_second == set(range(1, 7)) - sent_first          # nothing sent twice
     out = backup_env.root / "out"
-    RestoreRun(cfg, out, ["videos"], restore_opts()).run()
+    restore_run(cfg, out, ["videos"], restore_opts()).run()
     restored = out / "videos" / "Videos" / "long.mp4"
     assert hashlib.sha256(restored.read_bytes()).digest() == hashlib.sha256(
         video.read_bytes()).digest()
@@ -185,8 +185,8 @@ def test_hostile_names_are_refused_and_the_rest_restored(backup_env: BackupEnv,
     make_file(backup_env.media / "Documents" / "ok.txt", 10)
     make_file(backup_env.media / "Documents" / "sub" / "via-link.txt", 10)
     cfg = backup_env.backup_config()
-    BackupRun(cfg, run_opts()).run()
-    repo = open_repository(cfg, create=False, kdf=KDF)
+    backup_run(cfg, run_opts()).run()
+    repo = open_backup_repository(cfg, create=False, kdf=KDF)
     try:
         manifest = read_manifest(repo)
         assert manifest is not None
@@ -231,14 +231,14 @@ def test_pack_stored_but_not_recorded_is_not_sent_again(backup_env: BackupEnv,
     photos = [make_file(backup_env.media / "Pictures" / f"p{i}.jpg", 10_000) for i in range(5)]
     cfg = backup_env.backup_config()
     with pytest.raises(Crash):
-        BackupRun(cfg, run_opts(CrashAfterPut())).run()
+        backup_run(cfg, run_opts(CrashAfterPut())).run()
     photos[0].write_bytes(b"changed meanwhile")           # this member must not be trusted
     counting = CountingStore()
-    stats = BackupRun(cfg, run_opts(counting)).run().to_json()
+    stats = backup_run(cfg, run_opts(counting)).run().to_json()
     assert stats["failed_files"] == 0 and stats["succeeded_files"] == 5
     assert len(counting.data_puts) == 1                     # only the changed photo, in a pack
     out = backup_env.root / "out"
-    RestoreRun(cfg, out, ["images"], restore_opts()).run()
+    restore_run(cfg, out, ["images"], restore_opts()).run()
     assert tree(out / "images") == {f"Pictures/{k}": v
                                     for k, v in tree(backup_env.media / "Pictures").items()}
 
@@ -246,9 +246,9 @@ def test_pack_stored_but_not_recorded_is_not_sent_again(backup_env: BackupEnv,
 def test_very_verbose_sse_c_run_logs_no_key_and_no_secret(backup_env: BackupEnv) -> None:
     backup_env.write_config("sse-c")
     make_file(backup_env.media / "Pictures" / "p.jpg", 600_000)
-    BackupRun(backup_env.backup_config(), run_opts()).run()          # fast-KDF repository
+    backup_run(backup_env.backup_config(), run_opts()).run()          # fast-KDF repository
     make_file(backup_env.media / "Videos" / "v.mp4", 6 << 20)         # something to send
-    repo = open_repository(backup_env.backup_config(), create=False, kdf=KDF)
+    repo = open_backup_repository(backup_env.backup_config(), create=False, kdf=KDF)
     repo.close()
     davsync = str(Path(sys.executable).parent / "davsync")
     proc = subprocess.run([davsync, "-vv", "--config", str(backup_env.config_path), "backup",

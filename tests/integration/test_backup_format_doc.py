@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from davsync.backup.runner import BackupRun
+from davsync.app.backup import backup_run
 from tests.fixtures.seaweed import PASSPHRASE, BackupEnv, make_file, run_opts
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "backup-format.md"
@@ -20,7 +20,7 @@ def test_documented_script_decrypts_a_real_backup(backup_env: BackupEnv, tmp_pat
         "Videos/v.mp4": make_file(backup_env.media / "Videos" / "v.mp4", (1 << 20) * 2 + 5),
         "Documents/exact": make_file(backup_env.media / "Documents" / "exact", 1 << 20),
     }
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     s3 = backup_env.bucket.client()
     objects = tmp_path / "objects"
     for item in s3.list_objects_v2(Bucket=backup_env.bucket.name)["Contents"]:

@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from davsync.backup.restore import RestoreRun
-from davsync.backup.runner import BackupRun
+from davsync.app.backup import backup_run, restore_run
 from tests.fixtures.seaweed import BackupEnv, CountingStore, make_file, restore_opts, run_opts, tree
 
 
@@ -37,7 +36,7 @@ def wait_for_parts(index: Path, client: object, bucket: str, proc: subprocess.Po
 def test_kill_9_mid_upload_then_resume(backup_env: BackupEnv) -> None:
     backup_env.write_config(extra="part_size_mib = 5\nconcurrency = 1")
     small = [make_file(backup_env.media / "Pictures" / f"p{i}.jpg", 20_000) for i in range(3)]
-    BackupRun(backup_env.backup_config(), run_opts()).run()           # fast-KDF repository
+    backup_run(backup_env.backup_config(), run_opts()).run()           # fast-KDF repository
     big = make_file(backup_env.media / "Videos" / "big2.mp4", 100 << 20)   # 20 parts
     davsync = str(Path(sys.executable).parent / "davsync")
     proc = subprocess.Popen([davsync, "--config", str(backup_env.config_path), "backup", "-q"],
@@ -49,7 +48,7 @@ def test_kill_9_mid_upload_then_resume(backup_env: BackupEnv) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     counting = CountingStore()
-    stats = BackupRun(backup_env.backup_config(), run_opts(counting)).run().to_json()
+    stats = backup_run(backup_env.backup_config(), run_opts(counting)).run().to_json()
     assert stats["failed_files"] == 0
     sent = sorted(n for _, n in counting.parts)
     assert len(sent) == len(set(sent))
@@ -57,7 +56,7 @@ def test_kill_9_mid_upload_then_resume(backup_env: BackupEnv) -> None:
     assert counting.data_puts == []                          # the small files were done before
     assert done_before >= 2
     out = backup_env.root / "out"
-    RestoreRun(backup_env.backup_config(), out, ["videos", "images"], restore_opts()).run()
+    restore_run(backup_env.backup_config(), out, ["videos", "images"], restore_opts()).run()
     assert (out / "videos" / "Videos" / "big2.mp4").read_bytes() == big.read_bytes()
     assert set(tree(out / "images")) == {f"Pictures/{p.name}" for p in small}
     uploads = backup_env.bucket.client().list_multipart_uploads(Bucket=backup_env.bucket.name)

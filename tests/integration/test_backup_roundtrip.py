@@ -9,10 +9,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from davsync.backup.commands import backup_status
-from davsync.backup.restore import RestoreRun
-from davsync.backup.runner import BackupRun
+from davsync.app.backup import backup_run, restore_run
 from davsync.cli import main
+from davsync.cli.backup import backup_status
 from davsync.config import load_config
 from tests.fixtures.seaweed import (
     PASSPHRASE,
@@ -50,18 +49,18 @@ def test_round_trip_is_byte_identical_and_second_run_sends_nothing(
     populate(backup_env)
     cfg = backup_env.backup_config()
     first = CountingStore()
-    stats = BackupRun(cfg, run_opts(first)).run().to_json()
+    stats = backup_run(cfg, run_opts(first)).run().to_json()
     assert stats["failed_files"] == 0
     assert stats["succeeded_files"] == 5 + 2
     assert len(first.data_puts) == 1 and len(first.parts) == 3  # one pack; 12 MiB = 5 + 5 + 2
 
     second = CountingStore()
-    stats2 = BackupRun(cfg, run_opts(second)).run().to_json()
+    stats2 = backup_run(cfg, run_opts(second)).run().to_json()
     assert second.data_puts == [] and second.parts == []
     assert stats2["bytes_processed"] == 0 and stats2["succeeded_files"] == 7
 
     out = backup_env.root / "restored"
-    rstats = RestoreRun(cfg, out, opts=restore_opts()).run().to_json()
+    rstats = restore_run(cfg, out, opts=restore_opts()).run().to_json()
     assert rstats["failed_files"] == 0
     media = backup_env.media
     assert tree(out / "images") == {f"Pictures/{k}": v for k, v in tree(media / "Pictures").items()}
@@ -78,7 +77,7 @@ def test_round_trip_is_byte_identical_and_second_run_sends_nothing(
 def test_object_names_reveal_nothing_and_status_reports_both_runs(backup_env: BackupEnv) -> None:
     populate(backup_env)
     cfg = backup_env.backup_config()
-    BackupRun(cfg, run_opts()).run()
+    backup_run(cfg, run_opts()).run()
     client = backup_env.bucket.client()
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=backup_env.bucket.name)["Contents"]]
     assert "laptop/keyinfo" in keys and "laptop/manifest" in keys
@@ -90,7 +89,7 @@ def test_object_names_reveal_nothing_and_status_reports_both_runs(backup_env: Ba
     body = client.get_object(Bucket=backup_env.bucket.name, Key="laptop/manifest")["Body"].read()
     assert b"a.jpg" not in body and body.startswith(b"DAVSYNC\x01")
 
-    RestoreRun(cfg, backup_env.root / "out", ["images"], restore_opts()).run()
+    restore_run(cfg, backup_env.root / "out", ["images"], restore_opts()).run()
     status = backup_status(load_config(backup_env.config_path))
     backup, restore = status["backup"], status["restore"]
     assert backup["status"] == "COMPLETED" and backup["total_files"] == 7
@@ -111,15 +110,15 @@ def test_touched_file_is_hashed_not_sent_and_changed_file_is_sent(backup_env: Ba
     photo = make_file(backup_env.media / "Pictures" / "p.jpg", 50_000)
     doc = make_file(backup_env.media / "Documents" / "d.txt", 10)
     cfg = backup_env.backup_config()
-    BackupRun(cfg, run_opts()).run()
+    backup_run(cfg, run_opts()).run()
     os.utime(photo, ns=(1, 2_000_000_000_000_000_000))   # touched: same bytes, new mtime
     doc.write_bytes(b"0123456789")                         # same size, new content
     counting = CountingStore()
-    stats = BackupRun(cfg, run_opts(counting)).run().to_json()
+    stats = backup_run(cfg, run_opts(counting)).run().to_json()
     assert stats["failed_files"] == 0
     assert len(counting.data_puts) == 1                    # only the changed document
     out = backup_env.root / "out"
-    RestoreRun(cfg, out, opts=restore_opts()).run()
+    restore_run(cfg, out, opts=restore_opts()).run()
     assert (out / "documents" / "Documents" / "d.txt").read_bytes() == b"0123456789"
     assert (out / "images" / "Pictures" / "p.jpg").stat().st_mtime_ns == 2_000_000_000_000_000_000
 
@@ -129,9 +128,9 @@ def test_deleted_file_stays_until_retention_has_passed(backup_env: BackupEnv) ->
     make_file(backup_env.media / "Pictures" / "kept.jpg", 600_000)
     cfg = backup_env.backup_config()
     day = 86400.0
-    BackupRun(cfg, run_opts(now=lambda: 1_000_000.0)).run()
+    backup_run(cfg, run_opts(now=lambda: 1_000_000.0)).run()
     gone.unlink()
-    BackupRun(cfg, run_opts(now=lambda: 1_000_000.0 + day)).run()
+    backup_run(cfg, run_opts(now=lambda: 1_000_000.0 + day)).run()
     client = backup_env.bucket.client()
 
     def data_objects() -> int:
@@ -139,12 +138,12 @@ def test_deleted_file_stays_until_retention_has_passed(backup_env: BackupEnv) ->
         return int(resp.get("KeyCount", 0))
 
     assert data_objects() == 2                             # marked deleted, not removed
-    BackupRun(cfg, run_opts(now=lambda: 1_000_000.0 + 29 * day)).run()
+    backup_run(cfg, run_opts(now=lambda: 1_000_000.0 + 29 * day)).run()
     assert data_objects() == 2
-    BackupRun(cfg, run_opts(now=lambda: 1_000_000.0 + 32 * day)).run()
+    backup_run(cfg, run_opts(now=lambda: 1_000_000.0 + 32 * day)).run()
     assert data_objects() == 1                             # 30 days after it was seen gone
     out = backup_env.root / "out"
-    RestoreRun(cfg, out, opts=restore_opts()).run()
+    restore_run(cfg, out, opts=restore_opts()).run()
     assert sorted(p.name for p in (out / "images" / "Pictures").iterdir()) == ["kept.jpg"]
 
 
@@ -153,24 +152,24 @@ def test_new_machine_restores_and_continues_with_only_passphrase_and_bucket(
         backup_env: BackupEnv, mode: str) -> None:
     backup_env.write_config(mode)
     make_file(backup_env.media / "Pictures" / "p.jpg", 5000)
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     # "New machine": a fresh state dir (no index), same bucket and passphrase.
     backup_env.state = backup_env.root / "state2"
     backup_env.write_config(mode)
     cfg = backup_env.backup_config()
     out = backup_env.root / "out"
-    stats = RestoreRun(cfg, out, opts=restore_opts()).run().to_json()
+    stats = restore_run(cfg, out, opts=restore_opts()).run().to_json()
     assert stats["succeeded_files"] == 1
     assert (out / "images" / "Pictures" / "p.jpg").read_bytes() == (
         backup_env.media / "Pictures" / "p.jpg").read_bytes()
     counting = CountingStore()
-    BackupRun(cfg, run_opts(counting)).run()
+    backup_run(cfg, run_opts(counting)).run()
     assert counting.data_puts == []                        # index rebuilt from the manifest
 
 
 def test_cli_backup_restore_and_exit_codes(backup_env: BackupEnv) -> None:
     make_file(backup_env.media / "Documents" / "d.txt", 100)
-    BackupRun(backup_env.backup_config(), run_opts()).run()   # repository with a fast KDF
+    backup_run(backup_env.backup_config(), run_opts()).run()   # repository with a fast KDF
     runner = CliRunner()
     args = ["--config", str(backup_env.config_path)]
     result = runner.invoke(main, [*args, "backup", "-q"])
@@ -192,7 +191,7 @@ def test_a_config_with_only_backup_serves_backup_restore_and_status(
         '[server]\nurl = "http://127.0.0.1:9/"\nusername = "nobody"\n', "")
         + "[state]" + text.split("[state]")[1])
     assert "[server]" not in backup_env.config_path.read_text()
-    BackupRun(backup_env.backup_config(), run_opts()).run()   # repository with a fast KDF
+    backup_run(backup_env.backup_config(), run_opts()).run()   # repository with a fast KDF
     runner = CliRunner()
     args = ["--config", str(backup_env.config_path)]
     for command in (["backup", "-q"], ["restore", "-q", "--to", str(backup_env.root / "out")],

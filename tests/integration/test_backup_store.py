@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from davsync.backup.runner import BackupRun, run_lock
+from davsync.app.backup import backup_run
+from davsync.backup.run import run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
-from davsync.credentials.secret import Secret
 from davsync.errors import DavsyncError
+from davsync.secret import Secret
 from tests.fixtures.seaweed import BackupEnv, CountingStore, S3Bucket, make_file, run_opts
 
 MiB = 1 << 20
@@ -80,9 +81,9 @@ def test_errors_name_the_store_and_never_the_key(s3_bucket: S3Bucket) -> None:
 
 def test_no_change_run_sends_no_request_at_all(backup_env: BackupEnv) -> None:
     make_file(backup_env.media / "Pictures" / "p.jpg", 100)
-    BackupRun(backup_env.backup_config(), run_opts()).run()
+    backup_run(backup_env.backup_config(), run_opts()).run()
     counting = CountingStore()
-    stats = BackupRun(backup_env.backup_config(), run_opts(counting)).run().to_json()
+    stats = backup_run(backup_env.backup_config(), run_opts(counting)).run().to_json()
     assert not hasattr(counting, "inner")                    # the bucket was never opened
     assert stats["status"] == "COMPLETED" and stats["succeeded_files"] == 1
 
@@ -99,7 +100,7 @@ def test_unmetered_only_waits_while_metered_before_and_during_the_run(
         asked.append(answers.pop(0))
         return asked[-1]
 
-    stats = BackupRun(backup_env.backup_config(), run_opts(
+    stats = backup_run(backup_env.backup_config(), run_opts(
         metered=metered, metered_wait=0.0)).run().to_json()
     assert stats["succeeded_files"] == 2
     assert asked[:3] == [True, True, False] and len(asked) >= 4   # asked again per file
@@ -108,6 +109,6 @@ def test_unmetered_only_waits_while_metered_before_and_during_the_run(
 def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> None:
     cfg = backup_env.backup_config()
     with run_lock(cfg.state_dir), pytest.raises(DavsyncError, match="another backup is running"):
-        BackupRun(cfg, run_opts()).run()
+        backup_run(cfg, run_opts()).run()
     with run_lock(cfg.state_dir):   # released again
         pass

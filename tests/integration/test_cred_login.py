@@ -19,7 +19,6 @@ from davsync.app.credentials import authenticator_for, dav_url_for
 from davsync.cli import main
 from davsync.config import load_config
 from davsync.credentials.provision import LoginRequired
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import (
     FileSecretStore,
     load_device,
@@ -28,6 +27,7 @@ from davsync.credentials.store import (
 )
 from davsync.dav.client import DavClient
 from davsync.errors import EXIT_UNREACHABLE
+from davsync.secret import Secret
 from tests.fixtures.davsync_server import DavsyncServer, new_subject
 
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from davsync.credentials.secret import Secret
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import (
     DavAuthError,
@@ -21,6 +20,7 @@ from davsync.dav.client import DavClient
 from davsync.dav.collection import Collection
 from davsync.dav.multistatus import parse_multistatus
 from davsync.errors import ServerSettingError
+from davsync.secret import Secret
 from tests.fixtures.radicale import DavAccount
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from davsync.credentials.secret import Secret
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import DavClient
+from davsync.secret import Secret
 from tests.fixtures.hostile import HostileProxy, Reply, Seen, flood
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import ROOT, Device, copy_samples

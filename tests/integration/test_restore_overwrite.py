@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from davsync.backup.restore import RestoreOptions, RestoreRun
-from davsync.backup.runner import BackupRun
+from davsync.app.backup import backup_run, restore_run
+from davsync.backup.restore import RestoreOptions
 from davsync.backup.store import BlobStore
 from davsync.cli import main
 from davsync.errors import EXIT_ITEMS_FAILED
@@ -36,7 +36,7 @@ def backed_up(env: BackupEnv) -> Path:
     make_file(env.media / "Documents" / "notes.txt", 100)
     (env.contacts / "book").mkdir()
     (env.contacts / "book" / "ann.vcf").write_bytes(VCARD)
-    BackupRun(env.backup_config(), run_opts()).run()
+    backup_run(env.backup_config(), run_opts()).run()
     out = env.root / "out"
     code, output = cli(env, "restore", "-q", "--to", str(out))
     assert code == 0, output
@@ -129,7 +129,7 @@ def test_identical_files_are_left_alone_not_downloaded_nor_rewritten(
     before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
     counting = CountingGets()
     for overwrite in (False, True):
-        stats = RestoreRun(backup_env.backup_config(), out, opts=RestoreOptions(
+        stats = restore_run(backup_env.backup_config(), out, opts=RestoreOptions(
             kdf=KDF, wrap=counting.wrap, progress=False, overwrite=overwrite)).run().to_json()
         assert stats["succeeded_files"] == stats["total_files"] == 4
         assert stats["unchanged_files"] == 4 and stats["bytes_processed"] == 0

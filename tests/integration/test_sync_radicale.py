@@ -28,7 +28,7 @@ from tests.fixtures.xandikos import XandikosAccount
 Account = DavAccount | XandikosAccount
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ROOT / "samples"
+SAMPLES = ROOT / "davsync" / "samples"
 
 
 class Device:

@@ -17,9 +17,9 @@ import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from davsync.credentials.secret import Secret
 from davsync.dav.client import DavClient
 from davsync.dav.collection import Collection
+from davsync.secret import Secret
 from tests.integration.test_sync_radicale import Account
 from tests.unit.test_sync_statemachine import SyncMachine
 

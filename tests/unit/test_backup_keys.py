@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from davsync.backup.keys import KdfParams, KeyInfo, KeyInfoError, new_keyinfo, unlock
-from davsync.credentials.secret import Secret
+from davsync.secret import Secret
 
 FAST = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
 PASS = Secret("Corr3ct-horse")

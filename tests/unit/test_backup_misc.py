@@ -10,7 +10,7 @@ from davsync.backup.manifest import Manifest, ManifestError, Snapshot
 from davsync.backup.model import Record
 from davsync.backup.network import parse_nmcli_metered
 from davsync.backup.restore import UnsafeName, safe_parts
-from davsync.backup.runner import root_labels
+from davsync.backup.scan import root_labels
 from davsync.backup.snapshot import count_items
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, YET_TO_START, Stats
 

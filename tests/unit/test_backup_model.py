@@ -52,7 +52,7 @@ def test_a_file_that_comes_back_is_checked_not_resent() -> None:
 
 
 def test_pack_batches_cut_by_size_and_keep_order() -> None:
-    from davsync.backup.runner import PACK_TARGET, pack_batches
+    from davsync.backup.upload import PACK_TARGET, pack_batches
 
     work = [(scanned(f"f{i}", size=PACK_TARGET // 3), None, False) for i in range(7)]
     batches = pack_batches(work)

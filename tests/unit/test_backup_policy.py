@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from davsync.backup.policy import check_passphrase, passphrase_problems
-from davsync.credentials.secret import Secret
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 
 @pytest.mark.parametrize(("value", "missing"), [

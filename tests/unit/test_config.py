@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_example_config_is_valid() -> None:
-    config = load_config(ROOT / "config" / "davsync.example.toml")
+    config = load_config(ROOT / "davsync" / "examples" / "davsync.example.toml")
     assert config.server.addressbook == "contacts"
     assert config.server.conflict == "keep-both"
     assert config.device.contacts == Path("/home/alice/.contacts")

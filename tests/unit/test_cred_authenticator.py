@@ -20,9 +20,9 @@ from davsync.credentials.authenticator import (
     backoff_delay,
 )
 from davsync.credentials.provision import LoginRequired, ProvisionError, ProvisionUnreachable
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import DeviceCredentials, FileSecretStore, load_device, save_device
 from davsync.errors import AuthError, DavsyncError
+from davsync.secret import Secret
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from davsync.credentials.device_grant import (
     Wait,
     decide,
 )
-from davsync.credentials.secret import Secret
+from davsync.secret import Secret
 
 TOKEN = Secret("eyJhbGciOi.id.token")
 START = Poll(interval=5.0, expires_at=1000.0)

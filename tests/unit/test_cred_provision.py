@@ -22,9 +22,9 @@ from davsync.credentials.provision import (
     revoke_url,
     token_usable,
 )
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import FileSecretStore, save_id_token
 from davsync.errors import EXIT_CONFIG, EXIT_UNREACHABLE, ConfigError
+from davsync.secret import Secret
 
 URL = "http://127.0.0.1:8080/provision"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

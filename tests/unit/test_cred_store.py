@@ -12,7 +12,6 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked, PasswordDeleteError
 
-from davsync.credentials.secret import Secret
 from davsync.credentials.store import (
     CredentialStoreError,
     DeviceCredentials,
@@ -27,6 +26,7 @@ from davsync.credentials.store import (
     save_id_token,
 )
 from davsync.errors import ConfigError
+from davsync.secret import Secret
 
 
 class MemoryKeyring(KeyringBackend):

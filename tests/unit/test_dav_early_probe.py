@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from davsync.cli import _exit_status
-from davsync.credentials.secret import Secret
 from davsync.dav.api import RequestCounter, basic_authorization
 from davsync.dav.client import DavClient
 from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
 from davsync.dav.tls import tls_context
 from davsync.dav.xmlbodies import PROBE_PROPS, propfind
+from davsync.secret import Secret
 from tests.fixtures.ports import free_port
 
 COLLECTION = "http://127.0.0.1:9/alice/contacts/"

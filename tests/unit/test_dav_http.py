@@ -9,10 +9,10 @@ import sys
 import httpx
 import pytest
 
-from davsync.credentials.secret import Secret
 from davsync.dav.api import DavError, RequestCounter
 from davsync.dav.client import DavClient
 from davsync.dav.http import http_client
+from davsync.secret import Secret
 
 BASE = "http://127.0.0.1:9/alice/"
 
@@ -97,5 +97,5 @@ def test_credentials_and_dav_do_not_import_each_other() -> None:
     assert [m for m in credentials if m.startswith("davsync.dav")] == []
     dav = _imported("import davsync.dav.client, davsync.dav.basic_auth, davsync.dav.http")
     assert [m for m in dav if m.startswith("davsync.credentials.")
-            and m != "davsync.credentials.secret"] == []  # Secret: moving to a leaf (house)
+            and m != "davsync.secret"] == []  # Secret: moving to a leaf (house)
     assert [m for m in dav + credentials if m.startswith("davsync.config")] == []

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from davsync.credentials.secret import Secret
 from davsync.dav.api import DavAuthError, DavError, DavUnreachable, RequestCounter
 from davsync.dav.client import DavClient
+from davsync.secret import Secret
 
 URL = "http://127.0.0.1:9/dav/"
 PASSWORD = "hunter2-very-secret"

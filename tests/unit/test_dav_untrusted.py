@@ -19,12 +19,12 @@ import httpx
 import pytest
 
 import davsync.dav.collection as collection_module
-from davsync.credentials.secret import Secret
 from davsync.dav.api import DavError, DavUnreachable, RequestCounter
 from davsync.dav.bounds import LISTING, SMALL, AnswerLimit, install_deadline
 from davsync.dav.client import DavClient
 from davsync.dav.earlyprobe import EarlyProbe
 from davsync.dav.hrefs import is_member, normalize_href, same_origin, without_userinfo
+from davsync.secret import Secret
 
 BASE = "http://127.0.0.1:9/"
 COLLECTION = "http://127.0.0.1:9/alice/contacts/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -284,15 +285,13 @@ def test_an_item_the_folder_refuses_is_an_item_error_not_the_end_of_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A read-only device folder (simulated: the tests may run as root)."""
-    import tempfile
-
     rig = Rig(tmp_path)
     rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(os, "open", refuse)  # the temporary file beside the item
     report = rig.sync()
     assert [e["reason"] for e in report.errors] == [
         f"{rig.dir}/b.vcf: cannot write: Permission denied"

@@ -14,7 +14,7 @@ import icalendar
 import pytest
 import vobject
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "davsync" / "samples"
 CONTACTS = sorted((SAMPLES / "contacts").glob("*.vcf"))
 CALENDARS = sorted((SAMPLES / "calendars").glob("*.ics"))
 ALL = CONTACTS + CALENDARS

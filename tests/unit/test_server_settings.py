@@ -43,7 +43,7 @@ def test_relative_data_dir_is_relative_to_the_config_file() -> None:
 
 
 def test_example_config_file_parses() -> None:
-    example = Path(__file__).parents[2] / "config" / "server.example.toml"
+    example = Path(__file__).parents[2] / "davsync" / "examples" / "server.example.toml"
     s = parse_server_settings(tomllib.loads(example.read_text()), example)
     assert s.issuers and s.port == 5232
 

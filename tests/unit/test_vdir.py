@@ -74,14 +74,12 @@ def test_a_folder_that_refuses_writes_is_a_source_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a read-only folder does (simulated: the tests may run as root, who may write)."""
-    import tempfile
-
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
     src = VdirSource(tmp_path, "contacts")
     name, sig = src.create("a", b"1")
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(os, "open", refuse)  # the temporary file beside the item
     monkeypatch.setattr(os, "unlink", refuse)
     with pytest.raises(SourceError, match="cannot write: Permission denied"):
         src.create("b", b"2")

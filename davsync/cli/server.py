@@ -16,7 +16,9 @@ from pathlib import Path
 
 import click
 
+from davsync.cli.context import need_server_extra
 from davsync.errors import DavsyncError
+from davsync.fsutil import write_atomic
 from davsync.server.protocol import DEFAULT_APP_LABEL
 from davsync.server.settings import ServerSettings, load_server_settings
 from davsync.server.store import Blocked, CredentialStore
@@ -44,6 +46,7 @@ def server(ctx: click.Context) -> None:
 
     Without a subcommand it serves in the foreground until SIGTERM or Ctrl-C.
     """
+    need_server_extra("davsync server")
     if ctx.invoked_subcommand is not None:
         return
     from davsync.server.serve import configure_logging, run
@@ -279,13 +282,11 @@ def init(ctx: click.Context, data_dir: Path | None, listen: str, unit_path: Path
 def _create(path: Path, text: str, mode: int) -> None:
     """Write a new file; never overwrite what an admin may have edited."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        write_atomic(path, text.encode(), mode=mode, replace=False)
     except FileExistsError:
         raise DavsyncError(f"{path} already exists; not overwritten (remove it first)") from None
     except OSError as exc:
         raise DavsyncError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
 
 
 def _davsync_executable() -> str:

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from davsync.appctx import AppContext, pass_app
 from davsync.backup.progress import human_bytes
 from davsync.backup.settings import ALL_CATEGORIES, parse_backup
 from davsync.backup.stats import Stats, read_status
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.errors import EXIT_ITEMS_FAILED
 
@@ -47,10 +47,11 @@ def backup(ctx: click.Context, app: AppContext, quiet: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from davsync.backup.runner import BackupRun, RunOptions
+    from davsync.app.backup import backup_run
+    from davsync.backup.run import RunOptions
 
     cfg = parse_backup(app.config())
-    stats = BackupRun(cfg, RunOptions(progress=not quiet)).run()
+    stats = backup_run(cfg, RunOptions(progress=not quiet)).run()
     ctx.exit(_report("backup", stats))
 
 
@@ -63,10 +64,10 @@ def key(app: AppContext, sse_c: bool) -> None:
 
     Anyone with this key and the bucket credentials can read the backup: keep it secret.
     """
-    from davsync.backup.repo import open_repository
+    from davsync.app.backup import open_backup_repository
 
     cfg = parse_backup(app.config())
-    repo = open_repository(cfg, create=False)
+    repo = open_backup_repository(cfg, create=False)
     repo.close()
     if repo.encryption != "sse-c":
         click.echo("note: this backup uses client-side encryption; the SSE-C key is not used "
@@ -94,9 +95,10 @@ def restore(ctx: click.Context, app: AppContext, to: Path, categories: tuple[str
     failed or were skipped (each is named), 2 configuration error, 3 the server is unreachable
     or refused the credentials, 4 wrong passphrase.
     """
-    from davsync.backup.restore import RestoreOptions, RestoreRun
+    from davsync.app.backup import restore_run
+    from davsync.backup.restore import RestoreOptions
 
     cfg = parse_backup(app.config())
     opts = RestoreOptions(progress=not quiet, overwrite=overwrite)
-    run = RestoreRun(cfg, to, categories or None, opts)
+    run = restore_run(cfg, to, categories or None, opts)
     ctx.exit(_report("restore", run.run()))

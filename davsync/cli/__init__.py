@@ -17,18 +17,19 @@ import click
 
 from davsync import __version__
 from davsync.app.logsetup import configure_logging
-from davsync.appctx import AppContext
+from davsync.cli.context import AppContext
 from davsync.errors import DavsyncError
 
 COMMANDS = {
-    "sync": "davsync.sync_commands:sync",
-    "status": "davsync.sync_commands:status",
-    "login": "davsync.credentials.commands:login",
-    "logout": "davsync.credentials.commands:logout",
-    "whoami": "davsync.credentials.commands:whoami",
-    "backup": "davsync.backup.commands:backup",
-    "restore": "davsync.backup.commands:restore",
-    "server": "davsync.server.commands:server",
+    "sync": "davsync.cli.sync:sync",
+    "status": "davsync.cli.sync:status",
+    "login": "davsync.cli.auth:login",
+    "logout": "davsync.cli.auth:logout",
+    "whoami": "davsync.cli.auth:whoami",
+    "backup": "davsync.cli.backup:backup",
+    "restore": "davsync.cli.backup:restore",
+    "server": "davsync.cli.server:server",
+    "demo": "davsync.cli.demo:demo",
 }
 
 
@@ -101,6 +102,3 @@ def _exit_status(code: str | int | None) -> int:
             status = status or 120
     return status
 
-
-if __name__ == "__main__":
-    entry()

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from davsync.app.sync import configured_collections, run_sync
-from davsync.appctx import AppContext, pass_app
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.runstatus import last_failure, record_outcome
 from davsync.sync.values import SyncResult
@@ -76,7 +76,7 @@ def status(app: AppContext, as_json: bool) -> None:
 
         out["auth"] = auth_status(config)
     if config.has_section("backup"):
-        from davsync.backup.commands import backup_status
+        from davsync.cli.backup import backup_status
 
         out["backup"] = backup_status(config)
     if as_json:

@@ -2,7 +2,7 @@
 
 `run_demo` starts `weed mini` on free loopback ports, backs up the samples twice (the second
 run sends nothing), restores everything into a new folder, checks every byte and mtime, and
-stops the server. Run alone with `python -m davsync.backup.demo [WORKDIR]`.
+stops the server. Run alone with `python -m davsync.devtools.backup_demo [WORKDIR]`.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from davsync.app.backup import backup_run, restore_run
 from davsync.backup.progress import human_bytes
-from davsync.backup.restore import RestoreRun
-from davsync.backup.runner import BackupRun, RunOptions
-from davsync.backup.seaweed_local import start_local_s3
+from davsync.backup.run import RunOptions
 from davsync.backup.settings import parse_backup
 from davsync.backup.stats import Stats
 from davsync.config import load_config
+from davsync.devtools.seaweed_local import start_local_s3
 
 DEMO_PASSPHRASE = "Demo-passphrase-1"  # noqa: S105 - a demo against a throw-away server
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 FOLDERS = {"images": "Pictures", "videos": "Videos", "documents": "Documents"}
 
 
@@ -75,10 +75,11 @@ passphrase = "{DEMO_PASSPHRASE}"
         config.chmod(0o600)
         cfg = parse_backup(load_config(config))
         lines = [f"backup demo: local S3 at {server.endpoint}, client-side encryption"]
-        lines.append(_line("backup (first run)", BackupRun(cfg, RunOptions(progress=False)).run()))
-        lines.append(_line("backup (no changes)", BackupRun(cfg, RunOptions(progress=False)).run()))
+        quiet = RunOptions(progress=False)
+        lines.append(_line("backup (first run)", backup_run(cfg, quiet).run()))
+        lines.append(_line("backup (no changes)", backup_run(cfg, quiet).run()))
         target = workdir / "restored"
-        restore = RestoreRun(cfg, target, opts=None)
+        restore = restore_run(cfg, target, opts=None)
         restore.opts.progress = False
         lines.append(_line("restore", restore.run()))
         bad: list[str] = []

@@ -16,7 +16,7 @@ from davsync.app.credentials import (
     provisioning_authenticator,
     status_file,
 )
-from davsync.appctx import AppContext, pass_app
+from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.credentials.authenticator import REPROVISION_FAILED, after_logout
 from davsync.credentials.device import device_name

@@ -1,0 +1,71 @@
+"""The one atomic-write helper: old or new file after any failure, never a torn one."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from davsync.fsutil import TMP_PREFIX, atomic_file, write_atomic
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_replaces_the_file_private_from_the_first_byte(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    write_atomic(target, [b"ne", b"w"])
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert _names(tmp_path) == ["f"]
+
+
+def test_a_failure_while_writing_keeps_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_file(target) as fh:
+        fh.write(b"half")
+        raise RuntimeError("disk gone")
+    assert target.read_bytes() == b"old"
+    assert _names(tmp_path) == ["f"]
+
+
+def test_without_replace_an_existing_name_is_never_overwritten(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"theirs")
+    with pytest.raises(FileExistsError):
+        write_atomic(target, b"ours", replace=False)
+    assert target.read_bytes() == b"theirs"
+    assert _names(tmp_path) == ["f"]
+
+
+def test_without_hard_links_a_free_name_is_still_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    write_atomic(tmp_path / "f", b"new", replace=False, mode=0o644)
+    assert (tmp_path / "f").read_bytes() == b"new"
+    (tmp_path / "g").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileExistsError):  # a dangling symbolic link counts as taken
+        write_atomic(tmp_path / "g", b"new", replace=False)
+    assert _names(tmp_path) == ["f", "g"]
+
+
+def test_a_symbolic_link_at_the_temporary_name_is_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    (tmp_path / f"{TMP_PREFIX}{'0' * 16}.tmp").symlink_to(victim)
+    monkeypatch.setattr("secrets.token_hex", lambda n: "0" * 16)
+    with pytest.raises(FileExistsError):
+        write_atomic(tmp_path / "f", b"new")
+    assert victim.read_bytes() == b"keep"
