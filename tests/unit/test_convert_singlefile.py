@@ -148,7 +148,9 @@ def calendars(draw: st.DrawFn) -> str:
     cal.add("VERSION", "2.0")
     cal.add("PRODID", "-//test//EN")
     if draw(st.booleans()):
-        cal.add("X-WR-CALNAME", draw(TEXT))
+        # icalendar writes an X- property's line breaks unescaped (and then refuses its own
+        # line): generate only what it can write. Read from a file, `\n` stays escaped.
+        cal.add("X-WR-CALNAME", draw(TEXT.filter(lambda t: "\n" not in t)))
     for number in range(draw(st.integers(1, 5))):
         uid = draw(st.sampled_from(["a", "b", "c", ""]))
         event = icalendar.Event()
