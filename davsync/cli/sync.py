@@ -83,7 +83,17 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(json.dumps(out, ensure_ascii=False, default=str))
     else:
         _print_status(out)
-    sys.exit(int(failure.get("exit_code", 3)) if failure else 0)
+    sys.exit(_status_code(out))
+
+
+def _status_code(out: dict[str, Any]) -> int:
+    """What the last run said, for a monitoring check: the code of a run that could not talk
+    to the server (3), else 1 while any collection's last run had items fail, else 0."""
+    failure = out["last_failure"]
+    if failure:
+        return int(failure.get("exit_code", 3))
+    failed = any((info.get("last_result") or {}).get("errors") for info in out["sync"].values())
+    return 1 if failed else 0
 
 
 def _print_status(out: dict[str, Any]) -> None:

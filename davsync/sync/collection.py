@@ -164,7 +164,7 @@ class CollectionSync:
         server_count = len([r for r in state.values() if r.href])
         guard = mass_deletion(actions, device_count, server_count)
         if guard and not self.ctx.options.allow_mass_delete:
-            self.report.error(self.ctx.name, guard)
+            self.report.error(self.ctx.source.location, guard)  # the folder, not a state key
             return False
         self._execute(actions)
         return True

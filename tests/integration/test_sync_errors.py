@@ -226,6 +226,19 @@ def test_status_shows_a_refused_login_until_a_run_gets_through(device: Device) -
     assert "auth: signed_in as " in status.stdout and "failed" not in status.stdout
 
 
+def test_status_exits_1_while_the_last_run_had_items_fail(device: Device) -> None:
+    (device.contacts / "ok.vcf").write_text(vcard("ok", "Ok"))
+    broken = device.contacts / "broken.vcf"
+    broken.write_bytes(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Half")
+    assert device.run("sync").returncode == 1
+    status = device.run("status")
+    assert status.returncode == 1
+    assert f"  error: {broken}: " in status.stdout
+    broken.unlink()
+    assert device.run("sync").returncode == 0
+    assert device.run("status").returncode == 0
+
+
 def test_a_config_others_can_read_holding_a_password_gets_a_warning(device: Device) -> None:
     device.config.chmod(0o644)
     proc = device.run("sync")

@@ -111,8 +111,9 @@ def test_an_emptied_folder_asks_before_deleting_every_item_however_few(
         path.unlink()
     stopped = laptop.sync()
     assert stopped["exit"] == 1
-    reason = stopped["collections"]["contacts"]["errors"][0]["reason"]
-    assert reason.startswith("would delete 4 of 4 items on the server; stopped for safety")
+    [error] = stopped["collections"]["contacts"]["errors"]
+    assert error["item"] == str(laptop.contacts)  # the folder a user knows, not a state key
+    assert error["reason"].startswith("would delete 4 of 4 items on the server; stopped for safety")
     assert len(server_items(dav_account, "contacts")) == 4
     allowed = laptop.sync("--allow-mass-delete")
     assert allowed["exit"] == 0 and allowed["collections"]["contacts"]["deleted_remote"] == 4
