@@ -88,11 +88,14 @@ def status(app: AppContext, as_json: bool) -> None:
 
 def _status_code(out: dict[str, Any]) -> int:
     """What the last run said, for a monitoring check: the code of a run that could not talk
-    to the server (3), else 1 while any collection's last run had items fail, else 0."""
+    to the server (3), else 1 while any collection's last run or the last backup or restore
+    had files fail (or skipped changed files), else 0."""
     failure = out["last_failure"]
     if failure:
         return int(failure.get("exit_code", 3))
     failed = any((info.get("last_result") or {}).get("errors") for info in out["sync"].values())
+    transfers = out.get("backup", {}).values()
+    failed = failed or any(t.get("failed_files") or t.get("skipped_files") for t in transfers)
     return 1 if failed else 0
 
 
@@ -113,7 +116,28 @@ def _print_status(out: dict[str, Any]) -> None:
         click.echo(f"auth: {auth.get('state')} as {who} on {auth.get('server')}"
                    + (f" ({reason})" if said else ""))
     if "backup" in out:
-        click.echo(json.dumps(out["backup"], indent=2, default=str))
+        for kind in ("backup", "restore"):
+            _print_transfer(kind, out["backup"][kind])
+
+
+def _print_transfer(kind: str, stats: dict[str, Any]) -> None:
+    """One line for the last backup or restore, then each file that failed or was skipped
+    (`status --json` has every figure, per category)."""
+    from davsync.backup.progress import human_bytes
+
+    if stats["status"] == "YET_TO_START":
+        click.echo(f"{kind}: never run")
+        return
+    skipped = f", {stats['skipped_files']} skipped" if stats.get("skipped_files") else ""
+    click.echo(f"{kind}: {stats['status'].lower().replace('_', ' ')} at "
+               f"{stats['last_modified']}: {stats['succeeded_files']}/{stats['total_files']} "
+               f"files ok, {stats['failed_files']} failed{skipped}, "
+               f"{human_bytes(stats['bytes_processed'])} processed")
+    for name, cat in stats["categories"].items():
+        for err in cat.get("error_files", []):
+            click.echo(f"  {name}: {err['path']}: {err['error']}")
+        for skip in cat.get("skipped", []):
+            click.echo(f"  {name}: {skip['path']}: skipped: {skip['reason']}")
 
 
 def _sync_status(config: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,15 @@ def test_second_restore_keeps_what_the_user_changed_names_it_and_exits_1(
     assert documents["skipped_files"] == 1
     assert documents["skipped"] == [{"path": "documents/Documents/notes.txt",
                                      "reason": f"differs from the backup; {SKIP_HINT}"}]
+    assert code == EXIT_ITEMS_FAILED  # status says so until a later restore gets through
+
+    code, output = cli(backup_env, "status")
+    assert code == EXIT_ITEMS_FAILED
+    assert re.search(r"^restore: completed at \S+: 1/4 files ok, 0 failed, 3 skipped, ", output,
+                     re.MULTILINE)
+    assert ("  documents: documents/Documents/notes.txt: skipped: differs from the backup"
+            in output)
+    assert "backup: completed at " in output and '"categories"' not in output
 
 
 @pytest.mark.parametrize("mode", MODES)
