@@ -23,6 +23,7 @@ from davsync.errors import DavsyncError
 COMMANDS = {
     "sync": "davsync.cli.sync:sync",
     "status": "davsync.cli.sync:status",
+    "run": "davsync.cli.run:run",
     "login": "davsync.cli.auth:login",
     "logout": "davsync.cli.auth:logout",
     "whoami": "davsync.cli.auth:whoami",
