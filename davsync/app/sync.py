@@ -32,10 +32,12 @@ from davsync.sync.values import SyncResult, Target
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Callable
 
     from davsync.core.kinds import Kind
     from davsync.dav.client import DavClient
     from davsync.sync.context import SyncOptions
+    from davsync.sync.ports import Source
 
 log = logging.getLogger(__name__)
 # A state key as written before URLs lost their user info: "kind:name@" + the URL with it.
@@ -107,7 +109,7 @@ def _locked_run(
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
         tls = _send_early_probes(config, auth, targets, counter)
-        if _nothing_to_do(store, targets, result):
+        if _only_vdirs(config, targets) and _nothing_to_do(store, targets, result):
             return
         # httpx: imported while the probes are out
         with _client(config, auth, base_url, counter, tls) as client:
@@ -131,10 +133,22 @@ def _run(
     from davsync.sync.run import SyncRun
 
     run = SyncRun(client, store, _options(config, allow_mass_delete),
-                  create=config.server.create)
+                  create=config.server.create, source_for=_source_builder(config))
     if cancel is not None:
         run.cancel = cancel
     run.run(targets, result)
+
+
+def _source_builder(config: Config) -> Callable[[Target], Source]:
+    """Each target's device store, of the type `[device]` gives its kind (the registry's)."""
+    from davsync.sources.registry import open_store
+
+    def source_for(target: Target) -> Source:
+        source: Source = open_store(config.device.store_type(target.kind), target.path,
+                                    target.kind)
+        return source
+
+    return source_for
 
 
 def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
@@ -281,6 +295,12 @@ def _send_early_probes(
             read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
         )
     return tls
+
+
+def _only_vdirs(config: Config, targets: list[Target]) -> bool:
+    """Whether `_nothing_to_do` may look: it scans vdirs only, as a store kept in one file
+    needs its parser (the imports the fast path avoids) to be scanned."""
+    return all(config.device.store_type(t.kind) == "vdir" for t in targets)
 
 
 def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult) -> bool:

@@ -251,7 +251,12 @@ def _is_table(kind: Any) -> bool:
 
 
 def _struct_of(kind: Any) -> Any:
+    """The table type of a field: its own, or the one table of a union such as
+    `str | Table` (a path, or a table saying more)."""
     from msgspec import inspect
 
     kind = _strip(kind)
+    if isinstance(kind, inspect.UnionType):
+        tables = [t for t in map(_strip, kind.types) if isinstance(t, inspect.StructType)]
+        return tables[0] if len(tables) == 1 else None
     return kind if isinstance(kind, inspect.StructType) else None

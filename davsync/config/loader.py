@@ -26,7 +26,9 @@ from davsync.config.decode import decode, key_error, load_toml, resolve_path
 from davsync.config.schema import (
     AuthMode,
     BackupTable,
+    CalendarsStore,
     ConfigFile,
+    ContactsStore,
     DaemonConfig,
     LogConfig,
     ServerConfig,
@@ -48,6 +50,11 @@ class DeviceConfig:
     contacts: Path | None
     calendars: Path | None
     where: str = "[device]"
+    contacts_type: str = "vdir"  # a type of `davsync.sources.registry.STORES`
+    calendars_type: str = "vdir"
+
+    def store_type(self, kind: str) -> str:
+        return self.contacts_type if kind == "contacts" else self.calendars_type
 
     def folders(self) -> list[tuple[str, Path]]:
         """(key, folder) of each configured store; a config error when there is none, or when
@@ -58,9 +65,12 @@ class DeviceConfig:
         if not found:
             raise ConfigError(f"{self.where}: nothing to sync: set contacts and/or calendars "
                               "(folders of .vcf / .ics files)")
-        for key, folder in found:
-            if folder.exists() and not folder.is_dir():
-                raise ConfigError(f"{self.where} {key}: {folder} is not a folder")
+        for key, path in found:
+            if self.store_type(key) == "vdir" and path.exists() and not path.is_dir():
+                raise ConfigError(f"{self.where} {key}: {path} is not a folder")
+            if self.store_type(key) != "vdir" and path.is_dir():
+                raise ConfigError(f"{self.where} {key}: {path} is a folder; a "
+                                  f"{self.store_type(key)} store is one file")
         return found
 
 
@@ -117,15 +127,23 @@ def load_config(path: Path | None = None) -> Config:
     file = decode(raw, ConfigFile, str(path))
     server = None if file.server is None else _checked_server(file.server, f"{path} [server]")
     folder = path.parent
+    contacts, contacts_type = _store(file.device.contacts)
+    calendars, calendars_type = _store(file.device.calendars)
     device = DeviceConfig(
-        contacts=_maybe_path(file.device.contacts, folder),
-        calendars=_maybe_path(file.device.calendars, folder),
-        where=f"{path} [device]",
+        contacts=_maybe_path(contacts, folder), calendars=_maybe_path(calendars, folder),
+        where=f"{path} [device]", contacts_type=contacts_type, calendars_type=calendars_type,
     )
     state_dir = _maybe_path(file.state.dir, folder) or default_state_dir()
     _warn_if_others_can_read(path, raw)
     return Config(path=path, server_config=server, device=device, state_dir=state_dir,
                   backup=file.backup, daemon=file.daemon, log=file.log)
+
+
+def _store(value: str | ContactsStore | CalendarsStore | None) -> tuple[str | None, str]:
+    """(path, store type) of a `[device]` key: a plain path is a vdir."""
+    if value is None or isinstance(value, str):
+        return value, "vdir"
+    return value.path, str(value.type)
 
 
 def _maybe_path(value: str | None, base_dir: Path) -> Path | None:

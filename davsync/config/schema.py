@@ -66,6 +66,39 @@ class LogFormat(StrEnum):
     JOURNAL = "journal"  # one line per event, priority prefix and key=value fields
 
 
+class ContactsStoreType(StrEnum):
+    """What kind of device store `[device] contacts` is (`davsync.sources.registry`)."""
+
+    VDIR = "vdir"  # a folder with one .vcf per contact
+    SINGLEFILE = "singlefile"  # one .vcf holding many contacts
+    MOZCONTACTS_JSON = "mozcontacts-json"  # a Firefox OS / KaiOS JSON export
+    GOOGLE_CSV = "google-csv"  # a Google Contacts CSV export
+
+
+class CalendarsStoreType(StrEnum):
+    """What kind of device store `[device] calendars` is."""
+
+    VDIR = "vdir"  # a folder with one .ics per event or task
+    SINGLEFILE = "singlefile"  # one .ics holding many events and tasks
+
+
+_STORE = Meta(extra={"expect": 'a path, or a table { type = "...", path = "..." }'})
+
+
+class ContactsStore(Table, frozen=True):
+    """`[device] contacts = { type = "...", path = "..." }`."""
+
+    type: ContactsStoreType
+    path: Text
+
+
+class CalendarsStore(Table, frozen=True):
+    """`[device] calendars = { type = "...", path = "..." }`."""
+
+    type: CalendarsStoreType
+    path: Text
+
+
 class ServerConfig(Table, frozen=True):
     """`[server]`: which DAV account, how to authenticate, and how hard to push it."""
 
@@ -103,10 +136,10 @@ class ServerConfig(Table, frozen=True):
 
 
 class DeviceTable(Table, frozen=True):
-    """`[device]`: the vdir folders to keep in step with the server."""
+    """`[device]`: the stores to keep in step with the server; a plain path is a vdir."""
 
-    contacts: Text | None = None
-    calendars: Text | None = None
+    contacts: Annotated[Text | ContactsStore | None, _STORE] = None
+    calendars: Annotated[Text | CalendarsStore | None, _STORE] = None
 
 
 class StateTable(Table, frozen=True):

@@ -265,3 +265,45 @@ def test_every_key_the_example_documents_is_in_the_schema(tmp_path: Path) -> Non
     config = load_config(path)
     assert config.has_section("backup") and config.server.auth is AuthMode.PROVISION
     assert config.daemon == DaemonConfig() and config.log == LogConfig()
+
+
+def test_device_stores_by_type_and_the_plain_path_is_a_vdir(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[device]\ncontacts = { type = "google-csv", path = "g.csv" }\n'
+                    'calendars = "cal"\n')
+    device = load_config(path).device
+    assert (device.contacts, device.store_type("contacts")) == (tmp_path / "g.csv", "google-csv")
+    assert (device.calendars, device.store_type("calendars")) == (tmp_path / "cal", "vdir")
+    (tmp_path / "g.csv").mkdir()
+    with pytest.raises(ConfigError, match=r"contacts: .*g\.csv is a folder; a google-csv store"):
+        device.folders()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('contacts = { type = "bogus", path = "x" }',
+         "[device] [contacts] type: must be one of 'vdir', 'singlefile', 'mozcontacts-json', "
+         "'google-csv', not 'bogus'"),
+        ('calendars = { type = "google-csv", path = "x" }',
+         "[device] [calendars] type: must be one of 'vdir', 'singlefile', not 'google-csv'"),
+        ('calendars = { type = "vdir" }', "[device] [calendars] path: is required"),
+        ("calendars = 5",
+         '[device] calendars: must be a path, or a table { type = "...", path = "..." }'),
+    ],
+)
+def test_a_wrong_device_store_names_the_key_and_the_choices(
+    tmp_path: Path, line: str, message: str,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[device]\n{line}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(path)
+
+
+def test_the_schema_offers_exactly_the_registered_stores() -> None:
+    from davsync.config.schema import CalendarsStoreType, ContactsStoreType
+    from davsync.sources.registry import store_types
+
+    assert [t.value for t in ContactsStoreType] == store_types("contacts")
+    assert [t.value for t in CalendarsStoreType] == store_types("calendars")

@@ -1,0 +1,21 @@
+"""A Google Contacts CSV export (current or older header spelling), over
+`core.convert.google_csv`. Rows without a UID column get stable derived UIDs; a contact whose
+UID would not be derived again (one made on the server, a renamed one) keeps it in a UID
+column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from davsync.core.convert import google_csv
+from davsync.sources.onefile import OneFileSource
+
+
+class GoogleCsvSource(OneFileSource):
+    what = "contacts export (Google CSV)"
+
+    def split(self, data: bytes) -> tuple[list[str], Any]:
+        return google_csv.csv_to_vcards(data), None
+
+    def join(self, texts: list[str], rest: Any) -> bytes:
+        return google_csv.vcards_to_csv(texts).encode("utf-8")
