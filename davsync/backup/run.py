@@ -153,16 +153,16 @@ class BackupRun:
         return self.stats
 
     def _take_snapshots(self) -> dict[str, SnapshotData | str | None]:
-        """Per category: the snapshot, an error text (folder missing), or None (not set)."""
+        """Per category: the snapshot, an error text (store missing), or None (not set)."""
         out: dict[str, SnapshotData | str | None] = {}
         for category, root in (("contacts", self.cfg.contacts_dir),
                                ("calendars", self.cfg.calendars_dir)):
             if root is None:
                 out[category] = None
-            elif root.is_dir():
+            elif root.is_dir() or root.is_file():  # a vdir, or a file store's one file
                 out[category] = take_snapshot(root, category)
             else:
-                out[category] = f"folder {root} not found (check [device] {category})"
+                out[category] = f"{root} not found (check [device] {category})"
         return out
 
     def _nothing_to_do(self, index: Index, scanned: list[ScannedFile],

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,36 +54,46 @@ class SnapshotData:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _members(root: Path, suffix: str) -> Iterator[tuple[Path, str]]:
+    """The files a snapshot holds, with their names in it: every .vcf/.ics below a vdir
+    folder, or the one file of a file store (a .vcf, .ics, JSON or CSV export), whatever
+    its suffix: the configuration named it."""
+    if root.is_file():
+        yield root, root.name
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fname in sorted(filenames):
+            path = Path(dirpath, fname)
+            if fname.endswith(suffix) and not path.is_symlink():
+                yield path, path.relative_to(root).as_posix()
+
+
 def take_snapshot(root: Path, category: str) -> SnapshotData:
-    """Read every .vcf/.ics below `root` into an uncompressed tar with stable member order."""
+    """Read a device store (a vdir folder, or a file store's one file) into an uncompressed
+    tar with stable member order."""
     suffix = SUFFIXES[category]
     out = SnapshotData()
     buf = io.BytesIO()
     digest = hashlib.sha256()
     texts: list[str] = []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                path = Path(dirpath, fname)
-                if not fname.endswith(suffix) or path.is_symlink():
-                    continue
-                rel = path.relative_to(root).as_posix()
-                try:
-                    data = path.read_bytes()
-                    text = data.decode("utf-8")
-                    mtime = path.stat().st_mtime
-                except (OSError, UnicodeDecodeError) as exc:
-                    out.failed.append((rel, str(exc)))
-                    continue
-                info = tarfile.TarInfo(rel)
-                info.size = len(data)
-                info.mtime = int(mtime)
-                info.mode = 0o600
-                tar.addfile(info, io.BytesIO(data))
-                digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-                texts.append(text)
-                out.files += 1
+        for path, rel in _members(root, suffix):
+            try:
+                data = path.read_bytes()
+                text = data.decode("utf-8")
+                mtime = path.stat().st_mtime
+            except (OSError, UnicodeDecodeError) as exc:
+                out.failed.append((rel, str(exc)))
+                continue
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            info.mtime = int(mtime)
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+            texts.append(text)
+            out.files += 1
     out.tar = buf.getvalue()
     out.sha256 = digest.hexdigest()
     out.items = count_items("\n".join(texts), category)

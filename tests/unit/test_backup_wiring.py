@@ -107,3 +107,36 @@ images = ["{pictures}"]
     restored = next(out.rglob("a.jpg"))
     assert restored.read_bytes() == (pictures / "a.jpg").read_bytes()
     assert closed == ["closed", "closed"]
+
+
+def test_a_file_store_is_backed_up_as_its_one_file(tmp_path: Path) -> None:
+    """`[device] contacts = { type = "google-csv", path = ... }`: the export itself is the
+    snapshot (a vdir's is every .vcf below its folder)."""
+    export = tmp_path / "contacts.csv"
+    export.write_bytes(b"First Name,Last Name\r\nAnn,Example\r\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[state]
+dir = "{tmp_path / "state"}"
+
+[device]
+contacts = {{ type = "google-csv", path = "{export}" }}
+
+[backup]
+endpoint = "http://127.0.0.1:9"
+bucket = "unused"
+passphrase = "Corr3ct-Horse-battery"
+""", encoding="utf-8")
+    config.chmod(0o600)
+    cfg = parse_backup(load_config(config))
+    store = MemoryStore()
+
+    def open_store() -> OpenedStore:
+        return OpenedStore(store, lambda: None)
+
+    stats = BackupRun(cfg, open_store, RunOptions(kdf=KDF, progress=False)).run().to_json()
+    contacts = stats["categories"]["contacts"]
+    assert contacts["error_files"] == [] and contacts["succeeded_files"] == 1
+    out = tmp_path / "out"
+    RestoreRun(cfg, open_store, out, ["contacts"], RestoreOptions(kdf=KDF, progress=False)).run()
+    assert (out / "contacts" / "contacts.csv").read_bytes() == export.read_bytes()
