@@ -42,6 +42,10 @@ class Table(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=Tru
     ignored, and a loaded table cannot be changed behind the loader's back."""
 
 
+#: Where a message sends a user who needs an example configuration (works from any install).
+EXAMPLE_HINT = "`davsync example-config` prints a commented example"
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a TOML file, turning every failure into a ConfigError naming the file."""
     try:
@@ -49,7 +53,7 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: config file not found (see config/davsync.example.toml)"
+            f"{path}: config file not found ({EXAMPLE_HINT})"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None

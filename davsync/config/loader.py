@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from msgspec.structs import replace
 
-from davsync.config.decode import decode, key_error, load_toml, resolve_path
+from davsync.config.decode import EXAMPLE_HINT, decode, key_error, load_toml, resolve_path
 from davsync.config.schema import (
     AuthMode,
     BackupTable,
@@ -92,7 +92,7 @@ class Config:
         only `[backup]` serves `backup`, `restore` and `status`."""
         if self.server_config is None:
             raise ConfigError(f"{self.path}: no [server] section: this command needs the DAV "
-                              "server's url and username (see config/davsync.example.toml)")
+                              f"server's url and username ({EXAMPLE_HINT})")
         return self.server_config
 
     def has_server(self) -> bool:

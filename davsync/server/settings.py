@@ -77,7 +77,7 @@ class IssuerConfig:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Everything `davsync server` needs; see config/server.example.toml for each key."""
+    """Everything `davsync server` needs; `davsync example-config --server` shows each key."""
 
     path: Path
     host: str
@@ -151,7 +151,7 @@ def load_server_settings(path: Path | None) -> ServerSettings:
     if path is None:
         raise ConfigError(
             "davsync server needs its own config: davsync --config server.toml server "
-            "(see config/server.example.toml)"
+            "(`davsync example-config --server` prints a commented example)"
         )
     raw = load_toml(path)
     return parse_server_settings(raw, path)
