@@ -7,6 +7,7 @@ from importlib.resources import files
 
 import click
 
+
 @click.command("example-config")
 @click.option("--server", "server", is_flag=True,
               help="The self-hosted server's example (server.toml) instead of the client's.")
