@@ -233,8 +233,8 @@ class Daemon:
 
     def _backup_job(self) -> None:
         from davsync.app.backup import backup_run
+        from davsync.app.backup_config import parse_backup
         from davsync.backup.run import RunOptions
-        from davsync.backup.settings import parse_backup
 
         try:
             stats = backup_run(parse_backup(self.config), RunOptions(progress=False)).run()

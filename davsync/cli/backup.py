@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from davsync.app.backup_config import parse_backup
 from davsync.backup.progress import human_bytes
-from davsync.backup.settings import ALL_CATEGORIES, parse_backup
+from davsync.backup.settings import ALL_CATEGORIES
 from davsync.backup.stats import Stats, read_status
 from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config

@@ -17,6 +17,7 @@ from typing import Annotated
 
 from msgspec import Meta, field
 
+from davsync.backup.settings import EncryptionMode as EncryptionMode  # re-exported
 from davsync.config.decode import Table
 from davsync.core.policy import ConflictPolicy
 from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT
@@ -35,13 +36,6 @@ class AuthMode(StrEnum):
 
     BASIC = "basic"  # username and password (or password_command)
     PROVISION = "provision"  # a device password provisioned from an identity provider's token
-
-
-class EncryptionMode(StrEnum):
-    """Who encrypts the backup (`[backup] encryption`)."""
-
-    CLIENT = "client"  # davsync encrypts before upload; the store sees only ciphertext
-    SSE_C = "sse-c"  # the S3 store encrypts with a key davsync sends with every request
 
 
 class DaemonMode(StrEnum):

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from davsync.app.backup import backup_run, restore_run
+from davsync.app.backup_config import parse_backup
 from davsync.backup.progress import human_bytes
 from davsync.backup.run import RunOptions
-from davsync.backup.settings import parse_backup
 from davsync.backup.stats import Stats
 from davsync.config import load_config
 from davsync.devtools.seaweed_local import start_local_s3

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from davsync.backup.settings import parse_backup
+from davsync.app.backup_config import parse_backup
 from davsync.config import load_config
 from davsync.server.settings import load_server_settings
 

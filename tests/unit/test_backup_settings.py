@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from davsync.backup.settings import BackupConfig, is_loopback_url, parse_backup
+from davsync.app.backup_config import parse_backup
+from davsync.backup.settings import BackupConfig, is_loopback_url
 from davsync.backup.store import NotFound, RetryingStore, StoreError
 from davsync.config import EncryptionMode, load_config
 from davsync.errors import ConfigError

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from davsync.app.backup_config import parse_backup
 from davsync.backup.keys import KdfParams
 from davsync.backup.restore import RestoreOptions, RestoreRun
 from davsync.backup.run import BackupRun, RunOptions
-from davsync.backup.settings import parse_backup
 from davsync.backup.store import BlobStore, NotFound, OpenedStore, Part
 from davsync.config import load_config
 
