@@ -7,7 +7,7 @@ standard library (`dav.earlyprobe`), and only then import httpx, the sync pieces
 Provisioning and backup modules are imported only when used.
 
 The run itself (`sync.run.SyncRun`) is built here from values and never reads the config; the
-state directory's lock (`app.lock`) keeps a second run on the same state out.
+state directory's lock (`state.lock`) keeps a second run on the same state out.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from davsync.app.lock import state_lock
 from davsync.config import Config
 from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
 from davsync.dav.hrefs import same_origin, without_userinfo
 from davsync.errors import ConfigError, DavsyncError, ServerSettingError
 from davsync.report import report_keys
+from davsync.state.lock import state_lock
 from davsync.state.store import CollectionState, StateStore
 from davsync.sync.values import SyncResult, Target
 

@@ -6,10 +6,8 @@ write the manifest. The only place that wires the pure parts (model, format) to 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,8 +45,8 @@ from davsync.backup.snapshot import SnapshotData, take_snapshot
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, Stats, StatsFile
 from davsync.backup.store import StoreError, StoreFactory
 from davsync.backup.upload import PACK_FILE_MAX, Outcome, Uploader, pack_batches, upload_one
-from davsync.errors import DavsyncError
 from davsync.secret import Secret
+from davsync.state.lock import state_lock
 
 if TYPE_CHECKING:
     pass
@@ -316,18 +314,14 @@ class BackupRun:
 
 @contextmanager
 def run_lock(state_dir: Path) -> Iterator[None]:
-    """One backup at a time per state dir (the daemon's schedule and a manual run)."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / "backup.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DavsyncError(f"another backup is running (lock {state_dir / 'backup.lock'}); "
-                               "try again when it has finished") from None
+    """One backup at a time per state dir (the daemon's schedule and a manual run): the state
+    directory's lock, not waited for (a backup takes minutes; the second one says so at once)."""
+    with state_lock(state_dir, "backup", wait=0, busy=_busy):
         yield
-    finally:
-        os.close(fd)
+
+
+def _busy(path: Path, who: str) -> str:
+    return f"another backup is running ({who}, lock {path}); try again when it has finished"
 
 
 def limit_malloc_arenas() -> None:

@@ -108,7 +108,10 @@ def test_unmetered_only_waits_while_metered_before_and_during_the_run(
 
 def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> None:
     cfg = backup_env.backup_config()
-    with run_lock(cfg.state_dir), pytest.raises(DavsyncError, match="another backup is running"):
+    with run_lock(cfg.state_dir), pytest.raises(DavsyncError) as refused:
         backup_run(cfg, run_opts()).run()
+    # the holder is named, and it is a "try again later" (exit 3), like a busy sync
+    assert f"another backup is running (process {os.getpid()}, lock " in str(refused.value)
+    assert refused.value.exit_code == 3
     with run_lock(cfg.state_dir):   # released again
         pass

@@ -21,7 +21,7 @@ from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from davsync.app.lock import state_lock
+from davsync.state.lock import state_lock
 with state_lock(Path(sys.argv[1]), "sync"):
     print("held", flush=True)
     if sys.argv[2] == "stdin":

@@ -1,7 +1,7 @@
 """One run at a time per state directory: an advisory lock (fcntl.flock) on a file in it.
 
-Shared by every room that must not run twice over the same state (a sync; a backup) and by a
-future daemon, which takes the same lock as a command run from a shell or a timer. The lock
+Shared by every room that must not run twice over the same state (a sync: `sync.lock`; a
+backup: `backup.lock`), whether run by the daemon or from a shell or a timer. The lock
 dies with its process, so a killed run never leaves a stale one behind. The file holds the
 holder's pid, so that the one who waits can say who holds it.
 """
