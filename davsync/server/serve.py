@@ -150,20 +150,30 @@ def _reload_tls(server: _Server, settings: ServerSettings) -> None:
 
 def run(settings: ServerSettings) -> None:
     """Serve until SIGTERM or SIGINT, then finish the requests in flight and close the store."""
-    app = ServerApp(settings)
-    server = make_server(settings, app)
-    host, port = str(server.server_address[0]), int(server.server_address[1])
     stopping = threading.Event()
+    serving: list[_Server] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stopping.set()
 
     def reload(signum: int, frame: FrameType | None) -> None:
-        _reload_tls(server, settings)
+        if serving:  # before that, the certificate is still to be loaded: nothing to reload
+            _reload_tls(serving[0], settings)
 
+    # The handlers go in before the socket listens: a client may connect (and a supervisor
+    # send SIGHUP) from that moment, and SIGHUP's default action would end the process.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
+    try:
+        app = ServerApp(settings)
+        server = make_server(settings, app)
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    serving.append(server)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="wsgi", daemon=True
     )
