@@ -134,7 +134,7 @@ def _locked_run(
                 and _nothing_to_do(store, targets, result):
             return
         # httpx: imported while the probes are out
-        with _client(config, auth, base_url, counter, tls) as client:
+        with make_client(config, auth, base_url, counter, tls) as client:
             _run(config, client, store, targets, result, allow_mass_delete, cancel,
                  (base_url, only))
     except ServerSettingError as exc:
@@ -251,8 +251,9 @@ def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
     )
 
 
-def _client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
-            tls: ssl.SSLContext | None = None) -> DavClient:
+def make_client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
+                tls: ssl.SSLContext | None = None) -> DavClient:
+    """The DAV client `[server]` describes (one HTTP pool; close it, or use `with`)."""
     from davsync.dav.client import DavClient
 
     server = config.server
@@ -303,7 +304,7 @@ class SyncService:
         if self._client is None:
             self._auth = self._auth or make_authenticator(self.config)
             self._base_url = dav_url(self.config, self._auth)
-            self._client = _client(self.config, self._auth, self._base_url, self._counter)
+            self._client = make_client(self.config, self._auth, self._base_url, self._counter)
         return self._client
 
     def close(self) -> None:

@@ -92,18 +92,19 @@ class Account:
 
 class Device:
     def __init__(self, root: Path, url: str, dav: DavAccount, contacts: str = '"all"',
-                 calendars: str | None = '"all"') -> None:
+                 calendars: str | None = '"all"', server: str = "") -> None:
         self.contacts, self.calendars = root / "contacts", root / "calendars"
         self.config = root / "config.toml"
         root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
             f'[server]\nurl = "{url}"\nusername = "{dav.username}"\n'
-            f'password = "{dav.password}"\n'
+            f'password = "{dav.password}"\n{server}'
             f'[device]\ncontacts = {{ type = "vdir", path = "{self.contacts}", '
             f'collections = {contacts} }}\n'
             + ("" if calendars is None else f'calendars = {{ type = "vdir", path = '
                f'"{self.calendars}", collections = {calendars} }}\n')
             + f'[state]\ndir = "{root / "state"}"\n', encoding="utf-8")
+        self.config.chmod(0o600)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -276,3 +277,36 @@ def test_hostile_collection_names_become_safe_folder_names(
     assert not (tmp_path / "d" / "x").exists() and not Path("/elsewhere").exists()
     for folder in device.contacts.iterdir():
         assert list(folder.iterdir()) in ([], [folder / "displayname"])
+
+
+def test_the_collections_command_lists_the_account(
+    tmp_path: Path, dav_account: DavAccount, account: Account,
+) -> None:
+    _fill(account)
+    device = Device(tmp_path / "d", dav_account.url, dav_account)
+    proc = device.run("collections", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["collections"]
+    assert [(r["kind"], r["name"]) for r in rows] == [
+        ("contacts", "family"), ("contacts", "friends"), ("contacts", "work"),
+        ("calendars", "holidays"), ("calendars", "office"), ("calendars", "personal"),
+        ("calendars", "sport")]
+    family = rows[0]
+    assert (family["displayname"], family["items"]) == ("Family", 2)
+    assert rows[-1]["color"] == "#00FF00FF"
+    proc = device.run("discover")
+    assert proc.returncode == 0
+    assert "contacts   family        2 items  'Family'" in proc.stdout
+
+
+def test_the_collections_command_exits_3_when_the_server_refuses_or_is_away(
+    tmp_path: Path, dav_account: DavAccount, account: Account,
+) -> None:
+    wrong = DavAccount(dav_account.server, dav_account.username, "wrong")
+    proc = Device(tmp_path / "d", dav_account.url, wrong).run("collections")
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and "wrong" not in proc.stderr
+    away = Device(tmp_path / "e", "http://127.0.0.1:9/", dav_account, server="max_retries = 0\n")
+    proc = away.run("collections")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.startswith("davsync: ") and "Traceback" not in proc.stderr
