@@ -310,3 +310,23 @@ def test_the_collections_command_exits_3_when_the_server_refuses_or_is_away(
     proc = away.run("collections")
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith("davsync: ") and "Traceback" not in proc.stderr
+
+
+def test_only_and_status_name_each_collection(
+    tmp_path: Path, dav_account: DavAccount, account: Account,
+) -> None:
+    account.addressbook("family", "Family")
+    account.calendar("personal", "Personal")
+    account.calendar("sport", "Sport")
+    device = Device(tmp_path / "d", dav_account.url, dav_account)
+    code, out = device.sync("--only", "family", "--only", "calendars/sport")
+    assert code == 0 and sorted(out["collections"]) == ["family", "sport"], out
+    assert not (device.calendars / "personal").exists()
+    proc = device.run("sync", "--only", "nope")
+    assert proc.returncode == 2
+    assert "--only 'nope': no configured kind and no collection" in proc.stderr
+    code, out = device.sync("--only", "calendars")
+    assert sorted(out["collections"]) == ["personal", "sport"]
+    status = json.loads(device.run("status", "--json").stdout)["sync"]
+    assert sorted(status) == ["family", "personal", "sport"]
+    assert status["sport"]["kind"] == "calendars"

@@ -171,3 +171,13 @@ def test_collections_config_forms(tmp_path: Path) -> None:
     assert device.collections("calendars") == ("a", "b")
     path.write_text('[device]\ncontacts = "c"\n')
     assert load_config(path).device.collections("contacts") is None
+
+
+def test_the_daemon_watches_the_parent_of_every_collection(tmp_path: Path) -> None:
+    from davsync.app.daemon import configured_folders
+
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nurl = "http://x/"\nusername = "u"\n'
+                    '[device]\ncontacts = { type = "vdir", path = "c", collections = "all" }\n'
+                    'calendars = "k"\n')
+    assert configured_folders(load_config(path)) == [tmp_path / "k", tmp_path / "c"]
