@@ -185,9 +185,19 @@ def test_every_collection_syncs_and_new_ones_on_either_side_are_picked_up(
     assert code == 0, out
     assert account.prop("family", "displayname") == "Family &amp; Co"
     assert (device.calendars / "office" / "displayname").read_text() == "Day job"
+    # both sides changed: the server's value is kept, the device's reported
+    (device.calendars / "sport" / "displayname").write_text("Gym")
+    body = body.replace("Day job", "Athletics")
+    account.http.request("PROPPATCH", urljoin(account.home, "sport/"), headers=XML,
+                         content=body)
     code, out = device.sync()
     assert code == 0 and all(r["uploaded"] + r["downloaded"] == 0
                              for r in out["collections"].values()), out
+    where = device.calendars / "sport" / "displayname"
+    assert out["collections"]["sport"]["conflict_items"] == [{
+        "item": str(where), "outcome": "changed on both sides: the server's 'Athletics' is "
+        "kept, the device's 'Gym' was replaced"}]
+    assert where.read_text() == "Athletics"
 
 
 def test_a_collection_removed_on_the_server_is_reported_and_its_folder_kept(
@@ -206,8 +216,12 @@ def test_a_collection_removed_on_the_server_is_reported_and_its_folder_kept(
         assert code == 1
         [error] = out["collections"]["work"]["errors"]
         assert error["item"] == "work"
-        assert "the server no longer has this addressbook" in error["reason"]
-        assert str(device.contacts / "work") in error["reason"]
+        assert error["reason"] == (  # as README quotes it
+            f"the server no longer has this addressbook; its device folder "
+            f"{device.contacts / 'work'} is kept with every file and is not synced. Create the "
+            "addressbook on the server again to sync it (its files are uploaded, nothing is "
+            "deleted), rename the folder to upload it as a new addressbook, or move it out of "
+            f"{device.contacts}")
         assert files(device.contacts / "work") == before
         assert account.items("family") == set()  # and it was not uploaded elsewhere
     status = device.run("status", "--json")
