@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.hostile import HostileProxy, Reply, Seen
 from tests.fixtures.radicale import DavAccount
+from tests.fixtures.xandikos import XandikosAccount
 
 ROOT = Path(__file__).resolve().parents[2]
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -344,3 +345,28 @@ def test_only_and_status_name_each_collection(
     status = json.loads(device.run("status", "--json").stdout)["sync"]
     assert sorted(status) == ["family", "personal", "sport"]
     assert status["sport"]["kind"] == "calendars"
+
+
+def test_xandikos_every_collection_both_ways(
+    tmp_path: Path, xandikos_account: XandikosAccount,
+) -> None:
+    """Xandikos keeps addressbooks and calendars in two homes; `--defaults` made one each."""
+    device = Device(tmp_path / "d", xandikos_account.url, xandikos_account)  # type: ignore[arg-type]
+    friends, trips = device.contacts / "friends", device.calendars / "trips"
+    friends.mkdir(parents=True)
+    trips.mkdir(parents=True)
+    (friends / "f1.vcf").write_bytes(vcard("f1", "friend one"))
+    (trips / "t1.ics").write_bytes(event("t1", "trip"))
+    code, out = device.sync()
+    assert code == 0, out
+    assert sorted(out["collections"]) == ["addressbook", "calendar", "friends", "trips"]
+    assert out["collections"]["friends"]["uploaded"] == out["collections"]["trips"]["uploaded"] == 1
+    assert (device.contacts / "addressbook").is_dir() and (device.calendars / "calendar").is_dir()
+    other = Device(tmp_path / "e", xandikos_account.url, xandikos_account)  # type: ignore[arg-type]
+    code, out = other.sync()
+    assert code == 0, out
+    assert [f for f in files(other.contacts / "friends") if f.endswith(".vcf")]
+    assert [f for f in files(other.calendars / "trips") if f.endswith(".ics")]
+    code, out = device.sync()
+    assert code == 0 and all(r["uploaded"] + r["downloaded"] == 0
+                             for r in out["collections"].values()), out
