@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from davsync.app.notify import Notifier
-from davsync.app.sync import SyncService, configured_collections
+from davsync.app.sync import SyncService, collection_kinds, configured_collections
 from davsync.config import Config, load_config
 from davsync.config.schema import DaemonMode
 from davsync.core.retry import backoff
@@ -283,7 +283,10 @@ class Daemon:
 
 
 def configured_folders(config: Config) -> list[Path]:
-    return [path for _, _, path in configured_collections(config)]
+    """The folders to watch: each single collection's, and the parent of the kinds with
+    `collections = ...` (watched recursively: a new folder there is a new collection)."""
+    return [path for _, _, path in configured_collections(config)] + \
+        [parent for _, parent, _ in collection_kinds(config)]
 
 
 def _now() -> datetime:

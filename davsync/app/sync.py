@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
     from davsync.core.kinds import Kind
     from davsync.dav.client import DavClient
+    from davsync.report import CollectionReport
+    from davsync.sync.collections import Discovered
     from davsync.sync.context import SyncOptions
     from davsync.sync.ports import Source
 
@@ -69,12 +72,30 @@ def dav_url(config: Config, auth: Authenticator) -> str:
 
 
 def configured_collections(config: Config) -> list[tuple[Kind, str, Path]]:
+    """The one collection of each kind configured the single way (`[server] addressbook`);
+    the kinds with `collections = ...` are `collection_kinds`."""
     out: list[tuple[Kind, str, Path]] = []
-    if config.device.contacts is not None:
+    if config.device.contacts is not None and config.device.collections("contacts") is None:
         out.append(("contacts", config.server.addressbook, config.device.contacts))
-    if config.device.calendars is not None:
+    if config.device.calendars is not None and config.device.collections("calendars") is None:
         out.append(("calendars", config.server.calendar, config.device.calendars))
     return out
+
+
+def collection_kinds(config: Config) -> list[tuple[Kind, Path, tuple[str, ...] | None]]:
+    """(kind, parent folder, names or None for "all") of each kind with `collections`."""
+    out: list[tuple[Kind, Path, tuple[str, ...] | None]] = []
+    for kind, path in (("contacts", config.device.contacts),
+                       ("calendars", config.device.calendars)):
+        choice = config.device.collections(kind)
+        if path is not None and choice is not None:
+            out.append((kind, path, None if choice == "all" else choice))  # type: ignore[arg-type]
+    return out
+
+
+def only_selects(only: tuple[str, ...], kind: str, name: str) -> bool:
+    """Whether `--only` words pick the collection: its kind, its name, or "<kind>/<name>"."""
+    return not only or kind in only or name in only or f"{kind}/{name}" in only
 
 
 def run_sync(
@@ -109,11 +130,13 @@ def _locked_run(
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
         tls = _send_early_probes(config, auth, targets, counter)
-        if _only_vdirs(config, targets) and _nothing_to_do(store, targets, result):
+        if not collection_kinds(config) and _only_vdirs(config, targets) \
+                and _nothing_to_do(store, targets, result):
             return
         # httpx: imported while the probes are out
-        with _client(config, auth, base_url, counter, tls) as client:
-            _run(config, client, store, targets, result, allow_mass_delete, cancel)
+        with make_client(config, auth, base_url, counter, tls) as client:
+            _run(config, client, store, targets, result, allow_mass_delete, cancel,
+                 (base_url, only))
     except ServerSettingError as exc:
         result.fatal = ConfigError(f"{config.path} {exc}")
     except DavsyncError as exc:
@@ -129,14 +152,80 @@ def _locked_run(
 def _run(
     config: Config, client: DavClient, store: StateStore, targets: list[Target],
     result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
+    where: tuple[str, tuple[str, ...]],
 ) -> None:
+    """Discover the kinds with `collections`, then sync every target. `where`: the DAV base
+    URL (state keys) and the `--only` words."""
+    from davsync.sync.collections import sync_meta
     from davsync.sync.run import SyncRun
 
+    found = _discover(config, client, store, *where)
+    targets = targets + found.targets
+    _name_reports([*targets, *(t for t, _ in found.reports)])
     run = SyncRun(client, store, _options(config, allow_mass_delete),
                   create=config.server.create, source_for=_source_builder(config))
     if cancel is not None:
         run.cancel = cancel
     run.run(targets, result)
+    for target in found.targets:
+        report = result.collections.get(target.report_key)
+        if report is not None:
+            sync_meta(client, store, target, found.listed[target.key], report)
+            _save_result(store, target, report)
+    for target, report in found.reports:
+        result.collections[target.report_key] = report
+        _save_result(store, target, report)
+
+
+def _save_result(store: StateStore, target: Target, report: CollectionReport) -> None:
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    if store.collection(target.key) is not None:
+        store.save_result(target.key, when, report.as_json())
+
+
+def _discover(config: Config, client: DavClient, store: StateStore, base_url: str,
+              only: tuple[str, ...]) -> Discovered:
+    """Every kind configured with `collections`: its collections paired and prepared
+    (`sync.collections`). An `--only` word that names nothing configured or found is a
+    config error, as it is for the single-collection form (`cli.sync`)."""
+    from davsync.sync.collections import Discovered as Found
+    from davsync.sync.collections import KindSpec, discover
+
+    found = Found()
+    for kind, parent, wanted in collection_kinds(config):
+        spec = KindSpec(kind, parent, wanted, config.server.create,
+                        partial(_key_of, kind, base_url))
+        one = discover(client, store, spec, partial(only_selects, only, kind))
+        found.targets += one.targets
+        found.reports += one.reports
+        found.listed.update(one.listed)
+    _check_only(config, only, found)
+    return found
+
+
+def _key_of(kind: str, base_url: str, name: str) -> str:
+    return state_key(kind, name, base_url)
+
+
+def _check_only(config: Config, only: tuple[str, ...], found: Discovered) -> None:
+    if not collection_kinds(config):
+        return  # checked before the run (`cli.sync`)
+    words = {w for kind, name, _ in configured_collections(config)
+             for w in (kind, name, f"{kind}/{name}")}
+    words |= {kind for kind, _, _ in collection_kinds(config)}
+    words |= {w for t in [*found.targets, *(t for t, _ in found.reports)]
+              for w in (t.name, f"{t.kind}/{t.name}")}
+    unknown = [w for w in only if w not in words]
+    if unknown:
+        raise ConfigError(f"--only {unknown[0]!r}: no configured kind and no collection of "
+                          f"the account has that name; run `davsync collections` to list them")
+
+
+def _name_reports(targets: list[Target]) -> None:
+    """Each target's key in `sync --json`: its name, "<kind>/<name>" where two share one."""
+    keys = report_keys([(t.kind, t.name) for t in targets])
+    for target, key in zip(targets, keys, strict=True):
+        target.report_key = key
 
 
 def _source_builder(config: Config) -> Callable[[Target], Source]:
@@ -162,8 +251,9 @@ def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
     )
 
 
-def _client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
-            tls: ssl.SSLContext | None = None) -> DavClient:
+def make_client(config: Config, auth: Authenticator, base_url: str, counter: RequestCounter,
+                tls: ssl.SSLContext | None = None) -> DavClient:
+    """The DAV client `[server]` describes (one HTTP pool; close it, or use `with`)."""
     from davsync.dav.client import DavClient
 
     server = config.server
@@ -199,7 +289,8 @@ class SyncService:
                     client = self._open()
                     client.new_run()
                     targets = _targets(self.config, store, self._base_url, only)
-                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel)
+                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel,
+                         (self._base_url, only))
                 finally:
                     store.close()
         except ServerSettingError as exc:
@@ -213,7 +304,7 @@ class SyncService:
         if self._client is None:
             self._auth = self._auth or make_authenticator(self.config)
             self._base_url = dav_url(self.config, self._auth)
-            self._client = _client(self.config, self._auth, self._base_url, self._counter)
+            self._client = make_client(self.config, self._auth, self._base_url, self._counter)
         return self._client
 
     def close(self) -> None:
@@ -229,7 +320,7 @@ def _targets(
     configured = configured_collections(config)
     keys = report_keys([(kind, name) for kind, name, _ in configured])
     for (kind, name, path), report_key in zip(configured, keys, strict=True):
-        if only and kind not in only and name not in only:
+        if not only_selects(only, kind, name):
             continue
         key = state_key(kind, name, base_url)
         known = store.collection(key) or _adopt_key_with_userinfo(store, key)

@@ -23,6 +23,8 @@ from davsync.errors import DavsyncError
 COMMANDS = {
     "sync": "davsync.cli.sync:sync",
     "status": "davsync.cli.sync:status",
+    "collections": "davsync.cli.collections:collections",
+    "discover": "davsync.cli.collections:collections",
     "run": "davsync.cli.run:run",
     "login": "davsync.cli.auth:login",
     "logout": "davsync.cli.auth:logout",

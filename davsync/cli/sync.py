@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from davsync.app.sync import configured_collections, run_sync
+from davsync.app.sync import collection_kinds, configured_collections, run_sync
 from davsync.cli.context import AppContext, pass_app
 from davsync.config import Config
 from davsync.runstatus import last_failure, record_outcome
@@ -42,6 +42,10 @@ def _check_sync_config(config: Config, only: tuple[str, ...]) -> None:
     config.server  # noqa: B018 - raises the config error when [server] is missing
     config.device.folders()
     known = [word for kind, name, _ in configured_collections(config) for word in (kind, name)]
+    for kind, _, names in collection_kinds(config):
+        if names is None:
+            return  # the account's names are known once listed: checked then (`app.sync`)
+        known += [kind, *names, *(f"{kind}/{name}" for name in names)]
     for word in only:
         if word not in known:
             choices = ", ".join(dict.fromkeys(known))

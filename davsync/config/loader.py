@@ -17,7 +17,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from msgspec.structs import replace
@@ -37,6 +37,9 @@ from davsync.dav.hrefs import without_userinfo
 from davsync.errors import ConfigError
 from davsync.secret import Secret
 
+# `collections = "all"`, or the names of the collections to sync.
+CollectionChoice = Literal["all"] | tuple[str, ...]
+
 # Keys whose value is a secret: a config file holding one must not be readable by others.
 SECRET_KEYS = {"server": ("password",), "backup": ("passphrase", "secret_key")}
 
@@ -52,9 +55,16 @@ class DeviceConfig:
     where: str = "[device]"
     contacts_type: str = "vdir"  # a type of `davsync.sources.registry.STORES`
     calendars_type: str = "vdir"
+    # `collections = ...`: "all", or the names; the path is then the parent of their folders
+    contacts_collections: CollectionChoice | None = None
+    calendars_collections: CollectionChoice | None = None
 
     def store_type(self, kind: str) -> str:
         return self.contacts_type if kind == "contacts" else self.calendars_type
+
+    def collections(self, kind: str) -> CollectionChoice | None:
+        """What `collections` says for `kind`: None for today's one collection per kind."""
+        return self.contacts_collections if kind == "contacts" else self.calendars_collections
 
     def folders(self) -> list[tuple[str, Path]]:
         """(key, folder) of each configured store; a config error when there is none, or when
@@ -129,9 +139,12 @@ def load_config(path: Path | None = None) -> Config:
     folder = path.parent
     contacts, contacts_type = _store(file.device.contacts)
     calendars, calendars_type = _store(file.device.calendars)
+    where = f"{path} [device]"
     device = DeviceConfig(
         contacts=_maybe_path(contacts, folder), calendars=_maybe_path(calendars, folder),
-        where=f"{path} [device]", contacts_type=contacts_type, calendars_type=calendars_type,
+        where=where, contacts_type=contacts_type, calendars_type=calendars_type,
+        contacts_collections=_collections(file.device.contacts, f"{where} contacts"),
+        calendars_collections=_collections(file.device.calendars, f"{where} calendars"),
     )
     state_dir = _maybe_path(file.state.dir, folder) or default_state_dir()
     _warn_if_others_can_read(path, raw)
@@ -144,6 +157,26 @@ def _store(value: str | ContactsStore | CalendarsStore | None) -> tuple[str | No
     if value is None or isinstance(value, str):
         return value, "vdir"
     return value.path, str(value.type)
+
+
+def _collections(value: str | ContactsStore | CalendarsStore | None,
+                 where: str) -> CollectionChoice | None:
+    """`collections` of a `[device]` store: "all" or the names, once each; only a vdir can
+    hold several collections (one folder each)."""
+    if value is None or isinstance(value, str) or value.collections is None:
+        return None
+    if value.type != "vdir":
+        raise key_error(where, "collections", f'needs type = "vdir" (one folder per '
+                        f'collection under path); a {value.type} store holds one collection')
+    if value.collections == "all":
+        return "all"
+    if not value.collections:
+        raise key_error(where, "collections", 'lists no collection: name at least one, or '
+                        'write collections = "all"')
+    repeated = sorted({n for n in value.collections if value.collections.count(n) > 1})
+    if repeated:
+        raise key_error(where, "collections", f"names {repeated[0]!r} twice")
+    return tuple(value.collections)
 
 
 def _maybe_path(value: str | None, base_dir: Path) -> Path | None:

@@ -13,7 +13,7 @@ folder, which a schema cannot know.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
@@ -77,6 +77,12 @@ class CalendarsStoreType(StrEnum):
 
 
 _STORE = Meta(extra={"expect": 'a path, or a table { type = "...", path = "..." }'})
+# `collections = "all"` or a list of names: every (or each named) collection of the kind, each
+# in its own folder under `path` (khal, khard and vdirsyncer's layout). The loader checks the rest.
+Collections = Annotated[
+    Literal["all"] | list[Text] | None,
+    Meta(extra={"expect": '"all" or a list of collection names, e.g. ["family", "work"]'}),
+]
 
 
 class ContactsStore(Table, frozen=True):
@@ -84,6 +90,7 @@ class ContactsStore(Table, frozen=True):
 
     type: ContactsStoreType
     path: Text
+    collections: Collections = None
 
 
 class CalendarsStore(Table, frozen=True):
@@ -91,6 +98,7 @@ class CalendarsStore(Table, frozen=True):
 
     type: CalendarsStoreType
     path: Text
+    collections: Collections = None
 
 
 class ServerConfig(Table, frozen=True):

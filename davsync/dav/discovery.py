@@ -9,14 +9,16 @@ error that lists the names it does have.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote, urljoin
 
+from davsync.core.collections import ServerCollection
 from davsync.core.kinds import Kind
 from davsync.dav import xmlbodies as xb
+from davsync.dav.api import DavError
 from davsync.dav.collection import Collection
-from davsync.dav.hrefs import normalize_href, strip_userinfo
+from davsync.dav.hrefs import is_member, normalize_href, strip_userinfo
 from davsync.dav.multistatus import DavResponse, parse_multistatus
 from davsync.dav.quirks import RADICALE_NS, identify
 from davsync.errors import ServerSettingError
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 _XML: Final = xb.XML_CONTENT
 _RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
+_LISTING_PROPS: Final = (xb.RESOURCETYPE, xb.DISPLAYNAME, xb.CALENDAR_COLOR,
+                         xb.SUPPORTED_COMPONENTS)
 
 
 def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
@@ -63,20 +67,61 @@ def find_collection(
 
 def _collection_names(client: DavClient, home: str, kind: Kind) -> list[str]:
     """The names (last path segments) of the home's collections of `kind`."""
+    return sorted(c.name for c in _list_home(client, home, kind))
+
+
+def list_collections(client: DavClient, kind: Kind) -> tuple[str, list[ServerCollection]]:
+    """The home of `kind` and every addressbook or calendar in it, with display name, colour
+    and calendar components (one PROPFIND Depth 1 after the home is found)."""
+    home = _find_home(client, kind)
+    home = home if home.endswith("/") else home + "/"
+    return home, _list_home(client, home, kind)
+
+
+def _list_home(client: DavClient, home: str, kind: Kind) -> list[ServerCollection]:
+    """The home's collections of `kind`. A response whose href is not directly inside the
+    home (`../x`, another host, a deeper path) is ignored, as is a second one of a name."""
     response = client.request(
-        "PROPFIND", home, headers={"Depth": "1", **_XML},
-        content=xb.propfind((xb.RESOURCETYPE,)),
+        "PROPFIND", home, headers={"Depth": "1", **_XML}, content=xb.propfind(_LISTING_PROPS),
     )
     if response.status_code != 207:
         raise client.failure("PROPFIND", home, response)
     ms = parse_multistatus(response.content, home)
     wanted = xb.ADDRESSBOOK if kind == "contacts" else xb.CALENDAR
     home_path = normalize_href(home, home)
-    return sorted(
-        unquote(r.href.rstrip("/").rsplit("/", 1)[-1]) for r in ms.responses
-        if r.href.rstrip("/") != home_path.rstrip("/")
-        and wanted in r.child_tags(xb.RESOURCETYPE)
-    )
+    found: dict[str, ServerCollection] = {}
+    for r in ms.responses:
+        href = r.href.rstrip("/")
+        if not is_member(href, home_path) or wanted not in r.child_tags(xb.RESOURCETYPE):
+            continue
+        name = unquote(href.rsplit("/", 1)[-1])
+        found.setdefault(name, ServerCollection(
+            name, href + "/", r.text(xb.DISPLAYNAME), r.text(xb.CALENDAR_COLOR),
+            _components(r),
+        ))
+    return sorted(found.values(), key=lambda c: c.name)
+
+
+def _components(response: DavResponse) -> tuple[str, ...]:
+    element = response.props.get(xb.SUPPORTED_COMPONENTS)
+    if element is None:
+        return ()
+    return tuple(sorted({c.get("name", "") for c in element} - {""}))
+
+
+def set_properties(client: DavClient, url: str, values: Mapping[str, str]) -> None:
+    """PROPPATCH the collection at `url` (display name, colour). A 207 lists each property
+    with its status: one not answered with 2xx means nothing was set (RFC 4918 9.2)."""
+    response = client.request("PROPPATCH", url, headers=_XML, content=xb.proppatch(values))
+    if response.status_code // 100 != 2:
+        raise client.failure("PROPPATCH", url, response)
+    if response.status_code != 207:
+        return
+    answers = parse_multistatus(response.content, url).responses
+    refused = [k for k in values if not any(k in r.props for r in answers)]
+    if refused:
+        raise DavError(f"PROPPATCH {url}: the server did not set {refused[0]}")
+
 
 def _find_home(client: DavClient, kind: Kind) -> str:
     home_prop = xb.ADDRESSBOOK_HOME_SET if kind == "contacts" else xb.CALENDAR_HOME_SET

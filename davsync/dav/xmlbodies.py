@@ -4,7 +4,7 @@ formatting, so hrefs and display names can hold any character)."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 DAV: Final = "DAV:"
@@ -37,6 +37,9 @@ COLLECTION: Final = qname(DAV, "collection")
 ADDRESSBOOK: Final = qname(CARDDAV, "addressbook")
 CALENDAR: Final = qname(CALDAV, "calendar")
 SYNC_COLLECTION: Final = qname(DAV, "sync-collection")
+APPLE_ICAL: Final = "http://apple.com/ns/ical/"
+CALENDAR_COLOR: Final = qname(APPLE_ICAL, "calendar-color")
+SUPPORTED_COMPONENTS: Final = qname(CALDAV, "supported-calendar-component-set")
 VALID_SYNC_TOKEN: Final = qname(DAV, "valid-sync-token")
 
 
@@ -104,7 +107,13 @@ def mkcalendar(displayname: str | None, components: Sequence[str] = ("VEVENT", "
 
 
 def proppatch_displayname(displayname: str) -> bytes:
+    return proppatch({DISPLAYNAME: displayname})
+
+
+def proppatch(values: Mapping[str, str]) -> bytes:
+    """PROPPATCH setting each property (a qname) to its text."""
     root = ET.Element(qname(DAV, "propertyupdate"))
     prop = ET.SubElement(ET.SubElement(root, qname(DAV, "set")), qname(DAV, "prop"))
-    ET.SubElement(prop, DISPLAYNAME).text = displayname
+    for name, value in values.items():
+        ET.SubElement(prop, name).text = value
     return _serialize(root)

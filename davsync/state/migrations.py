@@ -48,4 +48,15 @@ STEPS: tuple[str, ...] = (
         PRIMARY KEY (collection, uid)
     );
     """,
+    # 3: collections synced with `collections = "all"` or a list: the device folder each is
+    #    paired with (so names stay stable and a vanished one is recognised), and the display
+    #    name and colour as last synced (whichever side changes later wins).
+    """
+    CREATE TABLE collection_meta (
+        collection  TEXT PRIMARY KEY,
+        folder      TEXT NOT NULL,
+        displayname TEXT,
+        color       TEXT
+    );
+    """,
 )

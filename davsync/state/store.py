@@ -37,6 +37,16 @@ class CollectionState:
 
 
 @dataclass(frozen=True)
+class CollectionMeta:
+    """Where a collection of a `collections = ...` kind lives on the device, and its display
+    name and colour as both sides agreed at the last sync."""
+
+    folder: str
+    displayname: str | None = None
+    color: str | None = None
+
+
+@dataclass(frozen=True)
 class Refusal:
     """A device item's content the server refused, and what it said."""
 
@@ -113,6 +123,7 @@ class StateStore:
             with self.transaction():
                 for table, column in (
                     ("collections", "name"), ("items", "collection"), ("pending", "collection"),
+                    ("collection_meta", "collection"),
                 ):
                     self.db.execute(
                         f"UPDATE {table} SET {column} = ? WHERE {column} = ?",  # noqa: S608
@@ -121,6 +132,23 @@ class StateStore:
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def meta(self, collection: str) -> CollectionMeta | None:
+        """The device folder and last synced display name and colour of a collection synced
+        with `collections = ...`; None for any other."""
+        row = self.db.execute(
+            "SELECT folder, displayname, color FROM collection_meta WHERE collection = ?",
+            (collection,),
+        ).fetchone()
+        return None if row is None else CollectionMeta(*row)
+
+    def save_meta(self, collection: str, meta: CollectionMeta) -> None:
+        self.db.execute(
+            "INSERT INTO collection_meta (collection, folder, displayname, color) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT(collection) DO UPDATE SET folder = excluded.folder, "
+            "displayname = excluded.displayname, color = excluded.color",
+            (collection, meta.folder, meta.displayname, meta.color),
+        )
 
     # items -----------------------------------------------------------------------------
 
@@ -160,9 +188,19 @@ class StateStore:
 
     def forget_collection(self, collection: str) -> None:
         with self.transaction():
-            for table in ("items", "pending", "refused"):
+            for table in ("items", "pending", "refused", "collection_meta"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))  # noqa: S608
             self.db.execute("DELETE FROM collections WHERE name = ?", (collection,))
+
+    def reset_collection(self, collection: str) -> None:
+        """Forget what was synced (items, marks, pending and refused hrefs) but keep the
+        collection and its device folder: a collection that vanished from the server and
+        comes back is then merged afresh, never read as "every item deleted"."""
+        with self.transaction():
+            for table in ("items", "pending", "refused"):
+                self.db.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))  # noqa: S608
+            self.db.execute("UPDATE collections SET ctag = NULL, sync_token = NULL "
+                            "WHERE name = ?", (collection,))
 
     # pending server hrefs ----------------------------------------------------------------
 

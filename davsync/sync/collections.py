@@ -1,0 +1,226 @@
+"""Every collection of a kind (`collections = "all"` or a list): discover the account's
+collections, pair them with the folders under the configured parent (`core.collections`),
+create what one side lacks, and sync each collection's display name and colour.
+
+Built from values by the composition root; the pairing itself is the pure
+`core.collections.plan_collections`, everything here is its I/O: the home-set listing, the
+device folders, MKCOL / MKCALENDAR, PROPPATCH and the state store's memory of each pairing.
+A collection that vanished from the server is reported and its folder never touched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+from urllib.parse import quote, urljoin
+
+from davsync.core.collections import (
+    CollectionPlan,
+    Gone,
+    Pair,
+    ServerCollection,
+    merge_meta,
+    meta_value,
+    plan_collections,
+)
+from davsync.dav import xmlbodies as xb
+from davsync.dav.api import DavError
+from davsync.dav.collection import Collection
+from davsync.dav.discovery import list_collections, set_properties
+from davsync.errors import ServerSettingError
+from davsync.fsutil import write_atomic
+from davsync.report import CollectionReport
+from davsync.state.store import CollectionMeta
+from davsync.sync.values import Target
+
+if TYPE_CHECKING:
+    from davsync.core.kinds import Kind
+    from davsync.dav.client import DavClient
+    from davsync.state.store import StateStore
+
+# The vdir metadata files (vdirsyncer's `metasync`) and the DAV property each one mirrors.
+META_FILES: Final = {"displayname": xb.DISPLAYNAME, "color": xb.CALENDAR_COLOR}
+
+
+def noun(kind: Kind) -> str:
+    return "addressbook" if kind == "contacts" else "calendar"
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One kind configured with `collections`: its parent folder, the names (None: all),
+    whether a listed name the account lacks may be created, and how its state is keyed."""
+
+    kind: Kind
+    parent: Path
+    wanted: tuple[str, ...] | None
+    create: bool
+    key_for: Callable[[str], str]  # collection name -> state key
+
+
+@dataclass
+class Discovered:
+    """What discovery of one kind gives the run: the targets to sync, the reports of the
+    collections it cannot sync (vanished, not creatable), and each target's listing."""
+
+    targets: list[Target] = field(default_factory=list)
+    reports: list[tuple[Target, CollectionReport]] = field(default_factory=list)
+    listed: dict[str, ServerCollection] = field(default_factory=dict)  # by state key
+
+
+def known_pairs(store: StateStore, spec: KindSpec) -> dict[str, CollectionMeta]:
+    """Every collection of this kind and server paired in an earlier run: name -> meta."""
+    out = {}
+    for known in store.collections():
+        name = known.name.removeprefix(f"{spec.kind}:").rsplit("@", 1)[0]
+        meta = store.meta(known.name)
+        if known.kind == spec.kind and meta is not None and spec.key_for(name) == known.name:
+            out[name] = meta
+    return out
+
+
+def device_folders(parent: Path) -> set[str]:
+    """The folders under the parent: hidden ones (temporary, `.git`) and links are not."""
+    parent.mkdir(parents=True, exist_ok=True)
+    with os.scandir(parent) as entries:
+        return {e.name for e in entries
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")}
+
+
+def discover(client: DavClient, store: StateStore, spec: KindSpec,
+             selected: Callable[[str], bool]) -> Discovered:
+    """Pair the account's collections of `spec.kind` with the device folders and prepare
+    each selected pair: folder made, server collection created, pairing remembered."""
+    home, listed = list_collections(client, spec.kind)
+    known = known_pairs(store, spec)
+    try:
+        folders = device_folders(spec.parent)
+    except OSError as exc:
+        raise ServerSettingError(f"[device] {spec.kind}: cannot read or create the folder "
+                                 f"{spec.parent} ({exc.strerror}); check it and its "
+                                 "permissions") from None
+    plan = plan_collections(listed, folders, {n: m.folder for n, m in known.items()},
+                            spec.wanted, create=spec.create)
+    _refuse_missing(spec, plan, listed)
+    for name in plan.forget:
+        store.forget_collection(spec.key_for(name))
+    out = Discovered()
+    by_name = {c.name: c for c in listed}
+    for pair in (p for p in plan.pairs if selected(p.name)):
+        _prepare(client, store, spec, home, pair, known.get(pair.name), by_name, out)
+    for gone in (g for g in plan.gone if selected(g.name)):
+        out.reports.append(_gone(store, spec, gone))
+    return out
+
+
+def _refuse_missing(spec: KindSpec, plan: CollectionPlan,
+                    listed: Sequence[ServerCollection]) -> None:
+    """A listed name the account lacks: the same question as for `[server] addressbook`."""
+    if not plan.missing:
+        return
+    name, others = plan.missing[0], [c.name for c in listed]
+    close = difflib.get_close_matches(name, others, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ServerSettingError(
+        f"[device] {spec.kind} collections: the account has no {noun(spec.kind)} named "
+        f"{name!r}; its {noun(spec.kind)}s: {', '.join(repr(o) for o in others)}.{hint} "
+        f"Correct the name, or set create = true in [server] to create {name!r}"
+    )
+
+
+def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pair: Pair,
+             meta: CollectionMeta | None, by_name: Mapping[str, ServerCollection],
+             out: Discovered) -> None:
+    key, path = spec.key_for(pair.name), spec.parent / pair.folder
+    target = Target(spec.kind, pair.name, path, key)
+    try:
+        if pair.new_folder:
+            path.mkdir(exist_ok=True)
+        if pair.href is None:
+            listing = _create_on_server(client, spec.kind, home, pair.name, path)
+        else:
+            listing = by_name[pair.name]
+    except (OSError, DavError) as exc:
+        report = CollectionReport()
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        report.error(pair.name, f"cannot create this {noun(spec.kind)}: {reason}; it is "
+                     "tried again on the next run")
+        out.reports.append((target, report))
+        return
+    target.url = urljoin(home, listing.href)
+    store.save_collection(key, spec.kind, target.url)
+    store.save_meta(key, meta if meta is not None else CollectionMeta(pair.folder))
+    out.targets.append(target)
+    out.listed[key] = listing
+
+
+def _create_on_server(client: DavClient, kind: Kind, home: str, name: str,
+                      folder: Path) -> ServerCollection:
+    """MKCOL (addressbook) or MKCALENDAR at <home>/<name>/, named after the folder's
+    `displayname` file; its listing as it now is (the colour is sent by the metadata sync)."""
+    href = quote(name, safe="") + "/"
+    displayname = read_meta(folder, "displayname")
+    Collection(client, urljoin(home, href), kind, exists=False).ensure_exists(displayname)
+    return ServerCollection(name, href, displayname)
+
+
+def _gone(store: StateStore, spec: KindSpec, gone: Gone) -> tuple[Target, CollectionReport]:
+    """The report of a collection the server no longer lists. Its item state is dropped (a
+    collection that comes back is merged afresh, nothing deleted); its folder is untouched."""
+    key, path = spec.key_for(gone.name), spec.parent / gone.folder
+    store.reset_collection(key)
+    what = noun(spec.kind)
+    then = (f"rename the folder to upload it as a new {what}, or move it out of {spec.parent}"
+            if spec.wanted is None else f"or remove {gone.name!r} from collections")
+    report = CollectionReport()
+    report.error(gone.name, f"the server no longer has this {what}; its device folder {path} "
+                 f"is kept with every file and is not synced. Create the {what} on the server "
+                 f"again to sync it (its files are uploaded, nothing is deleted), {then}")
+    return Target(spec.kind, gone.name, path, key), report
+
+
+def read_meta(folder: Path, name: str) -> str | None:
+    """A vdir metadata file's value (one line; a missing file is no value)."""
+    try:
+        return meta_value((folder / name).read_text(encoding="utf-8", errors="replace"))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def sync_meta(client: DavClient, store: StateStore, target: Target,
+              listing: ServerCollection, report: CollectionReport) -> None:
+    """Display name and colour both ways: the side that changed since the last sync wins.
+    A device folder that is missing is the engine's to report; nothing is written then."""
+    if target.url is None or not target.path.is_dir():
+        return
+    synced = store.meta(target.key) or CollectionMeta(target.path.name)
+    values = {}
+    for name in META_FILES:
+        server = meta_value(listing.displayname if name == "displayname" else listing.color)
+        before = getattr(synced, name)
+        values[name] = _merge_one(client, target, name, server, before, report)
+    store.save_meta(target.key, CollectionMeta(synced.folder, **values))
+
+
+def _merge_one(client: DavClient, target: Target, name: str, server: str | None,
+               synced: str | None, report: CollectionReport) -> str | None:
+    assert target.url is not None
+    device = read_meta(target.path, name)
+    merged = merge_meta(device, server, synced)
+    where = f"{target.path / name}"
+    try:
+        if merged.write_device and merged.value is not None:
+            write_atomic(target.path / name, merged.value.encode("utf-8"), mode=0o644)
+        if merged.write_server and merged.value is not None:
+            set_properties(client, target.url, {META_FILES[name]: merged.value})
+    except (OSError, DavError) as exc:
+        report.error(where, f"not synced: {exc}; it is tried again on the next run")
+        return synced
+    if merged.conflict:
+        report.conflict(where, f"changed on both sides: the server's {merged.value!r} is "
+                        f"kept, the device's {device!r} was replaced")
+    return merged.value
