@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from davsync.app import recording
 from davsync.app.lock import state_lock
 from davsync.config import Config
 from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
@@ -172,6 +173,7 @@ def _client(config: Config, auth: Authenticator, base_url: str, counter: Request
         read_timeout=server.read_timeout, concurrency=server.concurrency,
         multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
         request_timeout=server.request_timeout, tls=tls,
+        wrap_transport=recording.transport_wrapper("dav"),
     )
 
 
@@ -279,7 +281,7 @@ def _send_early_probes(
     from davsync.dav import xmlbodies as xb
     from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
 
-    if proxy_configured():
+    if proxy_configured() or recording.active():
         return None
     server = config.server
     tls = None
