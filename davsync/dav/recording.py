@@ -214,8 +214,10 @@ class Recorder:
         with self._lock:
             return next(self._numbers)
 
-    def headers(self, headers: Iterable[tuple[str, str]]) -> list[list[str]]:
-        return [[name, self.redactor.header(name, value)] for name, value in headers]
+    def headers(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> list[list[str]]:
+        """Redacted header pairs (botocore gives some as bytes)."""
+        pairs = [(_text(name), _text(value)) for name, value in headers]
+        return [[name, self.redactor.header(name, value)] for name, value in pairs]
 
     def write(self, entry: dict[str, Any]) -> None:
         self._write(entry)
@@ -238,6 +240,10 @@ class Recorder:
                                                               httpx.BaseTransport]:
         """For `http_client(wrap=...)`: every exchange of that client recorded."""
         return lambda inner: RecordingTransport(inner, self, via)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 def _content_type(headers: httpx.Headers) -> str:
