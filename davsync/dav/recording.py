@@ -20,6 +20,7 @@ import base64
 import hashlib
 import itertools
 import json
+import os
 import re
 import threading
 import zlib
@@ -207,7 +208,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO | None = path.open("x", encoding="utf-8")
+        # Owner-only: a recording holds the user's contacts and events.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: TextIO | None = open(fd, "w", encoding="utf-8")  # noqa: SIM115
         self._write({"davsync_recording": FORMAT_VERSION})
 
     def number(self) -> int:

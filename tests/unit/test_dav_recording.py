@@ -91,6 +91,7 @@ def test_recording_keeps_answers_streamed_and_bounded(tmp_path: Path) -> None:
         read_bounded(client.send(client.build_request("PROPFIND", "http://dav/"), stream=True),
                      SMALL)
     recorder.close()
+    assert recorder.path.stat().st_mode & 0o777 == 0o600  # it holds the user's contacts
     assert len(pulled) <= SMALL.size // 65536 + 2  # cut off at the bound, as without recording
     [entry] = lines(recorder.path)
     body = entry["response"]["body"]
