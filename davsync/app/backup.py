@@ -24,10 +24,14 @@ def s3_store(cfg: BackupConfig) -> StoreFactory:
     """Opens the configured S3 bucket when called; boto3 (0.3 s to import) only then."""
 
     def open_store() -> OpenedStore:
+        from davsync.app import recording
         from davsync.backup.s3 import S3Store, make_client
 
-        client = make_client(cfg.endpoint, cfg.region, cfg.credentials(),
+        credentials = cfg.credentials()
+        client = make_client(cfg.endpoint, cfg.region, credentials,
                              max_connections=cfg.concurrency * 2 + 4)
+        recording.add_secret(credentials[1].reveal() if credentials else None)
+        recording.watch_s3(client)
         return OpenedStore(S3Store(client, cfg.bucket, cfg.prefix), client.close)
 
     return open_store

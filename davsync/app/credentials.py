@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 def http_client(server: ServerConfig) -> httpx.Client:
     """The HTTP client for provisioning and sign-in, from the one factory: the configured
-    timeouts and TLS checking."""
+    timeouts and TLS checking, recorded with `--record-http`."""
+    from davsync.app import recording
     from davsync.dav.http import http_client as build
 
     return build(verify=server.verify_tls, connect_timeout=server.connect_timeout,
-                 read_timeout=server.read_timeout)
+                 read_timeout=server.read_timeout, wrap=recording.transport_wrapper("provision"))
 
 
 def basic_authenticator(config: Config) -> BasicAuthenticator:

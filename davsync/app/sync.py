@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
+from davsync.app import recording
 from davsync.config import Config
 from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
 from davsync.dav.hrefs import same_origin, without_userinfo
@@ -262,6 +263,7 @@ def make_client(config: Config, auth: Authenticator, base_url: str, counter: Req
         read_timeout=server.read_timeout, concurrency=server.concurrency,
         multiget_batch=server.multiget_batch, max_retries=server.max_retries, counter=counter,
         request_timeout=server.request_timeout, tls=tls,
+        wrap_transport=recording.transport_wrapper("dav"),
     )
 
 
@@ -370,7 +372,7 @@ def _send_early_probes(
     from davsync.dav import xmlbodies as xb
     from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
 
-    if proxy_configured():
+    if proxy_configured() or recording.active():
         return None
     server = config.server
     tls = None

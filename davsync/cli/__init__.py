@@ -67,11 +67,31 @@ class _Group(click.Group):
     help="Config file (default: $DAVSYNC_CONFIG, else $XDG_CONFIG_HOME/davsync/config.toml).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for HTTP requests).")
+@click.option(
+    "--record-http", "record_http", type=click.Path(path_type=Path, file_okay=False),
+    help="Write every HTTP exchange of this run (DAV, sign-in, S3) to a file in this folder, "
+         "secrets redacted, for a bug report (README: troubleshooting).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: Path | None, verbose: int,
+         record_http: Path | None) -> None:
     """Sync contacts and calendars with CardDAV/CalDAV, and back up media to encrypted S3."""
     configure_logging(verbose)
     ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+    if record_http is not None:
+        _record_http(ctx, record_http)
+
+
+def _record_http(ctx: click.Context, directory: Path) -> None:
+    """Start the recording; it is closed with the command, whatever way that ends."""
+    from davsync.app import recording
+
+    try:
+        recording.start(directory)
+    except DavsyncError as exc:
+        click.echo(f"davsync: {exc}", err=True)
+        ctx.exit(exc.exit_code)
+    ctx.call_on_close(recording.stop)
 
 
 def entry() -> None:
