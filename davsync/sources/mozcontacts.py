@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from davsync.core.convert import mozcontact
-from davsync.sources.onefile import OneFileSource
+from davsync.core.convert import Unconverted, mozcontact
+from davsync.sources.onefile import Entry, OneFileSource
 
 
 class MozContactsSource(OneFileSource):
+    """A record that cannot be converted is kept as its JSON object, in its place."""
+
     what = "contacts export (JSON)"
 
-    def split(self, data: bytes) -> tuple[list[str], Any]:
-        return mozcontact.export_to_vcards(data), None
+    def split(self, data: bytes) -> tuple[list[Entry], Any]:
+        return mozcontact.export_records(data), None
 
-    def join(self, texts: list[str], rest: Any) -> bytes:
-        contacts = [mozcontact.from_vcard(text, str(index + 1))
-                    for index, text in enumerate(texts)]
-        return mozcontact.serialize_export(contacts).encode("utf-8")
+    def join(self, entries: list[Entry], rest: Any) -> bytes:
+        records = [e if isinstance(e, Unconverted) else mozcontact.from_vcard(e, str(i + 1))
+                   for i, e in enumerate(entries)]
+        return mozcontact.serialize_records(records).encode("utf-8")
