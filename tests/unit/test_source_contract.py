@@ -20,6 +20,16 @@ from davsync.sources.registry import STORES, open_store
 
 SUFFIX = {("singlefile", "contacts"): ".vcf", ("singlefile", "calendars"): ".ics",
           ("mozcontacts-json", "contacts"): ".json", ("google-csv", "contacts"): ".csv"}
+# A store holding two good items and, between them, one record it cannot convert (UID "bad"),
+# where the store's format can hold such a record (a vdir's unparseable file is the engine's
+# to report; an .ics is parsed as a whole).
+BROKEN = {
+    ("singlefile", "contacts"): b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:A\r\nEND:VCARD\r\n"
+                                b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bad\r\nFN:B\r\n"
+                                b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c\r\nFN:C\r\nEND:VCARD\r\n",
+    ("mozcontacts-json", "contacts"): b'[{"id": "a"}, {"id": "bad", "tel": 1}, {"id": "c"}]',
+    ("google-csv", "contacts"): b"First Name,Photo,UID\r\nA,,a\r\nB,\x01,bad\r\nC,,c\r\n",
+}
 CASES = [(t, k) for t, store in STORES.items() for k in sorted(store.kinds)]
 
 Make = Callable[[], Any]
@@ -208,3 +218,29 @@ def test_a_store_of_the_wrong_shape_is_unavailable(path: Path, make: Make) -> No
 
 def test_location_names_the_store(make: Make, path: Path) -> None:
     assert make().location == str(path)
+
+
+def test_a_record_it_cannot_convert_is_skipped_named_and_kept(
+    case: tuple[str, Kind], path: Path, make: Make,
+) -> None:
+    if case not in BROKEN:
+        pytest.skip("this store has no records of its own to skip")
+    path.write_bytes(BROKEN[case])
+    store = make()
+    scan = store.scan()
+    assert sorted(scan) == ["a", "c"]
+    assert list(store.skipped) == ["bad"] and store.skipped["bad"].startswith("record 2")
+    assert not store.partial
+    store.delete("a", scan["a"])
+    with pytest.raises(SourceError):
+        store.delete("bad", None)
+    store.flush()
+    again = make()
+    assert list(again.scan()) == ["c"] and list(again.skipped) == ["bad"]
+
+
+def test_a_clean_scan_is_complete(store: Any, kind: Kind) -> None:
+    store.create("uid-1", item(kind, "uid-1"))
+    store.scan()
+    assert store.skipped == {} and store.partial is False
+    assert isinstance(store.writes_whole, bool)
