@@ -30,7 +30,9 @@ BROKEN = {
     ("mozcontacts-json", "contacts"): b'[{"id": "a"}, {"id": "bad", "tel": 1}, {"id": "c"}]',
     ("google-csv", "contacts"): b"First Name,Photo,UID\r\nA,,a\r\nB,\x01,bad\r\nC,,c\r\n",
 }
-CASES = [(t, k) for t, store in STORES.items() for k in sorted(store.kinds)]
+# (type, kind, folder form?) for every form of every store in the registry.
+CASES = [(t, k, folder) for t, store in STORES.items() for k in sorted(store.kinds)
+         for folder in (False, True) if (store.folder if folder else store.file)]
 
 Make = Callable[[], Any]
 
@@ -47,23 +49,27 @@ def event(uid: str, given: str = "Ann", family: str = "Lee") -> bytes:
             f"SUMMARY:{given} {family}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
 
 
-@pytest.fixture(params=CASES, ids=[f"{t}-{k}" for t, k in CASES])
-def case(request: pytest.FixtureRequest) -> tuple[str, Kind]:
+Case = tuple[str, Kind, bool]
+
+
+@pytest.fixture(params=CASES, ids=[f"{t}-{k}" + ("-folder" * f) for t, k, f in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
     return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def kind(case: tuple[str, Kind]) -> Kind:
+def kind(case: Case) -> Kind:
     return case[1]
 
 
 @pytest.fixture
-def path(case: tuple[str, Kind], tmp_path: Path) -> Path:
-    return tmp_path / f"store{SUFFIX.get(case, '')}"
+def path(case: Case, tmp_path: Path) -> Path:
+    suffix = "" if case[2] else SUFFIX.get(case[:2], "")
+    return tmp_path / f"store{suffix}"
 
 
 @pytest.fixture
-def make(case: tuple[str, Kind], path: Path) -> Make:
+def make(case: Case, path: Path) -> Make:
     """A new store object over the same path (a later run sees the store this way)."""
     return lambda: open_store(case[0], path, case[1])
 
@@ -221,11 +227,11 @@ def test_location_names_the_store(make: Make, path: Path) -> None:
 
 
 def test_a_record_it_cannot_convert_is_skipped_named_and_kept(
-    case: tuple[str, Kind], path: Path, make: Make,
+    case: Case, path: Path, make: Make,
 ) -> None:
-    if case not in BROKEN:
+    if case[2] or case[:2] not in BROKEN:
         pytest.skip("this store has no records of its own to skip")
-    path.write_bytes(BROKEN[case])
+    path.write_bytes(BROKEN[case[:2]])
     store = make()
     scan = store.scan()
     assert sorted(scan) == ["a", "c"]
