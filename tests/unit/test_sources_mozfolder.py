@@ -73,7 +73,7 @@ def test_a_file_that_cannot_be_converted_is_refused_when_read(tmp_path: Path) ->
     (tmp_path / "b.json").write_text('{"id": "b", "tel": [{"value": 5}]}')
     (tmp_path / "c.json").write_text('[{"id": "c"}, {"id": "d"}]')
     store = MozContactsFolderSource(tmp_path, "contacts")
-    with pytest.raises(SourceError, match="tel 1.value is a int, not text; not synced"):
+    with pytest.raises(SourceError, match=r"tel 1\.value is a int, not text; not synced"):
         store.read("b.json")
     with pytest.raises(SourceError, match="holds 2 contacts, not one"):
         store.read("c.json")
