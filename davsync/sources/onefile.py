@@ -96,6 +96,7 @@ class OneFileSource:
         self.partial = False
         self._parsed: Parsed | None = None
         self._changed = False  # the copy in memory holds changes the file does not
+        self._lost: str | None = None  # why a flush dropped changes: every later one fails
 
     # ---- the format (subclasses) ----
 
@@ -114,6 +115,8 @@ class OneFileSource:
     # ---- the Source protocol ----
 
     def scan(self) -> dict[str, str]:
+        if self._lost is not None:  # a run that failed its flush recorded none of its changes
+            self._lost, self._changed, self._parsed = None, False, None
         self.flush()
         return {uid: item_sig(text) for uid, text in self._load().items.items()}
 
@@ -157,13 +160,25 @@ class OneFileSource:
 
     def flush(self) -> None:
         """Write the changes held in memory, once, atomically; the file must be as it was
-        read, or the changes are dropped (StoreUnavailable: nothing of them is recorded)."""
+        read, or the changes are dropped (StoreUnavailable: nothing of them is recorded).
+        Once changes were dropped, every flush until the next scan fails the same way, so
+        that no outcome of them is ever recorded."""
+        if self._lost is not None:
+            raise StoreUnavailable(self._lost)
         if not self._changed:
             return
         parsed = self._parsed
         assert parsed is not None
-        self._changed = False
-        self._parsed = None  # re-read after this, whatever happens
+        try:
+            self._write(parsed)
+        except StoreUnavailable as exc:
+            self._lost = str(exc)
+            raise
+        finally:
+            self._changed = False
+            self._parsed = None  # read again after this, whatever happened
+
+    def _write(self, parsed: Parsed) -> None:
         if self._stat() != parsed.file_sig:
             raise StoreUnavailable(
                 f"the device {self.what} changed on disk while syncing; this run's changes "

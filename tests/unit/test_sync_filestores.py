@@ -5,12 +5,14 @@ the file once and survives a kill at the write or just after it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from davsync.sources import onefile
+from davsync.sources.base import StoreUnavailable
 from davsync.sources.mozcontacts import MozContactsSource
 from davsync.state.store import StateStore
 from tests.unit.rig import Rig, vcard
@@ -106,3 +108,56 @@ def test_a_kill_at_the_write_neither_loses_nor_duplicates(
     assert len(rig.remote.items) == 121 and len(json.loads(path.read_text())) == 121
     assert rig.sync(_store(path)).errors == []
     assert len(rig.remote.items) == 121 and len(json.loads(path.read_text())) == 121
+
+
+def test_an_edit_to_the_file_during_the_run_is_kept_and_the_run_is_done_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(tmp_path)
+    path = _export(rig, [{"id": "mine", "name": ["Mine"]}])
+    _many_on_server(rig, 80)
+    edited = [{"id": "mine", "name": ["Mine"]}, {"id": "late", "name": ["Added meanwhile"]}]
+    real = rig.remote.multiget
+
+    def user_edits_while_downloading(hrefs: Any) -> Any:
+        for n, fetched in enumerate(real(hrefs)):
+            if n == 60:  # after the first chunk (50) was applied in memory
+                path.write_text(json.dumps(edited))
+                os.utime(path, ns=(1, 1))  # another stat even within the clock's resolution
+            yield fetched
+
+    monkeypatch.setattr(rig.remote, "multiget", user_edits_while_downloading)
+    report = rig.sync(_store(path))
+    assert [e["reason"] for e in report.errors] == [
+        "the device contacts export (JSON) changed on disk while syncing; this run's changes "
+        "to it were not written, and the next sync makes them again"]
+    assert json.loads(path.read_text()) == edited
+    assert {rec.uid for rec in rig.store.items("c").values()} <= {"mine"}  # nothing recorded
+    monkeypatch.undo()
+    assert rig.sync(_store(path)).errors == []
+    names = sorted(c["name"][0] for c in json.loads(path.read_text()))
+    assert names == sorted(["Added meanwhile", "Mine", *(f"Person {n}" for n in range(80))])
+    assert sorted(rig.server().values()) == names
+    assert rig.sync(_store(path)).errors == []
+
+
+def test_a_failed_flush_fails_every_later_one_until_the_next_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(tmp_path)
+    path = _export(rig, [])
+    store = _store(path)
+    store.scan()
+    store.create("a", vcard("a", "Ann"))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(onefile, "write_atomic", full)
+        with pytest.raises(StoreUnavailable, match="No space left"):
+            store.flush()
+    store.create("b", vcard("b", "Bob"))
+    with pytest.raises(StoreUnavailable, match="No space left"):  # "a" was never written
+        store.flush()
+    assert store.scan() == {} and json.loads(path.read_text()) == []
