@@ -161,3 +161,27 @@ def test_a_record_that_cannot_be_converted_is_reported_kept_and_never_deleted(
     returncode, again = phone.sync_reporting()  # reported again, still nothing deleted
     assert returncode == 1 and len(again["errors"]) == 2 and not again.get("deleted_remote")
     assert phone.path.read_text() == broken
+
+
+def test_a_folder_of_one_contact_files_syncs_up_and_back(
+    tmp_path: Path, dav_account: DavAccount,
+) -> None:
+    phone = StoreDevice(tmp_path / "phone", dav_account, "mozcontacts-json", "contacts",
+                        "contacts")
+    phone.path.mkdir()
+    records = json.loads(MOZ)
+    (phone.path / "1.json").write_text(json.dumps(records[0]))
+    (phone.path / "2.json").write_text(json.dumps(records[1:]))  # an array of one
+    assert phone.sync()["uploaded"] == 2
+    assert _moved(phone.sync()) == {}
+
+    fresh = StoreDevice(tmp_path / "fresh", dav_account, "mozcontacts-json", "contacts",
+                        "contacts")
+    assert fresh.sync()["downloaded"] == 2  # the missing folder is created on a first run
+    files = sorted(p.name for p in fresh.path.iterdir())
+    assert "m1.json" in files and len(files) == 2
+    assert json.loads((fresh.path / "m1.json").read_text()) == records[0]
+    (fresh.path / "m1.json").unlink()
+    assert fresh.sync()["deleted_remote"] == 1
+    assert phone.sync()["deleted_local"] == 1
+    assert sorted(p.name for p in phone.path.iterdir()) == ["2.json"]
