@@ -68,7 +68,9 @@ class Source(Protocol):
         """Make every create/write/delete so far durable (e.g. fsync the directory).
 
         Individual writes are atomic and their data is synced, but the store may batch the
-        durability of names; the sync calls this before it records outcomes."""
+        durability of names, or hold the writes themselves in memory (a store kept in one
+        file writes it here, once); the sync calls this before it records outcomes. Raises
+        StoreUnavailable when the held writes could not be made: then none may be recorded."""
         ...
 
 
