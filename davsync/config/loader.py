@@ -36,6 +36,7 @@ from davsync.config.schema import (
 from davsync.dav.hrefs import without_userinfo
 from davsync.errors import ConfigError
 from davsync.secret import Secret
+from davsync.sources.registry import STORES
 
 # `collections = "all"`, or the names of the collections to sync.
 CollectionChoice = Literal["all"] | tuple[str, ...]
@@ -76,9 +77,10 @@ class DeviceConfig:
             raise ConfigError(f"{self.where}: nothing to sync: set contacts and/or calendars "
                               "(folders of .vcf / .ics files)")
         for key, path in found:
-            if self.store_type(key) == "vdir" and path.exists() and not path.is_dir():
+            folder = STORES[self.store_type(key)].is_folder(path)
+            if folder and path.exists() and not path.is_dir():
                 raise ConfigError(f"{self.where} {key}: {path} is not a folder")
-            if self.store_type(key) != "vdir" and path.is_dir():
+            if not folder and path.is_dir():
                 raise ConfigError(f"{self.where} {key}: {path} is a folder; a "
                                   f"{self.store_type(key)} store is one file")
         return found

@@ -8,14 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from davsync.core.convert import google_csv
-from davsync.sources.onefile import OneFileSource
+from davsync.sources.onefile import Entry, OneFileSource
 
 
 class GoogleCsvSource(OneFileSource):
+    """A row that cannot be converted is kept as it was read, in its place."""
+
     what = "contacts export (Google CSV)"
 
-    def split(self, data: bytes) -> tuple[list[str], Any]:
-        return google_csv.csv_to_vcards(data), None
+    def split(self, data: bytes) -> tuple[list[Entry], Any]:
+        return list(google_csv.csv_records(data)), None
 
-    def join(self, texts: list[str], rest: Any) -> bytes:
-        return google_csv.vcards_to_csv(texts).encode("utf-8")
+    def join(self, entries: list[Entry], rest: Any) -> bytes:
+        return google_csv.vcards_to_csv(entries).encode("utf-8")

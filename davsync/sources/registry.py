@@ -17,21 +17,32 @@ from davsync.core.kinds import Kind
 
 @dataclass(frozen=True)
 class StoreType:
+    """A type's classes ("module:Class", built as Class(path, kind)) for the forms it has: one
+    file, and/or a folder of one-item files. A type with both (`mozcontacts-json`) is the file
+    form at a path with a suffix (`contacts.json`), the folder form at any other path."""
+
     kinds: frozenset[Kind]
-    where: str  # "module:Class"; the class is built as Class(path, kind)
-    folder: bool  # the path is a folder (else one file)
+    file: str | None = None
+    folder: str | None = None
+
+    def is_folder(self, path: Path) -> bool:
+        """Whether the store at `path` is the folder form (decided by the name alone, so a
+        path that is the wrong shape is reported, not taken for the other form)."""
+        if self.file is None or self.folder is None:
+            return self.folder is not None
+        return not path.suffix
 
 
 _BOTH: Final = frozenset[Kind]({"contacts", "calendars"})
 _CONTACTS: Final = frozenset[Kind]({"contacts"})
 
 STORES: Final[dict[str, StoreType]] = {
-    "vdir": StoreType(_BOTH, "davsync.sources.vdir:VdirSource", folder=True),
-    "singlefile": StoreType(_BOTH, "davsync.sources.singlefile:SingleFileSource", folder=False),
-    "mozcontacts-json": StoreType(_CONTACTS, "davsync.sources.mozcontacts:MozContactsSource",
-                                  folder=False),
-    "google-csv": StoreType(_CONTACTS, "davsync.sources.google_csv:GoogleCsvSource",
-                            folder=False),
+    "vdir": StoreType(_BOTH, folder="davsync.sources.vdir:VdirSource"),
+    "singlefile": StoreType(_BOTH, file="davsync.sources.singlefile:SingleFileSource"),
+    "mozcontacts-json": StoreType(
+        _CONTACTS, file="davsync.sources.mozcontacts:MozContactsSource",
+        folder="davsync.sources.mozcontacts:MozContactsFolderSource"),
+    "google-csv": StoreType(_CONTACTS, file="davsync.sources.google_csv:GoogleCsvSource"),
 }
 
 
@@ -47,5 +58,7 @@ def open_store(store_type: str, path: Path, kind: Kind) -> Any:
     store = STORES.get(store_type)
     if store is None or kind not in store.kinds:
         raise ValueError(f"no {kind} store of type {store_type!r}")
-    module, _, name = store.where.partition(":")
+    where = store.folder if store.is_folder(path) else store.file
+    assert where is not None
+    module, _, name = where.partition(":")
     return getattr(importlib.import_module(module), name)(path, kind)

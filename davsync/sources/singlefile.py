@@ -9,25 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from davsync.core.convert import singlefile
+from davsync.core.convert import Unconverted, singlefile
 from davsync.core.item import Item, parse_item
-from davsync.sources.onefile import OneFileSource
+from davsync.sources.onefile import Entry, OneFileSource
 
 
 class SingleFileSource(OneFileSource):
+    """A card that is not one vCard is kept byte for byte in its place; an .ics is read as a
+    whole (icalendar parses the file at once), so one that cannot be parsed is unavailable."""
+
     what = "file"
 
-    def split(self, data: bytes) -> tuple[list[str], Any]:
+    def split(self, data: bytes) -> tuple[list[Entry], Any]:
         if self.kind == "contacts":  # an empty .vcf holds no cards (one with none written)
-            cards = singlefile.split_vcards(data) if data.strip() else []
-            return [item.text for item in cards], None
+            cards = singlefile.split_vcard_records(data) if data.strip() else []
+            return [c if isinstance(c, Unconverted) else c.text for c in cards], None
         items, rest = singlefile.split_calendar(data)
         return [item.text for item in items], rest
 
-    def join(self, texts: list[str], rest: Any) -> bytes:
-        items = [self._item(text) for text in texts]
+    def join(self, entries: list[Entry], rest: Any) -> bytes:
         if self.kind == "contacts":
-            return singlefile.join_vcards(items).encode("utf-8")
+            cards = [e if isinstance(e, Unconverted) else self._item(e) for e in entries]
+            return singlefile.join_vcards(cards).encode("utf-8")
+        items = [self._item(e) for e in entries if isinstance(e, str)]
         return singlefile.join_calendar(items, rest).encode("utf-8")
 
     def empty_rest(self) -> Any:

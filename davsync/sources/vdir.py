@@ -32,6 +32,9 @@ def _what(mode: int) -> str:
 
 
 class VdirSource:
+    partial = False  # every left-out entry is named by its file name
+    writes_whole = False
+
     def __init__(self, path: Path, kind: Kind) -> None:
         self.path = path
         self.kind: Kind = kind

@@ -106,6 +106,7 @@ class CollectionSync:
             self.ledger.commit()
             keep_pending(ctx, server, self.ledger)
             return self.report
+        self.ledger.commit()  # every outcome on disk and recorded before the marks move
         ctx.source.flush()
         save_marks(ctx, server, self.ledger, self._follow_up)
         return self.report
@@ -188,7 +189,7 @@ class CollectionSync:
         for action in actions:
             where = action.base or Synced(action.uid, None, None, None, None, "")
             self._keeps_changing(where.filename or action.uid, where.href or action.uid)
-        self.ledger.commit()
+        self.ledger.checkpoint()
 
     def _keeps_changing(self, ref: str, href: str | None) -> None:
         self.report.error(ref, f"{href} keeps changing on the server; retrying next run")

@@ -17,7 +17,7 @@ from davsync.core.item import Item, ParseError, parse_item
 from davsync.core.plan import Action, Changes, Op, Seen, plan
 from davsync.core.synced import Synced
 from davsync.dav.api import DavError, PreconditionFailed
-from davsync.sources.base import SourceError
+from davsync.sources.base import SourceError, StoreUnavailable
 from davsync.state.store import Refusal
 from davsync.sync.context import REFUSED_STATUSES, Context, seen
 
@@ -118,6 +118,8 @@ class Handlers:
         except Unsettled as exc:
             self._report(action, exc)
             done = Done(recheck={exc.href})
+        except StoreUnavailable:
+            raise  # the store as a whole, not this item: the collection stops (reported once)
         except (DavError, SourceError) as exc:
             self._report(action, exc)
             done = Done()
@@ -167,6 +169,7 @@ class Handlers:
         """keep-both: the device's version of a conflict, as a new item on both sides."""
         src, ctx = seen(action.device), self.ctx
         name, sig = ctx.source.create(action.uid, file_bytes(src.item))
+        ctx.source.flush()  # on disk before the server has it, also where writes are batched
         href = ctx.remote.href_for(action.uid)
         etag = ctx.remote.create(href, src.item.data)
         self._tell_copy(action, name, href)

@@ -70,10 +70,16 @@ class DeviceGather:
             self._take(name, sig, rec)
         changes = self.side.changes
         for uid, rec in self.state.items():
-            if rec.filename is not None and uid not in self.owner:
+            if rec.filename is not None and uid not in self.owner and not self._held(rec):
                 changes[uid] = None
         ctx.store.clear_refused(ctx.name, [u for u in self.refused if u not in self.owner])
         return self.side
+
+    def _held(self, rec: Synced) -> bool:
+        """A synced item the scan left out but still holds (reported as skipped): kept, as an
+        unreadable file is, never taken for deleted."""
+        source = self.ctx.source
+        return source.partial or rec.filename in source.skipped
 
     def _take(self, name: str, sig: str, rec: Synced | None) -> None:
         seen = self._read(name, sig, rec)

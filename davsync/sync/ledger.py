@@ -36,6 +36,13 @@ class Ledger:
     def add(self, records: list[Record]) -> None:
         self._records.extend(records)
         if len(self._records) >= _RECORD_BATCH:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Commit now, unless the device store rewrites itself whole on each flush (one file):
+        its writes and their records then wait for the run's last commit, so a first sync of
+        thousands writes the file once, not once per batch."""
+        if not self.ctx.source.writes_whole:
             self.commit()
 
     def commit(self) -> None:

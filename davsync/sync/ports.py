@@ -29,7 +29,16 @@ class Source(Protocol):
 
     kind: Kind
     location: str
-    skipped: dict[str, str]  # item-like entries the last scan left out -> why (reported)
+    # Item-like entries the last scan left out -> why (reported). One named like an item that
+    # was synced is kept, never taken for deleted (an unreadable file, a record of an export
+    # that cannot be converted, named by its UID).
+    skipped: dict[str, str]
+    # True when the last scan left out something it cannot name (a record without UID that
+    # cannot be converted): then no item missing from the scan is taken for deleted.
+    partial: bool
+    # True when every flush rewrites the whole store (one file): the sync then flushes and
+    # records once per run, not per batch of records (O(n) per run, not O(n²)).
+    writes_whole: bool
 
     def scan(self) -> dict[str, str]:
         """Every item name with its current sig. Raises StoreMissing when the store does not
@@ -59,7 +68,9 @@ class Source(Protocol):
         """Make every create/write/delete so far durable (e.g. fsync the directory).
 
         Individual writes are atomic and their data is synced, but the store may batch the
-        durability of names; the sync calls this before it records outcomes."""
+        durability of names, or hold the writes themselves in memory (a store kept in one
+        file writes it here, once); the sync calls this before it records outcomes. Raises
+        StoreUnavailable when the held writes could not be made: then none may be recorded."""
         ...
 
 

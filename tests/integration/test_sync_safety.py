@@ -19,6 +19,7 @@ import pytest
 
 from davsync.app.sync import run_sync
 from davsync.config import load_config
+from davsync.core.convert.singlefile import split_vcards
 from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import LocalRadicale, start_radicale
 from tests.fixtures.faultproxy import DROP, FORWARD, Action, FaultProxy, Request
@@ -320,6 +321,10 @@ def held(data: bytes, kind: str) -> Held:
 
 
 def device_holds(device: Device, kind: str) -> list[Held]:
+    one_file = device.root / "all.vcf"  # the store of `file_pairing`
+    if kind == "contacts" and one_file.exists():
+        return sorted(held(item.text.encode(), kind) for item in split_vcards(
+            one_file.read_bytes()))
     folder = device.contacts if kind == "contacts" else device.calendars
     return sorted(held(f.read_bytes(), kind) for f in folder.iterdir()
                   if f.suffix in (".vcf", ".ics"))
@@ -460,4 +465,28 @@ def test_kill_9_at_every_request_of_a_pairing_then_a_run_converges(
     tmp_path: Path, radicale_server: LocalRadicale
 ) -> None:
     total = kill_at_every_request(tmp_path, radicale_server, pairing, "--only", "contacts")
+    assert total >= 6
+
+
+def file_pairing(device: Device) -> dict[str, list[str]]:
+    """`pairing` with the device's contacts in one .vcf (a store that holds its writes in
+    memory and rewrites the file once): a kill before, at or after that one rewrite."""
+    wanted = pairing(device)
+    cards = "".join(card(f.stem, held(f.read_bytes(), "contacts").label)
+                    for f in sorted(device.contacts.iterdir()))
+    shutil.rmtree(device.contacts)
+    one_file = device.root / "all.vcf"
+    one_file.write_text(cards, encoding="utf-8")
+    text = device.config.read_text(encoding="utf-8")
+    device.config.write_text(text.replace(
+        f'contacts = "{device.contacts}"',
+        f'contacts = {{ type = "singlefile", path = "{one_file}" }}'), encoding="utf-8")
+    return wanted
+
+
+def test_kill_9_at_every_request_of_a_pairing_with_a_file_store_then_a_run_converges(
+    tmp_path: Path, radicale_server: LocalRadicale
+) -> None:
+    total = kill_at_every_request(tmp_path, radicale_server, file_pairing, "--only",
+                                  "contacts")
     assert total >= 6

@@ -96,13 +96,19 @@ class StoreDevice:
             f'[state]\ndir = "{root / "state"}"\n', encoding="utf-8")
 
     def sync(self) -> dict:  # type: ignore[type-arg]
+        returncode, report = self.sync_reporting()
+        assert returncode == 0, report
+        assert not report["errors"], report
+        return report
+
+    def sync_reporting(self) -> tuple[int, dict]:  # type: ignore[type-arg]
+        """One run's exit status and its collection's report, errors and all."""
         proc = subprocess.run(
             [sys.executable, "-m", "davsync.cli", "--config", str(self.config), "sync",
              "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout, proc.stderr
         (report,) = json.loads(proc.stdout)["collections"].values()
-        assert not report["errors"], report
-        return report  # type: ignore[no-any-return]
+        return proc.returncode, report
 
 
 def _moved(report: dict) -> dict:  # type: ignore[type-arg]
@@ -125,3 +131,57 @@ def test_a_store_syncs_up_and_back_onto_a_fresh_store(
     assert records(fresh.path.read_bytes()) == records(phone.path.read_bytes())
     assert _moved(fresh.sync()) == {}
     assert _moved(phone.sync()) == {}
+
+
+def test_a_record_that_cannot_be_converted_is_reported_kept_and_never_deleted(
+    tmp_path: Path, dav_account: DavAccount,
+) -> None:
+    phone = StoreDevice(tmp_path / "phone", dav_account, "mozcontacts-json", "contacts",
+                        "contacts.json")
+    phone.path.write_text(json.dumps([{"id": "a", "name": ["Ann"]},
+                                      {"id": "b", "name": ["Bob"]}]))
+    assert phone.sync()["uploaded"] == 2
+    broken = json.dumps([{"id": "a", "name": ["Ann"]},
+                         {"id": "b", "name": ["Bob"], "tel": [{"value": 5}]},
+                         {"name": ["Dee"], "email": 7},
+                         {"id": "c", "name": ["Cy"]}])
+    phone.path.write_text(broken)
+    returncode, report = phone.sync_reporting()
+    assert returncode == 1 and report["uploaded"] == 1 and not report.get("deleted_remote")
+    reasons = {e["item"].removeprefix(f"{phone.path}/"): e["reason"] for e in report["errors"]}
+    assert reasons["b"].startswith("record 2 (Bob): tel 1.value is a int, not text; not synced")
+    assert reasons["record 3 (Dee)"].startswith("record 3 (Dee): email is not a list")
+    assert phone.path.read_text() == broken
+
+    fresh = StoreDevice(tmp_path / "fresh", dav_account, "mozcontacts-json", "contacts",
+                        "contacts.json")
+    assert fresh.sync()["downloaded"] == 3  # Bob's server copy is still there
+    names = sorted(c["name"][0] for c in json.loads(fresh.path.read_text()))
+    assert names == ["Ann", "Bob", "Cy"]
+    returncode, again = phone.sync_reporting()  # reported again, still nothing deleted
+    assert returncode == 1 and len(again["errors"]) == 2 and not again.get("deleted_remote")
+    assert phone.path.read_text() == broken
+
+
+def test_a_folder_of_one_contact_files_syncs_up_and_back(
+    tmp_path: Path, dav_account: DavAccount,
+) -> None:
+    phone = StoreDevice(tmp_path / "phone", dav_account, "mozcontacts-json", "contacts",
+                        "contacts")
+    phone.path.mkdir()
+    records = json.loads(MOZ)
+    (phone.path / "1.json").write_text(json.dumps(records[0]))
+    (phone.path / "2.json").write_text(json.dumps(records[1:]))  # an array of one
+    assert phone.sync()["uploaded"] == 2
+    assert _moved(phone.sync()) == {}
+
+    fresh = StoreDevice(tmp_path / "fresh", dav_account, "mozcontacts-json", "contacts",
+                        "contacts")
+    assert fresh.sync()["downloaded"] == 2  # the missing folder is created on a first run
+    files = sorted(p.name for p in fresh.path.iterdir())
+    assert "m1.json" in files and len(files) == 2
+    assert json.loads((fresh.path / "m1.json").read_text()) == records[0]
+    (fresh.path / "m1.json").unlink()
+    assert fresh.sync()["deleted_remote"] == 1
+    assert phone.sync()["deleted_local"] == 1
+    assert sorted(p.name for p in phone.path.iterdir()) == ["2.json"]

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from davsync.core.convert import Unconverted
 from davsync.core.convert.google_csv import (
     FAMILIES,
     SINGLES,
     Row,
+    csv_records,
     csv_to_vcards,
     header,
     parse_csv,
@@ -176,3 +178,24 @@ def test_hostile_csv_raises_only_parse_errors(cells: list[list[str]]) -> None:
     with contextlib.suppress(ParseError):
         for card in csv_to_vcards(text):
             vcard_to_row(card)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.text(max_size=15), max_size=5), max_size=4))
+def test_hostile_rows_are_kept_as_read(cells: list[list[str]]) -> None:
+    text = "\r\n".join(",".join(row) for row in [["First Name", "Photo", "E-mail 1 - Value"],
+                                                  *cells])
+    with contextlib.suppress(ParseError):  # only a file that is not CSV at all
+        records = csv_records(text)
+        again = csv_records(vcards_to_csv(records))
+        kept = [r.raw for r in records if isinstance(r, Unconverted)]
+        assert [r.raw for r in again if isinstance(r, Unconverted)] == kept
+        assert [r.uid for r in again if isinstance(r, Unconverted)] == [
+            r.uid for r in records if isinstance(r, Unconverted)]
+
+
+def test_a_row_that_cannot_be_converted_is_kept_with_its_uid() -> None:
+    records = csv_records("First Name,Photo\r\nAnn,\r\nBob,ht\x01tp://x\r\n")
+    assert isinstance(records[0], str) and isinstance(records[1], Unconverted)
+    assert records[1].raw == {"First Name": "Bob", "Photo": "ht\x01tp://x"}
+    assert records[1].uid and records[1].error.record == "2 (Bob)"

@@ -13,17 +13,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from davsync.core.convert import ConvertError
+from davsync.core.convert import ConvertError, Unconverted
 from davsync.core.convert.mozcontact import (
     KNOWN,
     ContactAddress,
     ContactField,
     MozContact,
+    export_records,
     export_to_vcards,
     from_json,
     from_vcard,
     parse_export,
     serialize_export,
+    serialize_records,
     to_vcard,
 )
 from davsync.core.convert.vcard import Version
@@ -238,3 +240,18 @@ def test_hostile_vcards_raise_only_parse_errors(value: str, name: str) -> None:
     text = f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u\r\n{name}:{value}\r\nEND:VCARD\r\n"
     with contextlib.suppress(ParseError):
         from_json(json.loads(serialize_export([from_vcard(text)]))[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(JSON)
+def test_hostile_records_are_kept_as_read_and_never_stop_the_others(value: object) -> None:
+    good = {"id": "g", "name": ["Good"]}
+    records = export_records(json.dumps([good, value, {"x": value}]))
+    assert len(records) == 3 and isinstance(records[0], str)
+    kept = [r for r in records if isinstance(r, Unconverted)]
+    written = json.loads(serialize_records(
+        [r if isinstance(r, Unconverted) else from_vcard(r) for r in records]))
+    for record, back in zip(records, written, strict=True):
+        if isinstance(record, Unconverted):
+            assert back == record.raw  # written back exactly as read
+    assert all(k.error.record.startswith(("2", "3")) for k in kept)

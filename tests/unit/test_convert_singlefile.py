@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from davsync.core.convert import ConvertError
+from davsync.core.convert import ConvertError, Unconverted
 from davsync.core.convert.singlefile import (
     CalendarRest,
     join_calendar,
     join_vcards,
     split_calendar,
+    split_vcard_records,
     split_vcards,
 )
 from davsync.core.item import Item, parse_item
@@ -199,3 +200,14 @@ def test_a_malformed_value_is_kept_not_refused() -> None:
     items, rest = split_calendar(text)
     assert "DTSTART:garbage" in items[0].text
     assert "DTSTART:garbage" in join_calendar(items, rest)
+
+
+def test_a_card_that_is_not_one_vcard_is_kept_byte_for_byte() -> None:
+    broken = "BEGIN:VCARD\nVERSION:3.0\nUID:b\nFN:Bob\n"
+    vcf = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:Ann\r\nEND:VCARD\r\n" + broken +
+           "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c\r\nFN:Cy\r\nEND:VCARD\r\n")
+    records = split_vcard_records(vcf)
+    assert [r.uid for r in records] == ["a", "b", "c"]
+    assert isinstance(records[1], Unconverted) and records[1].raw == broken.strip() + "\r\n"
+    assert records[1].error.why.startswith("not one vCard")
+    assert join_vcards(records).replace("\r\n", "\n").count(broken) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Final
 
 from davsync.core.vtext import ParseError
@@ -23,6 +24,18 @@ class ConvertError(ParseError):
         super().__init__(f"record {record}: {why}")
         self.record = record
         self.why = why
+
+
+@dataclass(frozen=True, eq=False)
+class Unconverted:
+    """A record of an export that cannot be converted, as it was read (`raw`, in the format's
+    own shape: a JSON value, a CSV row, a card's text), so that a rewrite of the file puts it
+    back unchanged instead of losing it; `uid` where the record names one (an `id`, a UID
+    column), so the sync can tell which synced item it is and never take it for deleted."""
+
+    raw: object
+    error: ConvertError
+    uid: str | None = None
 
 
 def record_name(index: int, name: str = "") -> str:
@@ -49,4 +62,5 @@ class Occurrences:
         return key if count == 1 else f"{key}#{count}"
 
 
-__all__ = ["UID_NAMESPACE", "ConvertError", "Occurrences", "derived_uid", "record_name"]
+__all__ = ["UID_NAMESPACE", "ConvertError", "Occurrences", "Unconverted", "derived_uid",
+           "record_name"]

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from davsync.core.convert import Occurrences, derived_uid, record_name
+from davsync.core.convert import ConvertError, Occurrences, Unconverted, derived_uid, record_name
 from davsync.core.convert.vcard import (
     Line,
     Version,
@@ -136,12 +136,35 @@ def csv_to_vcards(data: bytes | str, version: Version = "3.0") -> list[str]:
             for index, row in enumerate(parse_csv(data))]
 
 
-def vcards_to_csv(texts: Iterable[str]) -> str:
-    """The CSV for `texts`; a contact whose UID is not the one its row would be given on the
-    next scan keeps it in a UID column, so reading the file back never duplicates it."""
+def csv_records(data: bytes | str, version: Version = "3.0") -> list[str | Unconverted]:
+    """Every row in order: its contact as vCard text (as `csv_to_vcards` gives it), or a row
+    that cannot be converted as it was read, to be written back unchanged (its UID is known:
+    a row's UID never needs converting). ParseError only for a file that is not a CSV."""
     seen = Occurrences()
-    rows = []
+    records: list[str | Unconverted] = []
+    for index, row in enumerate(parse_csv(data)):
+        uid = _uid(row, seen)
+        try:
+            records.append(row_to_vcard(row, version, uid=uid, record=_name(index, row)))
+        except ParseError as exc:
+            error = exc if isinstance(exc, ConvertError) else ConvertError(
+                _name(index, row), str(exc))
+            records.append(Unconverted(row, error, uid))
+    return records
+
+
+def vcards_to_csv(texts: Iterable[str | Unconverted]) -> str:
+    """The CSV for `texts`; a contact whose UID is not the one its row would be given on the
+    next scan keeps it in a UID column, so reading the file back never duplicates it. A row
+    kept as it was read (`Unconverted`) is written back as it is, in its place."""
+    seen = Occurrences()
+    rows: list[Row] = []
     for index, text in enumerate(texts):
+        if isinstance(text, Unconverted):
+            assert isinstance(text.raw, dict)
+            rows.append(dict(text.raw))
+            _uid(text.raw, seen)  # numbers the rows after it as the next scan will
+            continue
         row, uid = vcard_to_row(text, record_name(index))
         if uid and uid != _uid(row, seen):
             row["UID"] = uid

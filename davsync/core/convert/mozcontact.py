@@ -15,7 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from davsync.core.convert import ConvertError, Occurrences, derived_uid, record_name
+from davsync.core.convert import (
+    ConvertError,
+    Occurrences,
+    Unconverted,
+    derived_uid,
+    record_name,
+)
 from davsync.core.convert.vcard import (
     Line,
     Version,
@@ -112,6 +118,11 @@ class MozContact:
 def parse_export(data: bytes | str) -> list[MozContact]:
     """The contacts of an export (a JSON array); ParseError for a file that is not one, and
     ConvertError naming the first record that is not a contact."""
+    return [from_json(item, index) for index, item in enumerate(_export_values(data))]
+
+
+def _export_values(data: bytes | str) -> list[object]:
+    """The records of an export as JSON values; ParseError for a file that is not an array."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
         value = json.loads(text)
@@ -119,7 +130,7 @@ def parse_export(data: bytes | str) -> list[MozContact]:
         raise ParseError(f"not a JSON contacts export: {str(exc)[:200]}") from None
     if not isinstance(value, list):
         raise ParseError("not a JSON contacts export: expected an array of contacts")
-    return [from_json(item, index) for index, item in enumerate(value)]
+    return value
 
 
 def serialize_export(contacts: Iterable[MozContact]) -> str:
@@ -135,6 +146,43 @@ def export_to_vcards(data: bytes | str, version: Version = "3.0") -> list[str]:
         uid = contact.id or derived_uid("mozcontact", seen.key(identity_key(contact)))
         cards.append(to_vcard(contact, version, uid=uid, record=_name(index, contact)))
     return cards
+
+
+def export_records(data: bytes | str, version: Version = "3.0") -> list[str | Unconverted]:
+    """Every record of an export in order: a contact as vCard text (as `export_to_vcards`
+    gives it), or a record that cannot be converted as its JSON value, to be written back
+    unchanged. ParseError only for a file that is not a JSON array."""
+    seen = Occurrences()
+    records: list[str | Unconverted] = []
+    for index, value in enumerate(_export_values(data)):
+        try:
+            records.append(_record_vcard(value, index, seen, version))
+        except ParseError as exc:
+            error = exc if isinstance(exc, ConvertError) else ConvertError(
+                record_name(index), str(exc))
+            records.append(Unconverted(value, error, contact_id(value)))
+    return records
+
+
+def _record_vcard(value: object, index: int, seen: Occurrences, version: Version) -> str:
+    contact = from_json(value, index)
+    uid = contact.id or derived_uid("mozcontact", seen.key(identity_key(contact)))
+    return to_vcard(contact, version, uid=uid, record=_name(index, contact))
+
+
+def contact_id(value: object) -> str | None:
+    """The `id` a JSON record names, even one that cannot be converted (None without one)."""
+    if isinstance(value, dict):
+        found = value.get("id")
+        if isinstance(found, str) and found:
+            return found
+    return None
+
+
+def serialize_records(records: Iterable[MozContact | Unconverted]) -> str:
+    """An export of contacts and of records kept as they were read, in order."""
+    values = [r.raw if isinstance(r, Unconverted) else to_json(r) for r in records]
+    return json.dumps(values, ensure_ascii=False, indent=1) + "\n"
 
 
 def identity_key(contact: MozContact) -> str:

@@ -17,11 +17,20 @@ from typing import Any
 
 import icalendar
 
-from davsync.core.convert import ConvertError, Occurrences, derived_uid, record_name
+from davsync.core.convert import (
+    ConvertError,
+    Occurrences,
+    Unconverted,
+    derived_uid,
+    record_name,
+)
 from davsync.core.item import CAL_ITEMS, Item, content_hash, parse_item, with_uid
 from davsync.core.vtext import ParseError, check_size, decode, parse
 
 _VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+# The UID a card that cannot be parsed names (unfolded lines only; None is safe: it only keeps
+# the sync from knowing which synced item the card is).
+_UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _NOT_ITEMS = frozenset({"VERSION", "PRODID", "CALSCALE", "METHOD"})
 PRODID = "-//davsync//convert//EN"
 
@@ -38,14 +47,30 @@ def split_vcards(data: bytes | str) -> list[Item]:
     except ParseError as exc:
         raise ParseError(f"not a vCard file: {exc}") from None
     seen = Occurrences()
-    items = []
+    return [_with_uid(_card(piece, index), seen) for index, piece in enumerate(_pieces(text))]
+
+
+def split_vcard_records(data: bytes | str) -> list[Item | Unconverted]:
+    """The cards of a .vcf as `split_vcards` gives them, except that a card that is not one
+    vCard comes back as its text (`Unconverted`), to be written back unchanged. ParseError
+    only for a file that does not start with a card, or is too large."""
+    text = decode(data) if isinstance(data, bytes) else data
+    check_size(len(text))
+    seen = Occurrences()
+    records: list[Item | Unconverted] = []
     for index, piece in enumerate(_pieces(text)):
-        item = _card(piece, index)
-        if item.uid is None:
-            key = seen.key(item.hash)
-            item = with_uid(item, derived_uid("vcf", key))
-        items.append(item)
-    return items
+        try:
+            records.append(_with_uid(_card(piece, index), seen))
+        except ConvertError as exc:
+            found = _UID_LINE.search(piece)
+            records.append(Unconverted(piece, exc, found.group(1).strip() if found else None))
+    return records
+
+
+def _with_uid(item: Item, seen: Occurrences) -> Item:
+    if item.uid is not None:
+        return item
+    return with_uid(item, derived_uid("vcf", seen.key(item.hash)))
 
 
 def _pieces(text: str) -> Iterator[str]:
@@ -65,9 +90,11 @@ def _card(piece: str, index: int) -> Item:
         raise ConvertError(record_name(index), f"not one vCard: {exc}") from None
 
 
-def join_vcards(items: Iterable[Item]) -> str:
-    """One .vcf holding `items` in order, each with CRLF line ends."""
-    return "".join(_crlf(item.text) for item in items)
+def join_vcards(items: Iterable[Item | Unconverted]) -> str:
+    """One .vcf holding `items` in order, each with CRLF line ends; a card kept as it was read
+    (`Unconverted`) is written back byte for byte."""
+    return "".join(str(item.raw) if isinstance(item, Unconverted) else _crlf(item.text)
+                   for item in items)
 
 
 def _crlf(text: str) -> str:
@@ -241,4 +268,4 @@ def _join_calendar(items: Iterable[Item], base: Any) -> str:
 
 
 __all__ = ["PRODID", "CalendarRest", "join_calendar", "join_vcards", "split_calendar",
-           "split_vcards"]
+           "split_vcard_records", "split_vcards"]
