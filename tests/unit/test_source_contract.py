@@ -226,11 +226,16 @@ def test_location_names_the_store(make: Make, path: Path) -> None:
     assert make().location == str(path)
 
 
+# Only the stores whose file holds records of their own (a vdir's or a folder store's record
+# is its own file, reported as an unreadable file instead).
+RECORD_CASES = [c for c in CASES if not c[2] and c[:2] in BROKEN]
+
+
+@pytest.mark.parametrize("case", RECORD_CASES, indirect=True,
+                         ids=[f"{t}-{k}" for t, k, _ in RECORD_CASES])
 def test_a_record_it_cannot_convert_is_skipped_named_and_kept(
     case: Case, path: Path, make: Make,
 ) -> None:
-    if case[2] or case[:2] not in BROKEN:
-        pytest.skip("this store has no records of its own to skip")
     path.write_bytes(BROKEN[case[:2]])
     store = make()
     scan = store.scan()
