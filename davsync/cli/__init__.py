@@ -31,6 +31,7 @@ COMMANDS = {
     "restore": "davsync.cli.backup:restore",
     "server": "davsync.cli.server:server",
     "demo": "davsync.cli.demo:demo",
+    "doctor": "davsync.cli.doctor:doctor",
 }
 
 
