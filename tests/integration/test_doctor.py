@@ -50,7 +50,8 @@ class Install:
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         environ = {**os.environ, "XDG_CONFIG_HOME": str(self.xdg)}
         return subprocess.run(
-            [*self.prefix, sys.executable, "-m", "davsync.cli", "--config", str(self.config), *args],
+            [*self.prefix, sys.executable, "-m", "davsync.cli", "--config", str(self.config),
+             *args],
             capture_output=True, text=True, timeout=300, cwd=ROOT, env=environ,
         )
 
@@ -141,7 +142,7 @@ def test_a_server_that_is_down_is_one_failing_line_and_doctor_does_not_hang(
     install: Install,
 ) -> None:
     install.write(url="http://127.0.0.1:9/")
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 1
     assert checks["server"] == [("fail", (
         "http://127.0.0.1:9: PROPFIND http://127.0.0.1:9/ failed after 1 attempt(s): "
@@ -159,7 +160,7 @@ def test_a_missing_collection_names_the_ones_the_account_has(install: Install) -
         "'contcts'; its addressbooks: 'contacts'. Did you mean 'contacts'? Correct the name, "
         "or set create = true in [server] to create 'contcts'"))]
     install.write(server='addressbook = "contcts"\ncreate = true\n')
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 0
     status, detail = checks["collection contacts 'contcts'"][0]
     assert status == "note"
@@ -184,7 +185,7 @@ def test_an_unwritable_device_folder_is_a_failing_line(install: Install) -> None
         "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:k1\r\nFN:Keep\r\nEND:VCARD\r\n")
     install.env.contacts.chmod(0o500)
     try:
-        code, checks, plain = install.doctor()
+        code, checks, _plain = install.doctor()
         assert sorted(p.name for p in install.env.contacts.iterdir()) == ["keep.vcf"]
     finally:
         install.env.contacts.chmod(0o700)
@@ -209,7 +210,7 @@ def test_a_wrong_passphrase_is_one_failing_line(install: Install) -> None:
 
 def test_a_missing_bucket_is_one_failing_line(install: Install) -> None:
     install.write(bucket="no-such-bucket-here")
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 1
     assert checks["backup endpoint"] == [("ok", f"{install.env.bucket.endpoint} answers")]
     assert checks["backup bucket"] == [("fail", (
@@ -221,7 +222,7 @@ def test_a_missing_bucket_is_one_failing_line(install: Install) -> None:
 
 def test_an_unreadable_config_exits_2(install: Install) -> None:
     install.config.write_text("[server\n", encoding="utf-8")
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 2
     assert [status for status, _ in checks["config"]] == ["fail"]
     assert list(checks) == ["config"]
@@ -230,7 +231,7 @@ def test_an_unreadable_config_exits_2(install: Install) -> None:
 def test_a_config_others_can_read_with_a_password_in_it_fails(install: Install) -> None:
     install.set_up()
     install.config.chmod(0o644)
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 1
     assert checks["config"] == [
         ("ok", f"{install.config} loads"),
@@ -244,7 +245,7 @@ def test_an_installed_unit_is_reported(install: Install) -> None:
     unit = install.xdg / "systemd" / "user" / "davsync.service"
     unit.parent.mkdir(parents=True)
     shutil.copy(ROOT / "systemd" / "davsync.service", unit)
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 0
     status, detail = checks["systemd"][0]
     assert status == "ok"
@@ -256,7 +257,7 @@ def test_sse_c_is_checked_when_configured(install: Install) -> None:
     text = install.config.read_text(encoding="utf-8")
     install.config.write_text(text.replace('encryption = "client"', 'encryption = "sse-c"'),
                               encoding="utf-8")
-    code, checks, plain = install.doctor()
+    _code, checks, _plain = install.doctor()
     assert checks["backup sse-c"] == [
         ("ok", "the server encrypts with the key sent and refuses reads without it")]
     assert checks["backup passphrase"][0][0] == "note"  # no backup made yet
