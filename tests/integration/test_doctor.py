@@ -153,7 +153,7 @@ def test_a_server_that_is_down_is_one_failing_line_and_doctor_does_not_hang(
 def test_a_missing_collection_names_the_ones_the_account_has(install: Install) -> None:
     install.set_up()
     install.write(server='addressbook = "contcts"\n')
-    code, checks, plain = install.doctor()
+    code, checks, _plain = install.doctor()
     assert code == 1
     assert checks["collection contacts 'contcts'"] == [("fail", (
         f"{install.config} [server] addressbook: the account has no addressbook named "
