@@ -4,11 +4,15 @@ check ok on a working installation, and each broken piece gives its own line and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -261,3 +265,40 @@ def test_sse_c_is_checked_when_configured(install: Install) -> None:
     assert checks["backup sse-c"] == [
         ("ok", "the server encrypts with the key sent and refuses reads without it")]
     assert checks["backup passphrase"][0][0] == "note"  # no backup made yet
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A loopback listener that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_a_server_that_never_answers_does_not_hang_doctor(
+    install: Install, silent_server: str,
+) -> None:
+    install.write(url=silent_server, server="read_timeout = 1\n")
+    code, checks, _plain = install.doctor()
+    assert code == 1
+    origin = silent_server.rstrip("/")
+    assert checks["server"] == [("fail", (
+        f"{origin}: PROPFIND {silent_server} failed after 1 attempt(s): ReadTimeout. Check the "
+        "server URL and that the server is running and reachable."))]
