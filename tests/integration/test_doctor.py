@@ -86,6 +86,18 @@ def install(tmp_path: Path, dav_account: DavAccount, backup_env: BackupEnv) -> I
     return Install(tmp_path, dav_account, backup_env)
 
 
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def in_readme(plain: str, check: str, *subs: tuple[str, str]) -> None:
+    """The line of `check` in doctor's plain output, with this test's paths and addresses
+    replaced by README's examples, is a line README quotes."""
+    [line] = [line for line in plain.splitlines() if line[5:].startswith(f"{check}: ")]
+    for ours, readme in subs:
+        line = line.replace(ours, readme)
+    assert f"\n{line}\n" in README, line
+
+
 def statuses(checks: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
     return {name: [status for status, _ in found] for name, found in checks.items()}
 
@@ -125,6 +137,9 @@ def test_a_working_installation_is_all_ok(install: Install) -> None:
             .get("Contents", [])]
     assert not [k for k in keys if "doctor-probe" in k]  # the probe is gone
     assert not [p for p in install.env.contacts.iterdir() if p.name.startswith(".davsync")]
+    for check in ("sync-collection contacts", "backup write", "backup passphrase",
+                  "backup network"):
+        in_readme(plain, check)
 
 
 def test_a_wrong_password_is_one_failing_auth_line(install: Install) -> None:
@@ -140,29 +155,34 @@ def test_a_wrong_password_is_one_failing_auth_line(install: Install) -> None:
     assert "collection contacts 'contacts'" not in checks  # nothing asked after a refusal
     assert checks["backup passphrase"][0][0] == "ok"  # the other groups still ran
     assert "Wr0ng-Passw0rd" not in plain
+    in_readme(plain, "auth", (origin, "https://dav.example.org"),
+              (repr(install.account.username), "'me'"))
 
 
 def test_a_server_that_is_down_is_one_failing_line_and_doctor_does_not_hang(
     install: Install,
 ) -> None:
     install.write(url="http://127.0.0.1:9/")
-    code, checks, _plain = install.doctor()
+    code, checks, plain = install.doctor()
     assert code == 1
     assert checks["server"] == [("fail", (
         "http://127.0.0.1:9: PROPFIND http://127.0.0.1:9/ failed after 1 attempt(s): "
         "ConnectError. Check the server URL and that the server is running and reachable."))]
     assert "auth" not in checks
+    in_readme(plain, "server", ("http://127.0.0.1:9", "https://dav.example.org"))
 
 
 def test_a_missing_collection_names_the_ones_the_account_has(install: Install) -> None:
     install.set_up()
     install.write(server='addressbook = "contcts"\n')
-    code, checks, _plain = install.doctor()
+    code, checks, plain = install.doctor()
     assert code == 1
     assert checks["collection contacts 'contcts'"] == [("fail", (
         f"{install.config} [server] addressbook: the account has no addressbook named "
         "'contcts'; its addressbooks: 'contacts'. Did you mean 'contacts'? Correct the name, "
         "or set create = true in [server] to create 'contcts'"))]
+    in_readme(plain, "collection contacts 'contcts'",
+              (str(install.config), "/home/me/.config/davsync/config.toml"))
     install.write(server='addressbook = "contcts"\ncreate = true\n')
     code, checks, _plain = install.doctor()
     assert code == 0
@@ -189,7 +209,7 @@ def test_an_unwritable_device_folder_is_a_failing_line(install: Install) -> None
         "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:k1\r\nFN:Keep\r\nEND:VCARD\r\n")
     install.env.contacts.chmod(0o500)
     try:
-        code, checks, _plain = install.doctor()
+        code, checks, plain = install.doctor()
         assert sorted(p.name for p in install.env.contacts.iterdir()) == ["keep.vcf"]
     finally:
         install.env.contacts.chmod(0o700)
@@ -198,6 +218,7 @@ def test_an_unwritable_device_folder_is_a_failing_line(install: Install) -> None
         f"{install.env.contacts}: cannot write: Permission denied; a sync must write device "
         "changes there: give yourself write access (chmod u+w)"))]
     assert checks["device calendars"][0][0] == "ok"
+    in_readme(plain, "device contacts", (str(install.env.contacts), "/home/me/.contacts"))
 
 
 def test_a_wrong_passphrase_is_one_failing_line(install: Install) -> None:
@@ -210,11 +231,13 @@ def test_a_wrong_passphrase_is_one_failing_line(install: Install) -> None:
         f"wrong backup passphrase for {where} (the key-info verifier does not match); check "
         "[backup] passphrase/passphrase_command"))]
     assert "Wr0ng-Horse-battery" not in plain
+    in_readme(plain, "backup passphrase", (install.env.bucket.endpoint, "https://s3.example.org"),
+              (repr(install.env.bucket.name), "'photos'"))
 
 
 def test_a_missing_bucket_is_one_failing_line(install: Install) -> None:
     install.write(bucket="no-such-bucket-here")
-    code, checks, _plain = install.doctor()
+    code, checks, plain = install.doctor()
     assert code == 1
     assert checks["backup endpoint"] == [("ok", f"{install.env.bucket.endpoint} answers")]
     assert checks["backup bucket"] == [("fail", (
@@ -222,6 +245,8 @@ def test_a_missing_bucket_is_one_failing_line(install: Install) -> None:
         "bucket does not exist; create it, or correct [backup] bucket (`davsync backup` "
         "creates it when the credentials allow)"))]
     assert "backup write" not in checks
+    in_readme(plain, "backup bucket", (install.env.bucket.endpoint, "https://s3.example.org"),
+              ("'no-such-bucket-here'", "'photos'"))
 
 
 def test_an_unreadable_config_exits_2(install: Install) -> None:
@@ -302,3 +327,20 @@ def test_a_server_that_never_answers_does_not_hang_doctor(
     assert checks["server"] == [("fail", (
         f"{origin}: PROPFIND {silent_server} failed after 1 attempt(s): ReadTimeout. Check the "
         "server URL and that the server is running and reachable."))]
+
+
+def test_a_credentials_file_others_can_read_fails(install: Install) -> None:
+    state = install.env.state
+    state.mkdir(mode=0o700, exist_ok=True)
+    (state / "credentials.json").write_text("{}", encoding="utf-8")
+    (state / "credentials.json").chmod(0o644)
+    code, checks, plain = install.doctor()
+    assert code == 1
+    path = state / "credentials.json"
+    assert checks["credentials"] == [("fail", (
+        f"{path}: credential file is readable or writable by group/others (mode 0644); run "
+        f"`chmod 600 {path}` (and consider `davsync logout` + `davsync login` if someone else "
+        "may have read it)"))]
+    in_readme(plain, "credentials", (str(state), "/home/me/.local/state/davsync"))
+    path.chmod(0o600)
+    assert install.doctor()[1]["credentials"] == [("ok", f"{path} has mode 0600")]
