@@ -4,8 +4,11 @@ and the exit code follows the worst line."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
-from davsync.app.doctor import FAIL, NOTE, OK, Check, Found, Report, run_group
+import pytest
+
+from davsync.app.doctor import FAIL, NOTE, OK, Check, Found, Report, run_doctor, run_group
 
 
 def test_a_group_that_hangs_keeps_what_it_found_and_says_it_stopped() -> None:
@@ -47,3 +50,18 @@ def test_exit_code_and_lines() -> None:
     assert report.exit_code == 2
     assert report.as_json()["checks"][2] == {"check": "c", "status": "fail",
                                              "detail": "broken; fix it"}
+
+
+def test_a_config_without_server_or_backup_says_so(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    report = run_doctor(config)
+    assert report.exit_code == 0
+    assert {c.name: c.status for c in report.checks} == {
+        "config": OK, "device": NOTE, "state": OK, "systemd": NOTE, "daemon": NOTE,
+        "server": NOTE, "backup": NOTE}
+    assert report.checks[-2:] == [
+        Check("server", NOTE, f"{config} has no [server] section: nothing is synced"),
+        Check("backup", NOTE, f"{config} has no [backup] section: nothing is backed up")]

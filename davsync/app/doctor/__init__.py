@@ -126,6 +126,12 @@ def run_doctor(config_path: Path | None, deadline: float = GROUP_DEADLINE) -> Re
         return report
     for name, group in local_groups(config) + _remote_groups(config):
         report.checks.extend(run_group(name, group, deadline))
+    if not config.has_server():
+        report.checks.append(Check("server", NOTE, f"{config.path} has no [server] section: "
+                                   "nothing is synced"))
+    if not config.has_section("backup"):
+        report.checks.append(Check("backup", NOTE, f"{config.path} has no [backup] section: "
+                                   "nothing is backed up"))
     return report
 
 
