@@ -19,7 +19,10 @@ import pytest
 
 from tests.fixtures.radicale import DavAccount
 from tests.fixtures.seaweed import PASSPHRASE, BackupEnv
+from tests.integration.test_sync_errors import not_dav
 from tests.integration.test_sync_radicale import ROOT
+
+__all__ = ["not_dav"]  # the fixture: a web server that is no DAV server
 
 pytestmark = pytest.mark.usefixtures("radicale_server")
 
@@ -344,3 +347,19 @@ def test_a_credentials_file_others_can_read_fails(install: Install) -> None:
     in_readme(plain, "credentials", (str(state), "/home/me/.local/state/davsync"))
     path.chmod(0o600)
     assert install.doctor()[1]["credentials"] == [("ok", f"{path} has mode 0600")]
+
+
+def test_a_url_that_is_no_dav_server_is_a_failing_discovery_line(
+    install: Install, not_dav: str,
+) -> None:
+    install.write(url=not_dav)
+    code, checks, _plain = install.doctor()
+    assert code == 1
+    assert checks["server"] == [("ok", f"{not_dav} answers (HTTP 200), plain http")]
+    origin = not_dav.rstrip("/")
+    assert checks["discovery"] == [
+        ("fail", f"{install.config} [server] url: {not_dav} does not answer as a {protocol} "
+         f"server (no {kind} home at that URL, at {origin}/.well-known/{well_known} or through "
+         "current-user-principal); set url to the address of your DAV server or account")
+        for protocol, kind, well_known in (("CardDAV", "contacts", "carddav"),
+                                           ("CalDAV", "calendars", "caldav"))]
