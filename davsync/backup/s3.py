@@ -95,9 +95,14 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreError(f"{self.where}: {what}: {exc}", transient=True) from None
 
+    def head_bucket(self) -> None:
+        """Whether the bucket is there: NotFound when it is not, AccessDenied when the
+        credentials are refused (`davsync doctor` tells these apart without creating it)."""
+        self._call("head bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
+
     def ensure_bucket(self) -> None:
         try:
-            self._call("head bucket", lambda: self.client.head_bucket(Bucket=self.bucket))
+            self.head_bucket()
         except NotFound:
             region = self.client.meta.region_name
             extra: dict[str, Any] = {}

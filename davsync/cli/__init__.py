@@ -34,6 +34,7 @@ COMMANDS = {
     "server": "davsync.cli.server:server",
     "demo": "davsync.cli.demo:demo",
     "example-config": "davsync.cli.examples:example_config",
+    "doctor": "davsync.cli.doctor:doctor",
 }
 
 
