@@ -90,7 +90,7 @@ def check_stores(config: Config, found: Found) -> None:
 def _check_store(found: Found, name: str, kind: Kind, store_type: str, path: Path) -> None:
     from davsync.sources.registry import STORES
 
-    folder = STORES[store_type].folder
+    folder = STORES[store_type].is_folder(path)
     noun = "folder" if folder else "file"
     if not path.exists():
         found.note(name, f"{path} does not exist yet; the first sync creates it (if it held "
@@ -225,7 +225,7 @@ def _check_running(config: Config, found: Found) -> None:
     """Whether a sync (the daemon's or a command's) holds the state directory's lock now."""
     import fcntl
 
-    from davsync.app.lock import holder
+    from davsync.state.lock import holder
 
     path = config.state_dir / "sync.lock"
     try:

@@ -32,8 +32,8 @@ def s3_group(config: Config) -> Group:
 
 
 def check_backup(config: Config, found: Found) -> None:
+    from davsync.app.backup_config import parse_backup
     from davsync.backup.s3 import S3Store, make_client
-    from davsync.backup.settings import parse_backup
 
     try:
         cfg = parse_backup(config)
