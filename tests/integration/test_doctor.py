@@ -363,3 +363,27 @@ def test_a_url_that_is_no_dav_server_is_a_failing_discovery_line(
          "current-user-principal); set url to the address of your DAV server or account")
         for protocol, kind, well_known in (("CardDAV", "contacts", "carddav"),
                                            ("CalDAV", "calendars", "caldav"))]
+
+
+def test_collections_of_a_kind_are_listed_and_a_listed_name_the_account_lacks_fails(
+    install: Install,
+) -> None:
+    install.set_up()  # the account now has the addressbook "contacts"
+    text = install.config.read_text(encoding="utf-8")
+    parent = install.root / "books"
+    listed = text.replace(f'contacts = "{install.env.contacts}"',
+                          f'contacts = {{ type = "vdir", path = "{parent}", '
+                          'collections = ["contacts", "famly"] }')
+    assert listed != text
+    install.config.write_text(listed, encoding="utf-8")
+    code, checks, _plain = install.doctor()
+    assert code == 1
+    assert checks["collections contacts"] == [("fail", (
+        "the account has no contacts collection named 'famly'; it has 'contacts' (run "
+        "`davsync collections`); correct [device] contacts collections, or set create = true "
+        "in [server]"))]
+    install.config.write_text(listed.replace(', "famly"', ""), encoding="utf-8")
+    code, checks, _plain = install.doctor()
+    assert code == 0
+    assert checks["collections contacts"] == [
+        ("ok", f"1 on the account (contacts), synced under {parent}")]

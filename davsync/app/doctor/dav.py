@@ -60,6 +60,7 @@ def check_server(config: Config, found: Found) -> None:
         if not _reach(config, client, auth, found):
             return
         _check_collections(config, client, found)
+        _check_every_collection(config, client, found)
         _report_quirks(client.server, found)
 
 
@@ -147,6 +148,31 @@ def _check_collections(config: Config, client: DavClient, found: Found) -> None:
             continue
         found.ok(label, f"{collection.url} exists")
         _check_sync_collection(client, collection, found)
+
+
+def _check_every_collection(config: Config, client: DavClient, found: Found) -> None:
+    """Kinds configured with `collections = ...`: the account's collections of that kind are
+    listed, and each listed name must be one of them (a sync would stop at a missing one)."""
+    from davsync.app.sync import collection_kinds
+    from davsync.dav.discovery import list_collections
+
+    for kind, parent, names in collection_kinds(config):
+        label = f"collections {kind}"
+        try:
+            _, listed = list_collections(client, kind)
+        except DavsyncError as exc:
+            found.fail(label, str(exc))
+            continue
+        have = [c.name for c in listed]
+        missing = [n for n in names or () if n not in have]
+        if missing and not config.server.create:
+            found.fail(label, f"the account has no {kind} collection named "
+                       f"{', '.join(map(repr, missing))}; it has {', '.join(map(repr, have))}"
+                       " (run `davsync collections`); correct [device] "
+                       f"{kind} collections, or set create = true in [server]")
+            continue
+        shown = ", ".join(have) or "none yet"
+        found.ok(label, f"{len(have)} on the account ({shown}), synced under {parent}")
 
 
 def _check_sync_collection(client: DavClient, collection: Collection, found: Found) -> None:
