@@ -114,10 +114,11 @@ class OneFileSource:
         items = {uid: text for uid, text in parsed.items.items() if uid != name}
         self._save(parsed, items)
 
-    def flush(self) -> None:
+    def flush(self) -> dict[str, str]:
         if self._dirty:
             fsync_dir(self.path.parent)
             self._dirty = False
+        return {}
 
     # ---- reading ----
 

@@ -61,7 +61,7 @@ class CollectionSync:
         self.report: CollectionReport = ctx.report
         self.ledger = Ledger(ctx)
         self.conflicts = Conflicts(ctx)
-        self.handlers = Handlers(ctx, self.conflicts.copy_made)
+        self.handlers = Handlers(ctx, self.conflicts.copy_made, self.ledger.flush)
         self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
         self._exists = ctx.remote.exists
 
@@ -106,7 +106,7 @@ class CollectionSync:
             self.ledger.commit()
             keep_pending(ctx, server, self.ledger)
             return self.report
-        ctx.source.flush()
+        self.ledger.flush()
         save_marks(ctx, server, self.ledger, self._follow_up)
         return self.report
 
@@ -115,6 +115,10 @@ class CollectionSync:
         repaired: dict[str, Seen | None] = {}
         for action in side.repairs:
             repaired[action.uid] = self.handlers.perform(action).repaired
+        if side.repairs:  # durable before the item goes up under its new UID
+            failed = self.ledger.flush()
+            repaired = {uid: None if s is None or s.ref in failed else s
+                        for uid, s in repaired.items()}
         return after_repairs(side, repaired)
 
     def _stream(self, state: dict[str, Synced], device: Changes, server: ServerView,
