@@ -157,11 +157,14 @@ class CollectionSync:
         """Plan and do the downloaded chunk's UIDs: with a version on both sides where the
         device changed too, so each decision is the one the whole-collection plan would make."""
         if chunk:
-            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk)
+            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk,
+                                   commit=False)
 
-    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes
-                          ) -> bool:
-        """False when the mass-deletion guard stopped it (reported as an error)."""
+    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes,
+                          *, commit: bool = True) -> bool:
+        """False when the mass-deletion guard stopped it (reported as an error). `commit`
+        False leaves the records to the ledger's own batches (a streamed chunk: one device
+        sync per few chunks, not per chunk)."""
         planned = plan(state, device, server)
         actions = self._resolve(planned)
         device_count = len([r for r in state.values() if r.filename])
@@ -170,7 +173,7 @@ class CollectionSync:
         if guard and not self.ctx.options.allow_mass_delete:
             self.report.error(self.ctx.source.location, guard)  # the folder, not a state key
             return False
-        self._execute(actions)
+        self._execute(actions, commit=commit)
         return True
 
     def _resolve(self, planned: list[Action]) -> list[Action]:
@@ -182,7 +185,7 @@ class CollectionSync:
 
     # ---- execution ---------------------------------------------------------------------
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[Action], *, commit: bool = True) -> None:
         if not self._exists:
             actions = self._create_collection(actions)
         for _ in range(_MAX_ROUNDS):
@@ -192,7 +195,8 @@ class CollectionSync:
         for action in actions:
             where = action.base or Synced(action.uid, None, None, None, None, "")
             self._keeps_changing(where.filename or action.uid, where.href or action.uid)
-        self.ledger.commit()
+        if commit:
+            self.ledger.commit()
 
     def _keeps_changing(self, ref: str, href: str | None) -> None:
         self.report.error(ref, f"{href} keeps changing on the server; retrying next run")
