@@ -129,6 +129,14 @@ class CollectionSync:
         photos: 406 MB peak when everything was downloaded before planning), and writing
         files overlaps downloading. Items found gone only while downloading are planned last,
         under the guard; False when it stopped them."""
+        try:
+            return self._stream_chunks(state, device, server, gather)
+        except Exception:  # the run stops (server unreachable...): what was applied stays
+            self.ledger.commit()
+            raise
+
+    def _stream_chunks(self, state: dict[str, Synced], device: Changes, server: ServerView,
+                       gather: ServerGather) -> bool:
         handled: set[str] = set()
         late: dict[str, Seen | None] = {}  # gone between the listing and the download
         chunk: dict[str, Seen | None] = {}
