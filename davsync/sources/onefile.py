@@ -158,7 +158,7 @@ class OneFileSource:
         del parsed.items[name]
         self._changed = True
 
-    def flush(self) -> None:
+    def flush(self) -> dict[str, str]:
         """Write the changes held in memory, once, atomically; the file must be as it was
         read, or the changes are dropped (StoreUnavailable: nothing of them is recorded).
         Once changes were dropped, every flush until the next scan fails the same way, so
@@ -166,7 +166,7 @@ class OneFileSource:
         if self._lost is not None:
             raise StoreUnavailable(self._lost)
         if not self._changed:
-            return
+            return {}
         parsed = self._parsed
         assert parsed is not None
         try:
@@ -177,6 +177,7 @@ class OneFileSource:
         finally:
             self._changed = False
             self._parsed = None  # read again after this, whatever happened
+        return {}  # all or nothing: a failure raised above
 
     def _write(self, parsed: Parsed) -> None:
         if self._stat() != parsed.file_sig:

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from davsync.core.kinds import SUFFIX, Kind
-from davsync.fsutil import TMP_PREFIX, fsync_dir, write_atomic
+from davsync.fsutil import (
+    TMP_PREFIX,
+    fsync_dir,
+    place_staged,
+    stage_file,
+    sync_files,
+)
 from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing, StoreUnavailable
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
 _STALE_TMP_SECONDS = 600  # a run killed mid-write leaves its temporary file behind
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A create or write carried out at the next `flush`: its data sits in `tmp`."""
+
+    name: str
+    tmp: Path
+    sig: str
+    replace: bool
+    expect_sig: str | None  # write: what the file must still be just before it is replaced
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a staged file that will not be placed; one left behind is removed as stale by a
+    later scan."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _sig(st: os.stat_result) -> str:
@@ -41,6 +67,7 @@ class VdirSource:
         self.suffix = SUFFIX[kind]
         self.location = str(path)
         self._dirty = False  # names changed since the last directory fsync
+        self._staged: list[_Staged] = []  # creates and writes waiting for `flush`, in order
         self.skipped: dict[str, str] = {}  # name -> why the last scan left it out
 
     def scan(self) -> dict[str, str]:
@@ -81,6 +108,7 @@ class VdirSource:
         with os.scandir(self.path) as entries:
             for entry in entries:
                 self._scan_entry(entry, out)
+        out.update((staged.name, staged.sig) for staged in self._staged)  # not yet flushed
         return out
 
     def _scan_entry(self, entry: os.DirEntry[str], out: dict[str, str]) -> None:
@@ -112,7 +140,9 @@ class VdirSource:
         return self.path / name
 
     def read(self, name: str, max_bytes: int | None = None) -> bytes:
-        path = self._file(name)
+        """The item's bytes; its staged version if it has one (written, not yet flushed)."""
+        staged = self._last_staged(name)
+        path = staged.tmp if staged else self._file(name)
         try:
             with path.open("rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -132,16 +162,26 @@ class VdirSource:
         base = self.name_for(uid)
         for attempt in range(100):
             name = base if attempt == 0 else f"{base[: -len(self.suffix)]}-{attempt}{self.suffix}"
-            if not (self.path / name).exists():
-                return name, self._atomic_write(name, data, exclusive=True)
+            if not (self.path / name).exists() and not self._is_staged(name):
+                return name, self._stage(name, data, replace=False, expect_sig=None)
         raise SourceError(f"{self.path}: no free file name for UID {uid!r}")
 
     def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
         self._check(name, expect_sig)
-        return self._atomic_write(name, data, exclusive=False)
+        staged = self._last_staged(name) is not None
+        return self._stage(name, data, replace=True, expect_sig=None if staged else expect_sig)
+
+    def _last_staged(self, name: str) -> _Staged | None:
+        return next((s for s in reversed(self._staged) if s.name == name), None)
+
+    def _is_staged(self, name: str) -> bool:
+        return self._last_staged(name) is not None
 
     def delete(self, name: str, expect_sig: str | None) -> None:
         self._check(name, expect_sig)
+        for staged in [s for s in self._staged if s.name == name]:
+            self._staged.remove(staged)
+            _discard(staged.tmp)
         try:
             self._file(name).unlink()
         except FileNotFoundError:
@@ -151,28 +191,63 @@ class VdirSource:
         self._dirty = True
 
     def _check(self, name: str, expect_sig: str | None) -> None:
+        """The item must still be what the caller saw: its staged version if it has one."""
         if expect_sig is None:
             return
+        staged = self._last_staged(name)
         try:
-            current = _sig(self._file(name).stat())
+            current = staged.sig if staged else _sig(self._file(name).stat())
         except FileNotFoundError:
             current = None
         if current is not None and current != expect_sig:
             raise SourceError(f"{self.path / name} changed while syncing; left untouched")
 
-    def _atomic_write(self, name: str, data: bytes, *, exclusive: bool) -> str:
+    def _stage(self, name: str, data: bytes, *, replace: bool, expect_sig: str | None) -> str:
+        """Write the new content beside `name` now and give it the name at `flush`, once the
+        data of every staged file is durable (one sync for all of them instead of one fsync
+        each). The sig is final: placing keeps the inode, size and mtime."""
         target = self._file(name)
         try:  # the folder is not created: one gone during the run is reported, not recreated
-            write_atomic(target, data, replace=not exclusive, sync_dir=False)
-        except FileExistsError:
-            raise SourceError(f"{target} appeared while syncing; left untouched") from None
+            tmp, st = stage_file(target, data)
         except OSError as exc:
             raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
-        self._dirty = True
-        return _sig(target.stat())
+        sig = _sig(st)
+        self._staged.append(_Staged(name, tmp, sig, replace, expect_sig))
+        return sig
 
-    def flush(self) -> None:
-        if not self._dirty:
-            return
-        fsync_dir(self.path)
-        self._dirty = False
+    def flush(self) -> dict[str, str]:
+        """Place the staged files: their data made durable first (one sync), then each name,
+        then one directory fsync. A name taken meanwhile (create) or a file changed meanwhile
+        (write) is left as it is and returned with why: its outcome must not be recorded."""
+        staged, self._staged = self._staged, []
+        failed: dict[str, str] = {}
+        try:
+            sync_files(self.path, [s.tmp for s in staged])
+            for item in staged:
+                why = self._place(item) if item.name not in failed else "not written"
+                if why is not None:
+                    failed[item.name] = why
+                    _discard(item.tmp)
+                else:
+                    self._dirty = True
+        finally:
+            for item in staged:  # left over only when something above raised
+                _discard(item.tmp)
+        if self._dirty:
+            fsync_dir(self.path)
+            self._dirty = False
+        return failed
+
+    def _place(self, item: _Staged) -> str | None:
+        """Give one staged file its name; why not, or None when it was placed."""
+        target = self._file(item.name)
+        try:
+            self._check(item.name, item.expect_sig)
+            place_staged(item.tmp, target, replace=item.replace)
+        except SourceError as exc:
+            return str(exc)
+        except FileExistsError:
+            return f"{target} appeared while syncing; left untouched"
+        except OSError as exc:
+            return f"{target}: cannot write: {exc.strerror}"
+        return None

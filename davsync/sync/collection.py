@@ -61,7 +61,7 @@ class CollectionSync:
         self.report: CollectionReport = ctx.report
         self.ledger = Ledger(ctx)
         self.conflicts = Conflicts(ctx)
-        self.handlers = Handlers(ctx, self.conflicts.copy_made)
+        self.handlers = Handlers(ctx, self.conflicts.copy_made, self.ledger.flush)
         self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
         self._exists = ctx.remote.exists
 
@@ -107,7 +107,6 @@ class CollectionSync:
             keep_pending(ctx, server, self.ledger)
             return self.report
         self.ledger.commit()  # every outcome on disk and recorded before the marks move
-        ctx.source.flush()
         save_marks(ctx, server, self.ledger, self._follow_up)
         return self.report
 
@@ -116,6 +115,10 @@ class CollectionSync:
         repaired: dict[str, Seen | None] = {}
         for action in side.repairs:
             repaired[action.uid] = self.handlers.perform(action).repaired
+        if side.repairs:  # durable before the item goes up under its new UID
+            failed = self.ledger.flush()
+            repaired = {uid: None if s is None or s.ref in failed else s
+                        for uid, s in repaired.items()}
         return after_repairs(side, repaired)
 
     def _stream(self, state: dict[str, Synced], device: Changes, server: ServerView,
@@ -126,6 +129,14 @@ class CollectionSync:
         photos: 406 MB peak when everything was downloaded before planning), and writing
         files overlaps downloading. Items found gone only while downloading are planned last,
         under the guard; False when it stopped them."""
+        try:
+            return self._stream_chunks(state, device, server, gather)
+        except Exception:  # the run stops (server unreachable...): what was applied stays
+            self.ledger.commit()
+            raise
+
+    def _stream_chunks(self, state: dict[str, Synced], device: Changes, server: ServerView,
+                       gather: ServerGather) -> bool:
         handled: set[str] = set()
         late: dict[str, Seen | None] = {}  # gone between the listing and the download
         chunk: dict[str, Seen | None] = {}
@@ -154,11 +165,14 @@ class CollectionSync:
         """Plan and do the downloaded chunk's UIDs: with a version on both sides where the
         device changed too, so each decision is the one the whole-collection plan would make."""
         if chunk:
-            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk)
+            self._plan_and_execute(state, {u: device[u] for u in chunk if u in device}, chunk,
+                                   commit=False)
 
-    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes
-                          ) -> bool:
-        """False when the mass-deletion guard stopped it (reported as an error)."""
+    def _plan_and_execute(self, state: dict[str, Synced], device: Changes, server: Changes,
+                          *, commit: bool = True) -> bool:
+        """False when the mass-deletion guard stopped it (reported as an error). `commit`
+        False leaves the records to the ledger's own batches (a streamed chunk: one device
+        sync per few chunks, not per chunk)."""
         planned = plan(state, device, server)
         actions = self._resolve(planned)
         device_count = len([r for r in state.values() if r.filename])
@@ -167,7 +181,7 @@ class CollectionSync:
         if guard and not self.ctx.options.allow_mass_delete:
             self.report.error(self.ctx.source.location, guard)  # the folder, not a state key
             return False
-        self._execute(actions)
+        self._execute(actions, commit=commit)
         return True
 
     def _resolve(self, planned: list[Action]) -> list[Action]:
@@ -179,7 +193,7 @@ class CollectionSync:
 
     # ---- execution ---------------------------------------------------------------------
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[Action], *, commit: bool = True) -> None:
         if not self._exists:
             actions = self._create_collection(actions)
         for _ in range(_MAX_ROUNDS):
@@ -189,7 +203,8 @@ class CollectionSync:
         for action in actions:
             where = action.base or Synced(action.uid, None, None, None, None, "")
             self._keeps_changing(where.filename or action.uid, where.href or action.uid)
-        self.ledger.checkpoint()
+        if commit:
+            self.ledger.checkpoint()
 
     def _keeps_changing(self, ref: str, href: str | None) -> None:
         self.report.error(ref, f"{href} keeps changing on the server; retrying next run")

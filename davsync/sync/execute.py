@@ -90,9 +90,15 @@ class Handlers:
     """One handler per `Op`; safe to call from worker threads (they only read `ctx` and
     report through its thread-safe report)."""
 
-    def __init__(self, ctx: Context, tell_copy: Callable[[Action, str, str], None]) -> None:
+    def __init__(
+        self, ctx: Context, tell_copy: Callable[[Action, str, str], None],
+        flush: Callable[[], set[str]] | None = None,
+    ) -> None:
+        """`flush` makes the device writes so far durable and returns the names it could
+        not complete (already reported); by default the source's own flush."""
         self.ctx = ctx
         self._tell_copy = tell_copy
+        self._flush = flush or (lambda: set(ctx.source.flush()))
         self.table: dict[Op, Callable[[Action], Done]] = {
             Op.RECORD: self.record,
             Op.FORGET: self.forget,
@@ -169,7 +175,8 @@ class Handlers:
         """keep-both: the device's version of a conflict, as a new item on both sides."""
         src, ctx = seen(action.device), self.ctx
         name, sig = ctx.source.create(action.uid, file_bytes(src.item))
-        ctx.source.flush()  # on disk before the server has it, also where writes are batched
+        if name in self._flush():  # the copy must be safe on the device before it goes up
+            return Done(recheck={action.server.ref} if action.server else set())
         href = ctx.remote.href_for(action.uid)
         etag = ctx.remote.create(href, src.item.data)
         self._tell_copy(action, name, href)

@@ -22,6 +22,7 @@ class Ledger:
     skipped: bool = False  # an action was not started: the run was cancelled
     _records: list[Record] = field(default_factory=list)
     _refusals: list[tuple[str, Refusal]] = field(default_factory=list)
+    _failed: set[str] = field(default_factory=set)  # device writes not completed, unrecorded
 
     def absorb(self, done: Done) -> Replan | None:
         """Fold one action's result in; its re-plan, if any, is the caller's to carry out."""
@@ -45,15 +46,35 @@ class Ledger:
         if not self.ctx.source.writes_whole:
             self.commit()
 
+    def flush(self) -> set[str]:
+        """Make the device writes so far durable; the names whose write could not be
+        completed are reported (once), returned, and kept until `commit`, which records no
+        outcome for them."""
+        failed = self.ctx.source.flush()
+        for name, why in sorted(failed.items()):
+            self.ctx.report.error(f"{self.ctx.source.location}/{name}", why)
+        self._failed |= failed.keys()
+        return set(failed)
+
     def commit(self) -> None:
-        """Make the device writes durable (one directory fsync), then record their outcomes in
-        one transaction. A crash before this point loses only records, never data: the next
-        run finds the same content on both sides and records it then."""
+        """Make the device writes durable (`flush`), then record their outcomes in one
+        transaction. A crash before this point loses only records, never data: the next run
+        finds the same content on both sides and records it then. A write the store could not
+        complete is not recorded, and its server version is compared again next run."""
+        self.flush()
+        failed, self._failed = self._failed, set()
         if not self._records and not self._refusals:
             return
         ctx = self.ctx
-        ctx.source.flush()
-        records, self._records = self._records, []
+        records: list[Record] = []
+        for record in self._records:
+            synced = record[1]
+            if synced is not None and synced.filename in failed:
+                if synced.href is not None:
+                    self.recheck.add(synced.href)
+                continue
+            records.append(record)
+        self._records = []
         refusals, self._refusals = self._refusals, []
         with ctx.store.transaction():
             for uid, synced, text in records:

@@ -64,13 +64,16 @@ class Source(Protocol):
 
     def delete(self, name: str, expect_sig: str | None) -> None: ...
 
-    def flush(self) -> None:
-        """Make every create/write/delete so far durable (e.g. fsync the directory).
+    def flush(self) -> dict[str, str]:
+        """Make every create/write/delete so far durable (e.g. fsync the directory); returns
+        name -> why for each create/write that could not be completed after all.
 
-        Individual writes are atomic and their data is synced, but the store may batch the
-        durability of names, or hold the writes themselves in memory (a store kept in one
-        file writes it here, once); the sync calls this before it records outcomes. Raises
-        StoreUnavailable when the held writes could not be made: then none may be recorded."""
+        Individual writes are atomic, but the store may batch their durability (a vdir syncs
+        the data of a batch of files at once, then names them, then fsyncs the directory), or
+        hold the writes themselves in memory (a store kept in one file writes it here, once);
+        the sync calls this before it records outcomes, and records none for a returned name.
+        Raises StoreUnavailable when held writes could not be made: then none may be
+        recorded."""
         ...
 
 

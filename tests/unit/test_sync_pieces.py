@@ -3,6 +3,7 @@ table has a handler for every action a plan can hand it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,3 +68,58 @@ def test_a_uid_repair_that_cannot_be_written_deletes_nothing(tmp_path: Path) -> 
     rig.sync()  # written back with a new UID next time: the old item goes, the new one comes
     assert sorted(rig.device().values()) == ["Anna", "Bruno"] and "a" not in rig.device()
     assert rig.device() == rig.server()
+
+
+class RacedVdir(VdirSource):
+    """A vdir in which someone saves a file under the name of the first staged download just
+    before the sync makes its batch durable."""
+
+    def flush(self) -> dict[str, str]:
+        staged = self._staged  # the race needs the name about to be placed
+        if staged and not (self.path / staged[0].name).exists():
+            (self.path / staged[0].name).write_bytes(vcard("theirs", "Their Own"))
+        return super().flush()
+
+
+def test_a_download_whose_name_was_taken_at_flush_is_reported_not_recorded(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: a batch's files are named only at flush; one that cannot be named then (the
+    user saved a file there meanwhile) must not be recorded as synced, keeps the user's file,
+    and comes down again next run."""
+    rig = Rig(tmp_path)
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Server A"))
+    report = rig.sync(RacedVdir(rig.dir, "contacts"))
+    assert [e["reason"] for e in report.errors] == [
+        f"{rig.dir / 'a.vcf'} appeared while syncing; left untouched"]
+    assert rig.store.items("c") == {}
+    assert (rig.dir / "a.vcf").read_bytes() == vcard("theirs", "Their Own")
+    rig.sync()
+    assert rig.device() == {"theirs": "Their Own", "a": "Server A"}
+    assert rig.server() == {"theirs": "Their Own", "a": "Server A"}
+
+
+class EditedBeforeFlushVdir(VdirSource):
+    """A vdir whose user saves every staged file again just before the sync makes it durable."""
+
+    def flush(self) -> dict[str, str]:
+        for staged in self._staged:
+            target = self.path / staged.name
+            if target.exists():
+                target.write_bytes(target.read_bytes().replace(b"FN:", b"FN:Edited "))
+                os.utime(target, ns=(1, 1))
+        return super().flush()
+
+
+def test_a_uid_repair_is_durable_before_its_item_goes_up(tmp_path: Path) -> None:
+    """A UID written back into a device file must be on the device before the item is
+    uploaded under that UID; a repair that could not be completed uploads nothing."""
+    rig = Rig(tmp_path)
+    (rig.dir / "a.vcf").write_bytes(vcard(None, "Anna"))
+    report = rig.sync(EditedBeforeFlushVdir(rig.dir, "contacts"))
+    assert [e["reason"] for e in report.errors] == [
+        f"{rig.dir / 'a.vcf'} changed while syncing; left untouched"]
+    assert rig.server() == {} and rig.store.items("c") == {}
+    assert b"UID:" not in (rig.dir / "a.vcf").read_bytes()
+    rig.sync()
+    assert list(rig.device().values()) == ["Edited Anna"] and rig.device() == rig.server()

@@ -79,6 +79,7 @@ def test_a_folder_that_refuses_writes_is_a_source_error(
 
     src = VdirSource(tmp_path, "contacts")
     name, sig = src.create("a", b"1")
+    assert src.flush() == {}
     monkeypatch.setattr(os, "open", refuse)  # the temporary file beside the item
     monkeypatch.setattr(os, "unlink", refuse)
     with pytest.raises(SourceError, match="cannot write: Permission denied"):
@@ -87,3 +88,79 @@ def test_a_folder_that_refuses_writes_is_a_source_error(
         src.write(name, b"3", sig)
     with pytest.raises(SourceError, match="cannot delete: Permission denied"):
         src.delete(name, sig)
+
+
+def test_a_batch_of_writes_is_synced_once_then_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: one sync of the data for a batch instead of one fsync per file, and no item
+    under its name before its data is durable (a crash leaves old or new, never torn)."""
+    import davsync.fsutil as fsutil
+
+    calls = {"fsync": 0, "syncfs": 0}
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls["fsync"] += 1
+        real_fsync(fd)
+
+    def counting_syncfs(folder: Path) -> bool:
+        calls["syncfs"] += 1
+        return True
+
+    monkeypatch.setattr(fsutil.os, "fsync", counting_fsync)
+    monkeypatch.setattr(fsutil, "_syncfs", counting_syncfs)
+    src = VdirSource(tmp_path, "contacts")
+    made = [src.create(f"uid-{n}", f"item {n}".encode()) for n in range(20)]
+    on_disk = set(os.listdir(tmp_path))
+    assert not on_disk & {name for name, _ in made}  # not named before the data is synced
+    assert src.scan() == dict(made)  # but the store already answers with them
+    assert src.flush() == {}
+    assert calls == {"fsync": 1, "syncfs": 1}  # the data once, the directory once
+    assert VdirSource(tmp_path, "contacts").scan() == dict(made)
+    assert sorted(os.listdir(tmp_path)) == sorted(name for name, _ in made)
+    assert src.read(made[3][0]) == b"item 3"
+
+
+def test_without_syncfs_each_staged_file_is_fsynced_before_it_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import davsync.fsutil as fsutil
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fsutil, "_LIBC", None)
+    monkeypatch.setattr(fsutil.os, "fsync", recording_fsync)
+    src = VdirSource(tmp_path, "contacts")
+    made = [src.create(f"uid-{n}", b"x") for n in range(3)]
+    assert src.flush() == {}
+    assert len([p for p in synced if ".davsync-" in p]) == 3 and synced[-1] == str(tmp_path)
+    assert src.scan() == dict(made)
+
+
+def test_a_name_taken_before_flush_is_returned_and_the_other_file_kept(tmp_path: Path) -> None:
+    src = VdirSource(tmp_path, "contacts")
+    name, _ = src.create("uid-1", b"ours")
+    (tmp_path / name).write_bytes(b"someone else's")
+    failed = src.flush()
+    assert set(failed) == {name} and "appeared while syncing" in failed[name]
+    assert (tmp_path / name).read_bytes() == b"someone else's"
+    assert os.listdir(tmp_path) == [name]  # no temporary file left behind
+
+
+def test_a_file_edited_before_flush_is_not_replaced(tmp_path: Path) -> None:
+    src = VdirSource(tmp_path, "contacts")
+    name, sig = src.create("uid-1", b"one")
+    assert src.flush() == {}
+    src.write(name, b"server version", sig)
+    os.utime(tmp_path / name, ns=(1, 1))  # the user saved the file meanwhile
+    (tmp_path / name).write_bytes(b"user's edit")
+    failed = src.flush()
+    assert set(failed) == {name} and "changed while syncing" in failed[name]
+    assert (tmp_path / name).read_bytes() == b"user's edit"
+    assert os.listdir(tmp_path) == [name]
