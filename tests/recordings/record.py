@@ -188,7 +188,7 @@ def record_backup(dest: Path) -> list[str]:
     import base64
 
     from davsync.app.backup import open_backup_repository
-    from davsync.backup.settings import parse_backup
+    from davsync.app.backup_config import parse_backup
     from davsync.config import load_config
     from davsync.devtools.seaweed_local import start_local_s3
 

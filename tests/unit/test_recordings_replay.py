@@ -13,7 +13,7 @@ import pytest
 
 from davsync.app import recording
 from davsync.app.backup import open_backup_repository
-from davsync.backup.settings import parse_backup
+from davsync.app.backup_config import parse_backup
 from davsync.config import load_config
 from davsync.dav.recording import REDACTED, Replay, read_recording
 from tests.recordings import record, replaying

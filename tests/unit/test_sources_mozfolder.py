@@ -35,8 +35,10 @@ def test_new_files_are_named_safely_from_the_id(tmp_path: Path) -> None:
     store = MozContactsFolderSource(tmp_path, "contacts")
     name, _ = store.create("ann-1", card("ann-1"))
     assert name == "ann-1.json"
+    assert store.flush() == {}  # a folder store names its files at the flush, as a vdir does
     assert json.loads((tmp_path / name).read_text())["id"] == "ann-1"
     evil, _ = store.create("../../etc/passwd", card("../../etc/passwd", "Eve"))
+    assert store.flush() == {}
     assert "/" not in evil and evil.endswith(".json") and (tmp_path / evil).is_file()
     assert json.loads((tmp_path / evil).read_text())["id"] == "../../etc/passwd"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, evil])
@@ -47,6 +49,7 @@ def test_a_deletion_removes_that_one_file(tmp_path: Path) -> None:
     a, a_sig = store.create("a", card("a"))
     b, _ = store.create("b", card("b", "Bob Roe"))
     store.delete(a, a_sig)
+    assert store.flush() == {}
     assert [p.name for p in tmp_path.iterdir()] == [b]
 
 
@@ -66,6 +69,7 @@ def test_a_one_contact_array_is_read_and_written_back_as_an_array(tmp_path: Path
     sig = store.scan()["a.json"]
     assert b"FN:Ann" in store.read("a.json")
     store.write("a.json", card("a", "Ann Lee"), sig)
+    assert store.flush() == {}
     assert json.loads((tmp_path / "a.json").read_text())[0]["name"] == ["Ann Lee"]
 
 
