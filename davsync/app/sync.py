@@ -129,10 +129,11 @@ def _locked_run(
 def _run(
     config: Config, client: DavClient, store: StateStore, targets: list[Target],
     result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
+    pull_only: bool = False,
 ) -> None:
     from davsync.sync.run import SyncRun
 
-    run = SyncRun(client, store, _options(config, allow_mass_delete),
+    run = SyncRun(client, store, _options(config, allow_mass_delete, pull_only),
                   create=config.server.create, source_for=_source_builder(config))
     if cancel is not None:
         run.cancel = cancel
@@ -151,14 +152,14 @@ def _source_builder(config: Config) -> Callable[[Target], Source]:
     return source_for
 
 
-def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
+def _options(config: Config, allow_mass_delete: bool, pull_only: bool = False) -> SyncOptions:
     from davsync.sync.context import SyncOptions
 
     server = config.server
     return SyncOptions(
         conflict=server.conflict, allow_mass_delete=allow_mass_delete,
         concurrency=server.concurrency,
-        device_label=server.device_name or socket.gethostname(),
+        device_label=server.device_name or socket.gethostname(), pull_only=pull_only,
     )
 
 
@@ -179,10 +180,12 @@ class SyncService:
     """Syncs again and again in one process (a daemon, a watcher): every run shares one
     authenticator and one DAV client, so one HTTP connection pool; each takes the state
     directory's lock for its duration, so a command run beside it waits or is told. Runs
-    do not overlap (`run` is called from one thread at a time); `close` when done."""
+    do not overlap (`run` is called from one thread at a time); `close` when done.
+    `pull_only` (restore mode): server changes are applied, nothing is written to the server."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, pull_only: bool = False) -> None:
         self.config = config
+        self.pull_only = pull_only
         self._counter = RequestCounter()
         self._auth: Authenticator | None = None
         self._client: DavClient | None = None
@@ -199,7 +202,8 @@ class SyncService:
                     client = self._open()
                     client.new_run()
                     targets = _targets(self.config, store, self._base_url, only)
-                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel)
+                    _run(self.config, client, store, targets, result, allow_mass_delete, cancel,
+                         self.pull_only)
                 finally:
                     store.close()
         except ServerSettingError as exc:
@@ -208,6 +212,11 @@ class SyncService:
             result.fatal = exc
         result.http_requests = self._counter.count - before
         return result
+
+    @property
+    def requests(self) -> int:
+        """Requests made so far (read by the daemon's watchdog from another thread)."""
+        return self._counter.count
 
     def _open(self) -> DavClient:
         if self._client is None:
