@@ -123,6 +123,7 @@ class Daemon:
         self.heartbeat = Heartbeat(hung_bound(config))
         self._told_hung = False
         self._started = _now()
+        self._transfer_lock = threading.Lock()  # held by the backup job while it runs
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -186,7 +187,11 @@ class Daemon:
         self.notifier.stopping()
         log.info("davsync run: stopping")
         self._stop_watcher()
-        self._scheduler.shutdown(wait=True)  # a backup in flight stops at its next check
+        # Not shutdown(wait=True): that holds the scheduler's lock while it waits, and a job
+        # that asks the scheduler anything (its next run, a backoff) would wait forever.
+        self._scheduler.shutdown(wait=False)
+        with self._transfer_lock:  # a backup in flight stops at its next file or part
+            pass
         self._worker.join()
         if self._service is not None:
             self._service.close()
@@ -321,7 +326,7 @@ class Daemon:
                     else self.config.daemon.backup_interval)
         delay = backoff(attempt, 1.0, base=interval, cap=max(interval, MAX_BACKOFF))
         log.error("%s failed: %s; trying again in %.0f s", job, error, delay)
-        if self._scheduler.get_job(job) is not None:
+        if not self.stopping.is_set() and self._scheduler.get_job(job) is not None:
             self._scheduler.modify_job(job, next_run_time=_now() + timedelta(seconds=delay))
         return delay
 
@@ -350,8 +355,14 @@ class Daemon:
 
     def _transfer(self, kind: str, run: Callable[[], Stats]) -> None:
         """Run the backup (or restore) job's run; report it as the backup job."""
+        with self._transfer_lock:
+            self._transfer_locked(kind, run)
+
+    def _transfer_locked(self, kind: str, run: Callable[[], Stats]) -> None:
         from davsync.backup.run import BackupCancelled
 
+        if self.stopping.is_set():
+            return
         try:
             stats = run()
         except BackupCancelled:

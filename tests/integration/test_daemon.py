@@ -54,10 +54,19 @@ class Notifications:
 
 @contextmanager
 def daemon(device: Device, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Notifications]]:
+    with daemon_for(device.config, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def daemon_for(config: Path, tmp_path: Path, *args: str
+               ) -> Iterator[tuple[subprocess.Popen[str], Notifications]]:
+    """`davsync [ARGS] --config CONFIG run` as a subprocess, once it said READY=1."""
     notes = Notifications(tmp_path / "notify.sock")
-    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path), "WATCHDOG_USEC": "1000000"}
+    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path), "WATCHDOG_USEC": "1000000",
+           "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "davsync.cli", "--config", str(device.config), "run"],
+        [sys.executable, "-m", "davsync.cli", *args, "--config", str(config), "run"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         notes.wait_for(lambda line: line == "READY=1")
