@@ -4,10 +4,12 @@ test listens on as systemd would. Waits poll with bounded deadlines; nothing ass
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +32,8 @@ def _vcard(uid: str, name: str) -> str:
 
 
 class Notifications:
-    """The datagram socket in NOTIFY_SOCKET, and everything the daemon sent to it."""
+    """The datagram socket in NOTIFY_SOCKET, and everything the daemon sent to it. A thread
+    reads it all the time, as systemd does: a full socket would block the daemon's sends."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -38,18 +41,37 @@ class Notifications:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.seen: list[str] = []
+        self._unread: queue.Queue[str] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._unread.put(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def wait_for(self, wanted: Callable[[str], bool]) -> str:
+        """The next notification (since the last one looked at) that is `wanted`."""
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             try:
-                line = self.sock.recv(4096).decode()
-            except TimeoutError:
+                line = self._unread.get(timeout=0.2)
+            except queue.Empty:
                 continue
             self.seen.append(line)
             if wanted(line):
                 return line
         raise AssertionError(f"no such notification; seen: {self.seen}")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
+        self.sock.close()
 
 
 @contextmanager
@@ -75,7 +97,7 @@ def daemon_for(config: Path, tmp_path: Path, *args: str
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=DEADLINE)
-        notes.sock.close()
+        notes.close()
 
 
 def _configure(device: Device, extra: str = DAEMON) -> None:
@@ -91,7 +113,12 @@ def _poll(check: Callable[[], bool]) -> None:
 
 def _stop(proc: subprocess.Popen[str], notes: Notifications) -> str:
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=DEADLINE)
+    try:
+        _out, err = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:  # where it hangs (PYTHONFAULTHANDLER), then fail
+        proc.send_signal(signal.SIGABRT)
+        _out, err = proc.communicate(timeout=DEADLINE)
+        raise AssertionError(f"no exit after SIGTERM: {err[-8000:]}") from None
     assert proc.returncode == 0, err
     notes.wait_for(lambda line: line == "STOPPING=1")
     assert "Traceback" not in err
