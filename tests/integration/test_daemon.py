@@ -3,6 +3,7 @@ test listens on as systemd would. Waits poll with bounded deadlines; nothing ass
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -198,3 +200,26 @@ def test_a_server_gone_and_back_gets_the_queued_change_and_the_daemon_stays_up(
             _stop(proc, notes)
     finally:
         server.stop()
+
+
+def test_status_shows_the_daemon_its_next_runs_and_says_when_none_runs(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    _configure(device)
+    with daemon(device, tmp_path) as (proc, notes):
+        notes.wait_for(lambda line: line.startswith("STATUS=sync at"))
+        out = json.loads(device.run("status", "--json").stdout)
+        running = out["daemon"]
+        assert running["running"] is True and running["pid"] == proc.pid
+        assert running["mode"] == "both" and running["sync_runs"] >= 1
+        assert datetime.fromisoformat(running["jobs"]["sync"]["next_run"])
+        assert out["sync"]["contacts"]["pending"] == 0
+        plain = device.run("status").stdout
+        assert f"daemon: running since {running['started']} (pid {proc.pid}); mode both " \
+            f"(set by {device.config} [daemon])" in plain
+        assert "  next sync: " in plain
+        _stop(proc, notes)
+    stopped = device.run("status")
+    assert f"daemon: not running; mode both (set by {device.config} [daemon])" in stopped.stdout
+    assert json.loads(device.run("status", "--json").stdout)["daemon"]["jobs"] == {}
