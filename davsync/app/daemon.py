@@ -422,7 +422,7 @@ class Daemon:
                 log.debug("device folders changed: syncing")
                 self._sync_wanted.set()
         except Exception as exc:  # watchfiles raises plain OS and runtime errors
-            log.warning("cannot watch %s (%s); looking for device changes every %.0f s "
+            log.warning("cannot watch %s (%s); looking for device changes every %g s "
                         "instead", ", ".join(map(str, folders)), exc, SCAN_FALLBACK)
             self._scan_instead(folders, stop)
 
