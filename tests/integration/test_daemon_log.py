@@ -1,13 +1,17 @@
-"""`davsync run` logs as `[log] level` and `format` say; -v/-vv win over the level."""
+"""`davsync run` logs as `[log] level` and `format` say (-v/-vv win over the level), and
+runs once per state directory."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_daemon import DEADLINE, daemon_for
+from tests.integration.test_sync_radicale import ROOT
 
 STARTED = "davsync run: started (mode disabled, set by"
 
@@ -45,3 +49,17 @@ def test_verbose_flag_overrides_the_level(tmp_path: Path, log: str, args: tuple[
     assert (STARTED in err) is shown, err
     if shown:
         assert f"INFO davsync.app.daemon: {STARTED}" in err
+
+
+def test_one_daemon_per_state_directory(tmp_path: Path) -> None:
+    config = _config(tmp_path, "")
+    with daemon_for(config, tmp_path) as (proc, _notes):
+        second = subprocess.run(
+            [sys.executable, "-m", "davsync.cli", "--config", str(config), "run"],
+            capture_output=True, text=True, timeout=DEADLINE, cwd=ROOT)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=DEADLINE)
+    assert second.returncode == 3
+    assert second.stderr == (f"davsync: davsync run is already running on the state directory "
+                             f"{tmp_path / 'state'} (process {proc.pid}); one daemon per state "
+                             "directory\n")
