@@ -296,21 +296,27 @@ class Daemon:
             self._after_sync(result)
 
     def _after_sync(self, result: SyncResult) -> None:
+        """Record the run (backoff after a failure, the status file) before telling systemd,
+        so that whoever reads STATUS= finds `davsync status` up to date."""
         record_outcome(self.config.state_dir, result.fatal)
         self.sync_runs += 1
         log.info("sync run %d done", self.sync_runs)
-        if mode_in_force(self.config) != (self.mode, self.mode_source):
-            log.info("the provisioning server set the mode to %s",
-                     mode_in_force(self.config)[0].value)
-            self._apply(self.config)  # provisioning (in that run) changed the mode
+        delay = None if result.fatal is None else self._failed("sync", result.fatal)
+        if delay is None:
+            self._failures["sync"] = 0
         self._write_status()
+        self._report_sync(result, delay)
+        mode, source = mode_in_force(self.config)
+        if (mode, source) != (self.mode, self.mode_source) and not self.stopping.is_set():
+            log.info("mode %s (set by %s) from now on", mode.value, source)
+            self._apply(self.config)  # provisioning (in that run) changed the mode
+
+    def _report_sync(self, result: SyncResult, delay: float | None) -> None:
         when = _now().strftime("%H:%M:%S")
         if result.fatal is not None:
-            delay = self._failed("sync", result.fatal)
             self.notifier.status(f"sync failed at {when}: {result.fatal}; "
                                  f"next try in {delay:.0f} s")
             return
-        self._failures["sync"] = 0
         summary = "; ".join(f"{name}: {report.summary()}"
                             for name, report in result.collections.items())
         for name, report in result.collections.items():
