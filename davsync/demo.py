@@ -1,7 +1,9 @@
 """`make demo`: the whole product on throw-away local servers and the shipped sample data.
 
 1. a local Radicale with a throw-away account; two devices (a laptop with the samples, and an
-   empty phone) sync through it; one item changes on each side; they sync again;
+   empty phone) sync through it; one item changes on each side; they sync again; then the
+   daemon (`davsync run`) runs on the laptop for a few seconds, pushes a new contact, and
+   `davsync status` is shown;
 2. further parts (provisioning, backup) run when their pieces are installed.
 Everything lives under ./demo-run, which is recreated on each run.
 """
@@ -13,9 +15,10 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from davsync.app.sync import run_sync
-from davsync.config import load_config
+from davsync.config import Config, load_config
 from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import start_radicale
 from davsync.sync.values import SyncResult
@@ -108,8 +111,66 @@ def sync_demo(work: Path) -> None:
         say("  laptop and phone agree on every contact and event.")
         say(f"  Look at: {laptop}, {phone} (vdirs), {work / 'laptop.toml'} (config),")
         say(f"           {laptop / 'state' / 'state.sqlite'} (sync state)")
+        say()
+        daemon_demo(work, laptop, conf_p)
     finally:
         server.stop()
+
+
+def daemon_demo(work: Path, laptop: Path, conf_phone: Config) -> None:
+    """`davsync run` on the laptop for a few seconds: a new contact is seen and pushed by
+    the daemon, `davsync status` is shown while it runs, then SIGTERM stops it."""
+    import json
+    import signal
+    import subprocess
+    import time
+
+    say("== 1b. The daemon: davsync run keeps the laptop synced ==")
+    config = work / "laptop-daemon.toml"
+    config.write_text((work / "laptop.toml").read_text(encoding="utf-8")
+                      + "\n[daemon]\nsync_interval = 60\njitter = 0\n", encoding="utf-8")
+    config.chmod(0o600)
+    cli = [sys.executable, "-m", "davsync.cli", "--config", str(config)]
+    with (work / "daemon.log").open("wb") as log:
+        proc = subprocess.Popen([*cli, "run"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def status() -> dict[str, Any]:
+            answer = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True)
+            data: dict[str, Any] = json.loads(answer.stdout)
+            return data
+
+        def wait(what: str, done: Callable[[dict[str, Any]], bool]) -> None:
+            deadline = time.monotonic() + 60
+            while not done(status()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"demo failed: the daemon did not {what} (see "
+                                     f"{work / 'daemon.log'})")
+                time.sleep(0.3)
+
+        wait("start", lambda s: (s["daemon"].get("sync_runs") or 0) >= 1)
+        say(f"  davsync run started (pid {proc.pid}); adding a contact on the laptop")
+        card = laptop / "contacts" / "daemon-demo.vcf"
+        staged = work / card.name
+        staged.write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:daemon-demo\r\n"
+                          "FN:Dana Daemon\r\nN:Daemon;Dana;;;\r\nEND:VCARD\r\n",
+                          encoding="utf-8")
+        staged.replace(card)
+        wait("push the new contact", lambda s: (s["sync"].get("contacts", {}).get(
+            "last_result") or {}).get("uploaded", 0) >= 1)
+        say("  the daemon saw the change and pushed it; `davsync status` says:")
+        shown = subprocess.run([*cli, "status"], capture_output=True, text=True)
+        for line in shown.stdout.splitlines():
+            say(f"    {line}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    say(f"  SIGTERM: the daemon exited {code}")
+    if code != 0:
+        raise SystemExit(f"demo failed: the daemon exited {code} (see {work / 'daemon.log'})")
+    summary("phone: sync", run_sync(conf_phone))
+    if "daemon-demo" not in items(conf_phone.device.contacts or work, "contacts"):
+        raise SystemExit("demo failed: the phone did not get the daemon's contact")
+    say("  the phone has the contact the daemon pushed.")
 
 
 def provision_demo(work: Path) -> None:

@@ -23,6 +23,8 @@ class CollectionReport:
     deleted_local: int = 0
     deleted_remote: int = 0
     conflicts: int = 0
+    held: int = 0  # device changes not sent: the run was pull-only (restore mode)
+    pending: int = 0  # device changes not on the server at the end of the run, for `status`
     errors: list[dict[str, str]] = field(default_factory=list)
     conflict_items: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -47,6 +49,8 @@ class CollectionReport:
         parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in
                  ("uploaded", "updated", "downloaded", "deleted_local", "deleted_remote",
                   "conflicts") if counts[k]]
+        if self.held:
+            parts.append(f"{self.held} held back (restore mode)")
         if self.errors:
             parts.append(f"{len(self.errors)} error{'s' if len(self.errors) > 1 else ''}")
         return ", ".join(parts) or "up to date"
@@ -64,6 +68,8 @@ class CollectionReport:
             "deleted_local": self.deleted_local,
             "deleted_remote": self.deleted_remote,
             "conflicts": self.conflicts,
+            "held": self.held,
+            "pending": self.pending,
             "errors": list(self.errors),
             "conflict_items": list(self.conflict_items),
         }

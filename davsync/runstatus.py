@@ -20,6 +20,7 @@ from davsync.fsutil import write_atomic
 log = logging.getLogger(__name__)
 
 FAILURE_FILE: Final = "last-failure.json"
+DAEMON_FILE: Final = "daemon.json"  # what `davsync run` last said: mode, schedule, runs
 REFUSED: Final = "login_refused"
 UNREACHABLE: Final = "unreachable"
 
@@ -54,3 +55,23 @@ def last_failure(state_dir: Path) -> dict[str, Any] | None:
         log.warning("%s: unreadable, ignoring it", state_dir / FAILURE_FILE)
         return None
     return data if isinstance(data, dict) and "state" in data else None
+
+
+def write_daemon_status(state_dir: Path, status: dict[str, Any]) -> None:
+    """The daemon's mode and schedule (`davsync status` cannot ask its scheduler)."""
+    status = {**status, "updated": datetime.now(UTC).isoformat(timespec="seconds")}
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(state_dir / DAEMON_FILE,
+                 (json.dumps(status, indent=1, sort_keys=True) + "\n").encode())
+
+
+def daemon_status(state_dir: Path) -> dict[str, Any] | None:
+    """What the daemon last wrote, or None when it never ran here."""
+    try:
+        data = json.loads((state_dir / DAEMON_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("%s: unreadable, ignoring it", state_dir / DAEMON_FILE)
+        return None
+    return data if isinstance(data, dict) else None

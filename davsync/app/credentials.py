@@ -7,18 +7,22 @@ Basic auth must stay light: a no-op sync run imports this module, so the provisi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from davsync.dav.basic_auth import BasicAuthenticator
-from davsync.errors import AuthError
+from davsync.errors import AuthError, DavsyncError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import httpx
 
     from davsync.config import Config, ServerConfig
+    from davsync.config.schema import DaemonMode
     from davsync.credentials.authenticator import ProvisioningAuthenticator, StatusFile
     from davsync.credentials.store import DeviceCredentials, SecretStore
     from davsync.dav.api import Authenticator
@@ -100,6 +104,32 @@ def dav_url_for(config: Config, auth: Authenticator) -> str:
     if isinstance(auth, ProvisioningAuthenticator):
         return auth.dav_url()
     raise AuthError(f'{config.path} [server] url: is required with auth = "basic"')
+
+
+def mode_in_force(config: Config) -> tuple[DaemonMode, str]:
+    """What `davsync run` does, and who said so: the mode the provisioning server gave this
+    device (`davsync server mode`), when it gave one, else `[daemon] mode`."""
+    from davsync.config.schema import DaemonMode
+
+    given = _provisioned_mode(config)
+    if given is not None:
+        return DaemonMode(given), "the provisioning server"
+    return config.daemon.mode, config.where("daemon")
+
+
+def _provisioned_mode(config: Config) -> str | None:
+    """The cached answer's mode; None without provisioning or when the store cannot be read
+    (the sync run reports that)."""
+    if not config.has_server() or config.server.auth != "provision":
+        return None
+    from davsync.credentials.store import load_device, open_secret_store
+
+    try:
+        creds = load_device(open_secret_store(config.state_dir))
+    except DavsyncError as exc:
+        log.warning("cannot read the provisioned mode: %s", exc)
+        return None
+    return creds.mode if creds is not None else None
 
 
 def auth_status(config: Config, store: SecretStore | None = None) -> dict[str, Any]:

@@ -18,25 +18,33 @@ interval after one failure, twice it after two, up to `MAX_BACKOFF`.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from davsync.app.credentials import mode_in_force
 from davsync.app.notify import Notifier
 from davsync.app.sync import SyncService, collection_kinds, configured_collections
 from davsync.config import Config, load_config
 from davsync.config.schema import DaemonMode
 from davsync.core.retry import backoff
 from davsync.errors import DavsyncError
-from davsync.runstatus import record_outcome
+from davsync.runstatus import record_outcome, write_daemon_status
+from davsync.state.lock import state_lock
 from davsync.sync.values import SyncResult
+
+if TYPE_CHECKING:
+    from davsync.backup.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,49 @@ MAX_BACKOFF = 3600.0
 DEBOUNCE_MS = 500
 # How often the main thread wakes without a watchdog asking: a signal's work is done then.
 _IDLE_WAKE = 30.0
+# A device store that cannot be watched is looked at this often instead (a stat of its
+# files; a sync only when something changed).
+SCAN_FALLBACK = 5.0
+
+
+class BackupStopped(Exception):
+    """A backup or restore job stopped early by SIGTERM: its work is resumed next run."""
+
+
+@dataclass
+class Heartbeat:
+    """Whether the sync worker is making progress, for systemd's watchdog: a run counts as
+    hung once neither it started nor a request was made for `bound` seconds. A request never
+    takes longer than `[server] request_timeout`, so a bound of several of them is only
+    reached by a run that is stuck; pinging then stops and systemd restarts the daemon."""
+
+    bound: float
+    busy_since: float | None = None
+    requests: int = 0
+    last_request: float = 0.0
+
+    def started(self, now: float) -> None:
+        self.busy_since = now
+
+    def finished(self) -> None:
+        self.busy_since = None
+
+    def alive(self, now: float, requests: int) -> bool:
+        """Pure but for remembering the request count seen: True while idle or progressing."""
+        if requests != self.requests:
+            self.requests, self.last_request = requests, now
+        if self.busy_since is None:
+            return True
+        return now - max(self.busy_since, self.last_request) < self.bound
+
+
+def hung_bound(config: Config) -> float:
+    """How long a sync run may go without a request before it counts as hung: every retry
+    of one request taking its whole `request_timeout`, and once more."""
+    if not config.has_server():
+        return float("inf")
+    server = config.server
+    return (server.max_retries + 2) * server.request_timeout
 
 
 class Daemon:
@@ -67,17 +118,30 @@ class Daemon:
         self._worker = threading.Thread(target=self._sync_worker, name="davsync-sync")
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.mode, self.mode_source = mode_in_force(config)
+        self.sync_runs = 0
+        self.heartbeat = Heartbeat(hung_bound(config))
+        self._told_hung = False
+        self._started = _now()
+        self._transfer_lock = threading.Lock()  # held by the backup job while it runs
 
     # --- life cycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        """One daemon per state directory: its lock is held for the daemon's life (a second
+        `davsync run` on the same state waits a few seconds, then is told and exits 3)."""
+        with state_lock(self.config.state_dir, "daemon", busy=_daemon_busy):
+            return self._run()
+
+    def _run(self) -> int:
         self._install_signals()
         self._scheduler.start()
         self._apply(self.config)
         self._worker.start()
         self.notifier.ready()
-        self.notifier.status(f"running ({self.config.daemon.mode.value})")
-        log.info("davsync run: started (mode %s)", self.config.daemon.mode.value)
+        self.notifier.status(f"running ({self.mode.value})")
+        log.info("davsync run: started (mode %s, set by %s)", self.mode.value,
+                 self.mode_source)
         try:
             self._main_loop()
         finally:
@@ -101,16 +165,37 @@ class Daemon:
             if self._reload_asked and not self.stopping.is_set():
                 self._reload_asked = False
                 self._reload()
+            self._ping_watchdog()
+
+    def _ping_watchdog(self) -> None:
+        """WATCHDOG=1 only while the sync worker is idle or making progress."""
+        if self.heartbeat.alive(time.monotonic(), self._requests()):
+            self._told_hung = False
             self.notifier.watchdog()
+            return
+        if not self._told_hung:
+            self._told_hung = True
+            log.error("sync: no progress for %.0f s; no more watchdog pings, so that systemd "
+                      "restarts davsync", self.heartbeat.bound)
+            self.notifier.status("sync hung: waiting for the watchdog to restart davsync")
+
+    def _requests(self) -> int:
+        service = self._service
+        return service.requests if service is not None else 0
 
     def _shut_down(self) -> None:
         self.notifier.stopping()
         log.info("davsync run: stopping")
         self._stop_watcher()
-        self._scheduler.shutdown(wait=True)  # a backup in flight stops at its next check
+        # Not shutdown(wait=True): that holds the scheduler's lock while it waits, and a job
+        # that asks the scheduler anything (its next run, a backoff) would wait forever.
+        self._scheduler.shutdown(wait=False)
+        with self._transfer_lock:  # a backup in flight stops at its next file or part
+            pass
         self._worker.join()
         if self._service is not None:
             self._service.close()
+        self._write_status(running=False)
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, frame: FrameType | None) -> None:
@@ -141,39 +226,45 @@ class Daemon:
         self.notifier.ready()
 
     def _apply(self, config: Config) -> None:
-        """(Re)build the jobs, the sync service and the watcher from `config`."""
+        """(Re)build the jobs, the sync service and the watcher from `config` and the mode
+        in force (`mode_in_force`: the provisioning server's, else `[daemon] mode`)."""
+        mode, source = mode_in_force(config)
         with self._service_lock:
             if self._service is not None:
                 self._service.close()
-            self.config = config
-            self._service = SyncService(config) if self._syncs(config) else None
+            self.config, self.mode, self.mode_source = config, mode, source
+            self.heartbeat.bound = hung_bound(config)
+            self._service = SyncService(config, pull_only=mode is DaemonMode.RESTORE) \
+                if self._syncs(config, mode) else None
         self._stop_watcher()
         self._schedule(config)
-        if self._service is not None:
+        if self._service is not None and mode is DaemonMode.BOTH:
             self._start_watcher(config)
+        if self._service is not None:
             self._sync_wanted.set()  # a run at once: after a start or a change of config
+        self._write_status()
 
-    def _syncs(self, config: Config) -> bool:
-        return config.daemon.mode is DaemonMode.BOTH and config.has_server() and bool(
+    def _syncs(self, config: Config, mode: DaemonMode) -> bool:
+        return mode in (DaemonMode.BOTH, DaemonMode.RESTORE) and config.has_server() and bool(
             configured_folders(config))
 
     def _schedule(self, config: Config) -> None:
-        daemon = config.daemon
+        daemon, mode = config.daemon, self.mode
         for job in self._scheduler.get_jobs():
             job.remove()
-        if daemon.mode is DaemonMode.RESTORE:
-            log.warning("%s mode = \"restore\": davsync run does not restore yet; it neither "
-                        "syncs nor backs up (run `davsync restore`)", config.where("daemon"))
-        if daemon.mode is DaemonMode.DISABLED:
-            log.info("%s mode = \"disabled\": nothing is synced or backed up",
-                     config.where("daemon"))
+        if mode is DaemonMode.RESTORE:
+            log.info("mode restore (set by %s): server changes are downloaded and missing "
+                     "backed-up files restored; nothing is uploaded", self.mode_source)
+        if mode is DaemonMode.DISABLED:
+            log.info("mode disabled (set by %s): nothing is synced or backed up",
+                     self.mode_source)
         if self._service is not None:
             self._add_job("sync", self._sync_wanted.set, daemon.sync_interval, daemon.jitter,
                           first=None)
-        backs_up = daemon.mode in (DaemonMode.BOTH, DaemonMode.BACKUP)
-        if backs_up and config.has_section("backup"):
-            self._add_job("backup", self._backup_job, daemon.backup_interval, daemon.jitter,
-                          first=_now())
+        if mode in (DaemonMode.BOTH, DaemonMode.BACKUP, DaemonMode.RESTORE) \
+                and config.has_section("backup"):
+            job = self._restore_job if mode is DaemonMode.RESTORE else self._backup_job
+            self._add_job("backup", job, daemon.backup_interval, daemon.jitter, first=_now())
 
     def _add_job(self, name: str, func: Callable[[], None], interval: float, jitter: float,
                  first: datetime | None) -> None:
@@ -194,22 +285,38 @@ class Daemon:
                 service = self._service
                 if service is None:
                     continue
+                self.heartbeat.started(time.monotonic())
                 try:
                     result = service.run(cancel=self.stopping)
                 except Exception:  # a bug must not end the daemon: logged, tried again later
                     log.exception("sync: unexpected error; trying again at the next run")
                     result = SyncResult(fatal=DavsyncError("unexpected error (see the log)"))
+                finally:
+                    self.heartbeat.finished()
             self._after_sync(result)
 
     def _after_sync(self, result: SyncResult) -> None:
+        """Record the run (backoff after a failure, the status file) before telling systemd,
+        so that whoever reads STATUS= finds `davsync status` up to date."""
         record_outcome(self.config.state_dir, result.fatal)
+        self.sync_runs += 1
+        log.info("sync run %d done", self.sync_runs)
+        delay = None if result.fatal is None else self._failed("sync", result.fatal)
+        if delay is None:
+            self._failures["sync"] = 0
+        self._write_status()
+        self._report_sync(result, delay)
+        mode, source = mode_in_force(self.config)
+        if (mode, source) != (self.mode, self.mode_source) and not self.stopping.is_set():
+            log.info("mode %s (set by %s) from now on", mode.value, source)
+            self._apply(self.config)  # provisioning (in that run) changed the mode
+
+    def _report_sync(self, result: SyncResult, delay: float | None) -> None:
         when = _now().strftime("%H:%M:%S")
         if result.fatal is not None:
-            delay = self._failed("sync", result.fatal)
             self.notifier.status(f"sync failed at {when}: {result.fatal}; "
                                  f"next try in {delay:.0f} s")
             return
-        self._failures["sync"] = 0
         summary = "; ".join(f"{name}: {report.summary()}"
                             for name, report in result.collections.items())
         for name, report in result.collections.items():
@@ -225,7 +332,7 @@ class Daemon:
                     else self.config.daemon.backup_interval)
         delay = backoff(attempt, 1.0, base=interval, cap=max(interval, MAX_BACKOFF))
         log.error("%s failed: %s; trying again in %.0f s", job, error, delay)
-        if self._scheduler.get_job(job) is not None:
+        if not self.stopping.is_set() and self._scheduler.get_job(job) is not None:
             self._scheduler.modify_job(job, next_run_time=_now() + timedelta(seconds=delay))
         return delay
 
@@ -236,19 +343,66 @@ class Daemon:
         from davsync.app.backup_config import parse_backup
         from davsync.backup.run import RunOptions
 
+        opts = RunOptions(progress=False, cancel=self.stopping)
+        self._transfer("backup", lambda: backup_run(parse_backup(self.config), opts).run())
+
+    def _restore_job(self) -> None:
+        """Restore mode's backup job: what the backup has and the device lacks comes back to
+        where it was backed up from; a file that differs is kept (and named in `status`).
+        Contacts and calendars come from the DAV server (the pull-only sync) instead."""
+        from davsync.app.backup import restore_run
+        from davsync.app.backup_config import parse_backup
+        from davsync.backup.restore import RestoreOptions
+        from davsync.backup.settings import CATEGORIES
+
+        cfg = parse_backup(self.config)
+        opts = RestoreOptions(progress=False, in_place=True, cancel=self.stopping)
+        self._transfer("restore", lambda: restore_run(cfg, cfg.state_dir, CATEGORIES,
+                                                      opts).run())
+
+    def _transfer(self, kind: str, run: Callable[[], Stats]) -> None:
+        """Run the backup (or restore) job's run; report it as the backup job."""
+        with self._transfer_lock:
+            self._transfer_locked(kind, run)
+
+    def _transfer_locked(self, kind: str, run: Callable[[], Stats]) -> None:
+        from davsync.backup.run import BackupCancelled
+
+        if self.stopping.is_set():
+            return
         try:
-            stats = backup_run(parse_backup(self.config), RunOptions(progress=False)).run()
+            stats = run()
+        except BackupCancelled:
+            log.info("%s: stopped; the next run resumes it", kind)
+            return
         except DavsyncError as exc:
             delay = self._failed("backup", exc)
-            self.notifier.status(f"backup failed: {exc}; next try in {delay:.0f} s")
+            self.notifier.status(f"{kind} failed: {exc}; next try in {delay:.0f} s")
             return
         except Exception:  # a bug must not end the daemon
-            log.exception("backup: unexpected error; trying again at the next run")
+            log.exception("%s: unexpected error; trying again at the next run", kind)
             return
+        finally:
+            self._write_status()
         self._failures["backup"] = 0
         summary = stats.to_json()
-        self.notifier.status(f"backup: {summary['succeeded_files']}/{summary['total_files']} "
+        self.notifier.status(f"{kind}: {summary['succeeded_files']}/{summary['total_files']} "
                              f"files ok, {summary['failed_files']} failed")
+
+    # --- what `davsync status` reads --------------------------------------------------------
+
+    def _write_status(self, running: bool = True) -> None:
+        """The schedule and the mode, for `davsync status` (which cannot ask the scheduler)."""
+        jobs = {job.id: {"next_run": _iso(getattr(job, "next_run_time", None))}
+                for job in self._scheduler.get_jobs()} if running else {}
+        try:
+            write_daemon_status(self.config.state_dir, {
+                "pid": os.getpid(), "started": _iso(self._started), "running": running,
+                "mode": self.mode.value, "mode_source": self.mode_source, "jobs": jobs,
+                "sync_runs": self.sync_runs,
+            })
+        except OSError as exc:
+            log.warning("cannot write the daemon's status for `davsync status`: %s", exc)
 
     # --- device changes ---------------------------------------------------------------------
 
@@ -269,17 +423,57 @@ class Daemon:
 
     def _watch(self, folders: list[Path], stop: threading.Event) -> None:
         """A change under a device folder asks for a sync; a folder that cannot be watched
-        (no inotify, too many watches) leaves the periodic runs to find its changes."""
-        from watchfiles import watch
-
+        (no inotify, too many watches) is scanned every `SCAN_FALLBACK` seconds instead."""
         try:
-            for _changes in watch(*folders, stop_event=stop, debounce=DEBOUNCE_MS, step=50,
-                                  raise_interrupt=False):
+            for _changes in self.watch_changes(folders, stop):
                 log.debug("device folders changed: syncing")
                 self._sync_wanted.set()
         except Exception as exc:  # watchfiles raises plain OS and runtime errors
-            log.warning("cannot watch %s (%s); device changes are found by the periodic "
-                        "sync instead", ", ".join(map(str, folders)), exc)
+            log.warning("cannot watch %s (%s); looking for device changes every %g s "
+                        "instead", ", ".join(map(str, folders)), exc, SCAN_FALLBACK)
+            self._scan_instead(folders, stop)
+
+    @staticmethod
+    def watch_changes(folders: list[Path], stop: threading.Event) -> Iterator[object]:
+        """Batches of changes under `folders` (inotify through watchfiles) until `stop`."""
+        from watchfiles import watch
+
+        yield from watch(*folders, stop_event=stop, debounce=DEBOUNCE_MS, step=50,
+                         raise_interrupt=False)
+
+    def _scan_instead(self, folders: list[Path], stop: threading.Event) -> None:
+        """The fallback: a stat of every file; a sync is asked for when anything differs."""
+        seen = folders_signature(folders)
+        while not stop.wait(SCAN_FALLBACK):
+            now = folders_signature(folders)
+            if now != seen:
+                log.debug("device folders changed (scan): syncing")
+                seen = now
+                self._sync_wanted.set()
+
+
+def folders_signature(folders: list[Path]) -> frozenset[tuple[str, int, int]]:
+    """(path, size, mtime) of every file below `folders`: equal while nothing changed."""
+    out: set[tuple[str, int, int]] = set()
+    for folder in folders:
+        for top, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                out.add((path, st.st_size, st.st_mtime_ns))
+    return frozenset(out)
+
+
+def _daemon_busy(path: Path, who: str) -> str:
+    return (f"davsync run is already running on the state directory {path.parent} ({who}); "
+            "one daemon per state directory")
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def configured_folders(config: Config) -> list[Path]:

@@ -44,21 +44,33 @@ def _library_levels(verbose: int) -> dict[str, int]:
     }
 
 
-def configure_logging(verbose: int, environ: Mapping[str, str] | None = None) -> None:
+# `[log] level` as the -v count it stands for (error: quieter than the default).
+_VERBOSITY_OF_LEVEL = {"error": -1, "warning": 0, "info": 1, "debug": 2}
+
+
+def configure_logging(verbose: int, environ: Mapping[str, str] | None = None, *,
+                      level: str | None = None, log_format: str = "auto") -> None:
     """Installs davsync's handler on the root logger (replacing one installed before, so that
-    calling this twice in one process, as tests do, leaves one) and the redaction."""
+    calling this twice in one process, as tests do, leaves one) and the redaction.
+
+    `level` and `log_format` are `[log]`'s (read by `davsync run`): -v/-vv, when given, win
+    over `level`; `log_format` "text" or "journal" forces that format, "auto" picks the
+    journal's under journald."""
     install_redaction()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(handler)
     handler = StderrHandler()
     env = os.environ if environ is None else environ
-    journal = under_journald(sys.stderr, env.get("JOURNAL_STREAM", ""))
+    journal = log_format == "journal" or (
+        log_format == "auto" and under_journald(sys.stderr, env.get("JOURNAL_STREAM", "")))
     handler.setFormatter(JournalFormatter() if journal else TerminalFormatter())
     root.addHandler(handler)
-    root.setLevel(_LEVELS[min(max(verbose, 0), len(_LEVELS) - 1)])
-    for name, level in _library_levels(verbose).items():
-        logging.getLogger(name).setLevel(level)
+    if verbose <= 0 and level is not None:
+        verbose = _VERBOSITY_OF_LEVEL[level]
+    root.setLevel(logging.ERROR if verbose < 0 else _LEVELS[min(verbose, len(_LEVELS) - 1)])
+    for name, lib_level in _library_levels(verbose).items():
+        logging.getLogger(name).setLevel(lib_level)
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):

@@ -154,16 +154,17 @@ def _run(
     config: Config, client: DavClient, store: StateStore, targets: list[Target],
     result: SyncResult, allow_mass_delete: bool, cancel: threading.Event | None,
     where: tuple[str, tuple[str, ...]],
+    pull_only: bool = False,
 ) -> None:
     """Discover the kinds with `collections`, then sync every target. `where`: the DAV base
     URL (state keys) and the `--only` words."""
     from davsync.sync.collections import sync_meta
     from davsync.sync.run import SyncRun
 
-    found = _discover(config, client, store, *where)
+    found = _discover(config, client, store, *where, pull_only=pull_only)
     targets = targets + found.targets
     _name_reports([*targets, *(t for t, _ in found.reports)])
-    run = SyncRun(client, store, _options(config, allow_mass_delete),
+    run = SyncRun(client, store, _options(config, allow_mass_delete, pull_only),
                   create=config.server.create, source_for=_source_builder(config))
     if cancel is not None:
         run.cancel = cancel
@@ -171,7 +172,8 @@ def _run(
     for target in found.targets:
         report = result.collections.get(target.report_key)
         if report is not None:
-            sync_meta(client, store, target, found.listed[target.key], report)
+            sync_meta(client, store, target, found.listed[target.key], report,
+                      pull_only=pull_only)
             _save_result(store, target, report)
     for target, report in found.reports:
         result.collections[target.report_key] = report
@@ -185,7 +187,7 @@ def _save_result(store: StateStore, target: Target, report: CollectionReport) ->
 
 
 def _discover(config: Config, client: DavClient, store: StateStore, base_url: str,
-              only: tuple[str, ...]) -> Discovered:
+              only: tuple[str, ...], *, pull_only: bool = False) -> Discovered:
     """Every kind configured with `collections`: its collections paired and prepared
     (`sync.collections`). An `--only` word that names nothing configured or found is a
     config error, as it is for the single-collection form (`cli.sync`)."""
@@ -194,8 +196,8 @@ def _discover(config: Config, client: DavClient, store: StateStore, base_url: st
 
     found = Found()
     for kind, parent, wanted in collection_kinds(config):
-        spec = KindSpec(kind, parent, wanted, config.server.create,
-                        partial(_key_of, kind, base_url))
+        spec = KindSpec(kind, parent, wanted, config.server.create and not pull_only,
+                        partial(_key_of, kind, base_url), pull_only)
         one = discover(client, store, spec, partial(only_selects, only, kind))
         found.targets += one.targets
         found.reports += one.reports
@@ -241,14 +243,14 @@ def _source_builder(config: Config) -> Callable[[Target], Source]:
     return source_for
 
 
-def _options(config: Config, allow_mass_delete: bool) -> SyncOptions:
+def _options(config: Config, allow_mass_delete: bool, pull_only: bool = False) -> SyncOptions:
     from davsync.sync.context import SyncOptions
 
     server = config.server
     return SyncOptions(
         conflict=server.conflict, allow_mass_delete=allow_mass_delete,
         concurrency=server.concurrency,
-        device_label=server.device_name or socket.gethostname(),
+        device_label=server.device_name or socket.gethostname(), pull_only=pull_only,
     )
 
 
@@ -271,10 +273,12 @@ class SyncService:
     """Syncs again and again in one process (a daemon, a watcher): every run shares one
     authenticator and one DAV client, so one HTTP connection pool; each takes the state
     directory's lock for its duration, so a command run beside it waits or is told. Runs
-    do not overlap (`run` is called from one thread at a time); `close` when done."""
+    do not overlap (`run` is called from one thread at a time); `close` when done.
+    `pull_only` (restore mode): server changes are applied, nothing is written to the server."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, pull_only: bool = False) -> None:
         self.config = config
+        self.pull_only = pull_only
         self._counter = RequestCounter()
         self._auth: Authenticator | None = None
         self._client: DavClient | None = None
@@ -292,7 +296,7 @@ class SyncService:
                     client.new_run()
                     targets = _targets(self.config, store, self._base_url, only)
                     _run(self.config, client, store, targets, result, allow_mass_delete, cancel,
-                         (self._base_url, only))
+                         (self._base_url, only), self.pull_only)
                 finally:
                     store.close()
         except ServerSettingError as exc:
@@ -301,6 +305,11 @@ class SyncService:
             result.fatal = exc
         result.http_requests = self._counter.count - before
         return result
+
+    @property
+    def requests(self) -> int:
+        """Requests made so far (read by the daemon's watchdog from another thread)."""
+        return self._counter.count
 
     def _open(self) -> DavClient:
         if self._client is None:

@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -33,6 +34,8 @@ from davsync.backup.mirror import iter_live, read_manifest
 from davsync.backup.model import Record
 from davsync.backup.progress import Progress
 from davsync.backup.repo import NoBackup, Repository, StoreWrapper, open_repository
+from davsync.backup.run import BackupCancelled
+from davsync.backup.scan import root_labels
 from davsync.backup.settings import ALL_CATEGORIES, CATEGORIES, BackupConfig
 from davsync.backup.snapshot import count_items, tar_digest
 from davsync.backup.stats import COMPLETED, IN_PROGRESS, CategoryStats, Stats, StatsFile
@@ -126,6 +129,7 @@ class Result(Enum):
     UNCHANGED = "unchanged"  # already identical: left alone
     SKIPPED = "skipped"  # differs from the backup: kept, not overwritten
     FAILED = "failed"
+    STOPPED = "stopped"  # not started: the run was stopped; the next run restores it
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class Outcome:
 
 RESTORED = Outcome(Result.RESTORED)
 UNCHANGED = Outcome(Result.UNCHANGED)
+STOPPED = Outcome(Result.STOPPED)
 DIFFERS = Outcome(Result.SKIPPED, "differs from the backup; move it away or restore with "
                                   "--overwrite to replace it")
 
@@ -152,6 +157,10 @@ class RestoreOptions:
     wrap: StoreWrapper | None = None
     progress: bool = True
     overwrite: bool = False  # replace files that differ from the backup
+    # Back where they were backed up from (each file under its `[backup]` folder; the daemon's
+    # restore mode), instead of below `to`: missing files come back, changed ones are kept.
+    in_place: bool = False
+    cancel: threading.Event | None = None  # set (SIGTERM): no new file is started
 
 
 class RestoreRun:
@@ -174,8 +183,11 @@ class RestoreRun:
             manifest = read_manifest(repo)
             if manifest is None:
                 raise NoBackup(f"{repo.store.where}: no manifest yet (no backup has finished)")
-            self.to.mkdir(parents=True, exist_ok=True)
+            if not self.opts.in_place:
+                self.to.mkdir(parents=True, exist_ok=True)
             self._files(repo, manifest)
+            if self._stopped():
+                raise BackupCancelled
             for category in ("contacts", "calendars"):
                 if category in self.categories:
                     self._snapshot(repo, manifest.snapshots.get(category), category)
@@ -217,6 +229,9 @@ class RestoreRun:
                 cats[c].status = COMPLETED
                 cats[c].last_modified = time.time()
 
+    def _stopped(self) -> bool:
+        return self.opts.cancel is not None and self.opts.cancel.is_set()
+
     def _count(self, rec: Record, outcome: Outcome, progress: Progress) -> None:
         progress.file_done()
         if outcome.result is not Result.RESTORED:
@@ -233,6 +248,8 @@ class RestoreRun:
         then each file is cut out, verified and written on its own."""
         done: list[tuple[Record, Outcome]] = []
         todo: list[tuple[Record, Path]] = []
+        if self._stopped():
+            return [(rec, STOPPED) for rec in members]
         for rec in members:
             where = self._target(rec)
             if isinstance(where, Path):
@@ -253,18 +270,35 @@ class RestoreRun:
                        for r, target in todo]
 
     def _large(self, repo: Repository, rec: Record, progress: Progress) -> Outcome:
+        if self._stopped():
+            return STOPPED
         where = self._target(rec)
         return self._one(repo, rec, where, progress) if isinstance(where, Path) else where
 
     def _target(self, rec: Record) -> Path | Outcome:
         """Where `rec` is to be written, or its outcome when nothing is to be written."""
         try:
-            target = prepare_target(self.to / rec.category, safe_parts(rec.name))
+            parts = safe_parts(rec.name)
+            base = self.to / rec.category
+            if self.opts.in_place:
+                found = self._root_of(rec.category, parts)
+                if found is None:
+                    return _failed(f"not restored: its folder {parts[0]!r} is no longer in "
+                                   f"[backup] {rec.category}")
+                base, parts = found
+            target = prepare_target(base, parts)
             return self._existing(target, rec.size, rec.sha256) or target
         except UnsafeName as exc:
             return _refused(self.to, exc)
         except OSError as exc:
             return _failed(f"cannot write: {exc.strerror or exc}")
+
+    def _root_of(self, category: str, parts: list[str]) -> tuple[Path, list[str]] | None:
+        """The configured folder a stored name's first part (its root's label, as the scan
+        named it) stands for, and the rest of the name; None when no folder has that label."""
+        roots = self.cfg.roots.get(category, [])
+        root = dict(zip(root_labels(roots), roots, strict=True)).get(parts[0])
+        return None if root is None or len(parts) < 2 else (root, parts[1:])
 
     def _existing(self, target: Path, size: int, sha256: str) -> Outcome | None:
         """None when `target` is to be written (missing, or differing and `overwrite`);
@@ -369,6 +403,8 @@ def _tally(cat: CategoryStats, where: str, outcome: Outcome, size: int) -> None:
     elif outcome.result is Result.UNCHANGED:
         cat.succeeded_files += 1
         cat.unchanged_files += 1
+    elif outcome.result is Result.STOPPED:
+        return
     elif outcome.result is Result.SKIPPED:
         log.info("restore: %s: skipped: %s", where, outcome.reason)
         cat.skip(where, outcome.reason)

@@ -66,7 +66,12 @@ class RunOptions:
     progress: bool = True
     metered: Callable[[], bool] | None = None
     metered_wait: float = 60.0
+    cancel: threading.Event | None = None  # set (SIGTERM): stop between files and parts
 
+
+class BackupCancelled(Exception):
+    """The run stopped early on `RunOptions.cancel`: what was uploaded is in the index, the
+    manifest is left marked dirty, and the next run sends (or resumes) the rest."""
 
 
 class BackupRun:
@@ -227,7 +232,8 @@ class BackupRun:
         with ThreadPoolExecutor(workers, "backup-part") as parts, \
                 ThreadPoolExecutor(workers, "backup-file") as files:
             uploader = Uploader(repo, index, self.cfg.part_size, progress, parts,
-                                buffers=workers, now=now, gate=self._wait_unmetered)
+                                buffers=workers, now=now, gate=self._wait_unmetered,
+                                cancel=self.opts.cancel)
             work = [(f, prev, False) for f, prev in p.upload]
             work += [(f, prev, True) for f, prev in p.check_hash]
             jobs = [files.submit(upload_one, uploader, f, prev, check)
@@ -241,6 +247,8 @@ class BackupRun:
                 raise
             finally:
                 progress.close()
+        if self.opts.cancel is not None and self.opts.cancel.is_set():
+            raise BackupCancelled
         for rec in p.mark_deleted:
             index.put_record(replace(rec, deleted_at=now))
         for rec in p.expired:
@@ -267,6 +275,8 @@ class BackupRun:
                         progress: Progress) -> None:
         cat = self.stats.categories[out.scanned.category]
         progress.file_done()
+        if out.cancelled:
+            return
         if out.record is None:
             cat.fail(out.scanned.path, out.error or "failed")
             log.warning("backup: %s: %s", out.scanned.path, out.error)

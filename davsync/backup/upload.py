@@ -40,6 +40,11 @@ class Outcome:
     previous: Record | None
     record: Record | None = None
     error: str | None = None
+    cancelled: bool = False  # not (fully) sent: the run was stopped; the next run sends it
+
+
+class Cancelled(Exception):
+    """The run was stopped (SIGTERM): no new file or part is started."""
 
 
 
@@ -48,7 +53,8 @@ class Uploader:
 
     def __init__(self, repo: Repository, index: Index, part_size: int, progress: Progress,
                  part_pool: ThreadPoolExecutor, buffers: int, now: float,
-                 gate: Callable[[], None] = lambda: None) -> None:
+                 gate: Callable[[], None] = lambda: None,
+                 cancel: threading.Event | None = None) -> None:
         from davsync.backup import format as fmt
 
         assert fmt.DEFAULT_SEGMENT_SIZE == SEGMENT
@@ -64,15 +70,23 @@ class Uploader:
         self.tokens = threading.BoundedSemaphore(buffers)
         self.now = now
         self.gate = gate
+        self.cancel = cancel or threading.Event()
+
+    def _check_cancel(self) -> None:
+        """Called before each file, pack and part: a stopped run starts nothing new (a part
+        in flight finishes; a multipart upload stays recorded in the index and resumes)."""
+        if self.cancel.is_set():
+            raise Cancelled
 
     def process(self, f: ScannedFile, prev: Record | None, check_hash: bool,
                 upload: bool = True) -> Outcome:
         """One file; with `upload` False a changed file comes back with neither record nor
         error, for the caller to pack."""
         out = Outcome(f, prev)
-        if upload:
-            self.gate()
         try:
+            if upload:
+                self._check_cancel()
+                self.gate()
             if check_hash and prev is not None and hash_file(f.path) == prev.sha256:
                 self.progress.advance(f.size)
                 out.record = undeleted(prev, f)
@@ -85,10 +99,14 @@ class Uploader:
             out.error = f"cannot read: {exc.strerror or exc}"
         except (FileChanged, StoreError) as exc:
             out.error = str(exc)
+        except Cancelled:
+            out.cancelled = True
         return out
 
     def process_pack(self, batch: list[tuple[ScannedFile, Record | None, bool]]) -> list[Outcome]:
         """Small files: hash-check the doubtful ones, then send the rest as one pack object."""
+        if self.cancel.is_set():
+            return [Outcome(f, prev, cancelled=True) for f, prev, _ in batch]
         self.gate()
         outs: list[Outcome] = []
         to_pack: list[tuple[ScannedFile, Record | None]] = []
@@ -244,6 +262,7 @@ class Uploader:
                     for fut in futures:
                         if fut.done() and fut.exception() is not None:
                             fut.result()  # a part failed: stop reading, keep the rest resumable
+                    self._check_cancel()
                     stored = done.get(number)
                     if stored is not None and stored.size == self._part_size(
                             number, part_count, f.size):

@@ -19,10 +19,14 @@ def run(app: AppContext) -> None:
     fails (server unreachable, login refused) is retried later with backoff: the daemon does
     not exit for that. SIGTERM or Ctrl-C: the item in flight finishes, then exit 0. SIGHUP
     (systemctl --user reload davsync): the configuration is read again; a broken one is
-    reported and the one running is kept.
+    reported and the one running is kept. Logs as [log] level and format say (read at
+    start); -v/-vv win over the level.
     """
     from davsync.app.daemon import Daemon
+    from davsync.app.logsetup import configure_logging
     from davsync.app.notify import Notifier
 
     config = app.config()
+    configure_logging(app.verbose, level=config.log.level.value,
+                      log_format=config.log.format.value)
     sys.exit(Daemon(config, Notifier.from_environ()).run())

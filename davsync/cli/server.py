@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from davsync.cli.context import need_server_extra
+from davsync.config.schema import DaemonMode
 from davsync.errors import DavsyncError
 from davsync.fsutil import write_atomic
 from davsync.server.protocol import DEFAULT_APP_LABEL
@@ -166,6 +167,26 @@ def unblock(ctx: click.Context, user: str, device: str | None) -> None:
         raise DavsyncError(f"{what} is not blocked (see `davsync server devices {user}`)")
     what = f"device {device} of {user}" if device else f"account {user}"
     click.echo(f"unblocked {what}: it may provision again")
+
+
+@server.command()
+@click.argument("user")
+@click.argument("mode", required=False,
+                type=click.Choice([*(m.value for m in DaemonMode), "default"]))
+@click.pass_context
+def mode(ctx: click.Context, user: str, mode: str | None) -> None:
+    """Set the daemon mode USER's devices are told when they provision (restore: download
+    only, never upload); "default" leaves it to each device's [daemon] mode. Without MODE,
+    show it. A device learns a new mode when it provisions again (e.g. after `revoke`)."""
+    store = _store(_settings(ctx))
+    if mode is None:
+        if not store.has_account(user):
+            raise DavsyncError(_not_found(user, None))
+        click.echo(f"{user}: mode {store.mode_of(user) or 'default (the device config)'}")
+        return
+    if not store.set_mode(user, None if mode == "default" else mode):
+        raise DavsyncError(_not_found(user, None))
+    click.echo(f"{user}: mode {mode}; each device applies it at its next provisioning")
 
 
 @server.command("app-password")

@@ -72,7 +72,7 @@ def _print_human(result: SyncResult) -> None:
 def status(app: AppContext, as_json: bool) -> None:
     """Show the last sync, sign-in and backup status."""
     config = app.config()
-    out: dict[str, Any] = {"sync": _sync_status(config)}
+    out: dict[str, Any] = {"sync": _sync_status(config), "daemon": _daemon_status(config)}
     failure = last_failure(config.state_dir)
     out["last_failure"] = failure
     if config.has_server():
@@ -103,9 +103,29 @@ def _status_code(out: dict[str, Any]) -> int:
     return 1 if failed else 0
 
 
+def _daemon_status(config: Config) -> dict[str, Any]:
+    """Whether `davsync run` is running on this state directory, the mode in force and who
+    set it, and the next run of each of its jobs (as the daemon last wrote them)."""
+    from davsync.app.credentials import mode_in_force
+    from davsync.runstatus import daemon_status
+    from davsync.state.lock import is_held
+
+    running = is_held(config.state_dir, "daemon")
+    written = daemon_status(config.state_dir) or {}
+    if running and written.get("running"):
+        return {"running": True, **{k: written.get(k) for k in (
+            "pid", "started", "mode", "mode_source", "jobs", "sync_runs")}}
+    mode, source = mode_in_force(config)
+    return {"running": False, "mode": mode.value, "mode_source": source, "jobs": {}}
+
+
 def _print_status(out: dict[str, Any]) -> None:
+    _print_daemon(out["daemon"])
     for name, info in out["sync"].items():
-        click.echo(f"sync {name}: last run {info['last_sync'] or 'never'}")
+        pending = info.get("pending")
+        waiting = (f", {pending} device change{'s' if pending > 1 else ''} not on the server "
+                   "yet" if pending else "")
+        click.echo(f"sync {name}: last run {info['last_sync'] or 'never'}{waiting}")
         result = info.get("last_result") or {}
         for err in result.get("errors", []):
             click.echo(f"  error: {err['item']}: {err['reason']}")
@@ -122,6 +142,16 @@ def _print_status(out: dict[str, Any]) -> None:
     if "backup" in out:
         for kind in ("backup", "restore"):
             _print_transfer(kind, out["backup"][kind])
+
+
+def _print_daemon(daemon: dict[str, Any]) -> None:
+    mode = f"mode {daemon['mode']} (set by {daemon['mode_source']})"
+    if not daemon["running"]:
+        click.echo(f"daemon: not running; {mode}")
+        return
+    click.echo(f"daemon: running since {daemon['started']} (pid {daemon['pid']}); {mode}")
+    for job, info in sorted((daemon.get("jobs") or {}).items()):
+        click.echo(f"  next {job}: {info.get('next_run') or 'not scheduled'}")
 
 
 def _print_transfer(kind: str, stats: dict[str, Any]) -> None:
@@ -165,7 +195,7 @@ def _sync_status(config: Any) -> dict[str, Any]:
     return {
         c.name if key in repeated else key: {
             "kind": c.kind, "name": name, "url": c.url, "last_sync": c.last_sync,
-            "last_result": c.last_result,
+            "last_result": c.last_result, "pending": (c.last_result or {}).get("pending", 0),
         }
         for c, name, key in zip(known, names, keys, strict=True)
     }

@@ -175,7 +175,7 @@ class BackupTable(Table, frozen=True):
 
 
 class DaemonConfig(Table, frozen=True):
-    """`[daemon]`: read by `davsync run`, the long-running daemon to come. Intervals in
+    """`[daemon]`: read by `davsync run`, the long-running daemon. Intervals in
     seconds; each run starts up to `jitter` seconds late at random, so that many devices do
     not all ask the server at the same moment."""
 
@@ -186,8 +186,8 @@ class DaemonConfig(Table, frozen=True):
 
 
 class LogConfig(Table, frozen=True):
-    """`[log]`: read by `davsync run`, the daemon to come (a command's own log level is set
-    by -v/-vv)."""
+    """`[log]`: read by `davsync run` at start (-v/-vv win over `level`; other commands log
+    as -v/-vv say)."""
 
     level: LogLevel = LogLevel.WARNING
     format: LogFormat = LogFormat.AUTO

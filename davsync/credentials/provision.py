@@ -1,7 +1,8 @@
 """The provisioning client: trade an identity assertion (a JWT) for this device's DAV credentials.
 
 Protocol: `POST provision_url` with `{"assertion", "device_name", "device_id"}` answers
-`{"username", "password", "dav_url", "device_id", "mode"}`; errors are 400/401/403/429 with
+`{"username", "password", "dav_url", "device_id"}` and, when the server's admin set one, the
+daemon `mode` (it overrides `[daemon] mode`); errors are 400/401/403/429 with
 `{"error", "error_description"}`. A device revokes itself with Basic auth at
 `<scheme://host>/.well-known/davsync/revoke`. Answers are interpreted by pure functions;
 `ProvisioningClient` only moves them over httpx.
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 REVOKE_PATH: Final = "/.well-known/davsync/revoke"
 TOKEN_EXPIRY_MARGIN: Final = 30.0  # seconds: a token about to expire may die in flight
+# The daemon modes an answer's optional `mode` may set (`[daemon] mode`'s values).
+PROVISIONED_MODES: Final = ("both", "backup", "restore", "disabled")
 
 
 class ProvisionError(AuthError):
@@ -144,12 +147,19 @@ def _credentials_from(url: str, body: bytes) -> DeviceCredentials:
         raise ProvisionError(
             f"{url}: the answer's dav_url {data['dav_url']!r} is not an http(s) URL"
         )
+    mode = data.get("mode")
+    if mode is not None and mode not in PROVISIONED_MODES:
+        raise ProvisionError(
+            f"{url}: the answer's mode {str(mode)[:40]!r} is none of "
+            f"{', '.join(PROVISIONED_MODES)}; is this davsync's provisioning server?"
+        )
     return DeviceCredentials(
         username=data["username"],
         password=Secret(data["password"]),
         dav_url=data["dav_url"],
         device_id=data["device_id"],
         server=url,
+        mode=mode,
     )
 
 

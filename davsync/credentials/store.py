@@ -66,15 +66,19 @@ class DeviceCredentials:
     dav_url: str
     device_id: str
     server: str  # the provision_url that issued them
+    mode: str | None = None  # the daemon mode the server set for this account, if any
 
     def to_record(self) -> dict[str, str]:
-        return {
+        record = {
             "username": self.username,
             "password": self.password.reveal(),
             "dav_url": self.dav_url,
             "device_id": self.device_id,
             "server": self.server,
         }
+        if self.mode is not None:
+            record["mode"] = self.mode
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, str]) -> DeviceCredentials | None:
@@ -88,6 +92,7 @@ class DeviceCredentials:
             dav_url=record["dav_url"],
             device_id=record["device_id"],
             server=record["server"],
+            mode=record.get("mode") or None,
         )
 
 

@@ -29,7 +29,6 @@ from davsync.server.logincache import LoginCache, cache_key
 from davsync.server.protocol import (
     APP_PASSWORD_PATH,
     MAX_BODY,
-    MODE,
     PROVISION_PATH,
     REVOKE_PATH,
     ProtocolError,
@@ -245,13 +244,16 @@ class ServerApp:
             raise _blocked(exc, "provisioning") from None
         log.info("provisioned device %r (%s) of %s", request.device_id, request.device_name,
                  username)
-        return _Answer(200, {
+        answer = {
             "username": username,
             "password": password.reveal(),
             "dav_url": self._dav_url(environ),
             "device_id": request.device_id,
-            "mode": MODE,
-        })
+        }
+        mode = self.store.mode_of(username)
+        if mode is not None:  # set by `davsync server mode`; else the device's config decides
+            answer["mode"] = mode
+        return _Answer(200, answer)
 
     def _app_password(self, environ: Environ) -> _Answer:
         """Self-service: a signed-in user gets an app password for a standard client."""

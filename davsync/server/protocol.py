@@ -12,7 +12,6 @@ REVOKE_PATH = "/.well-known/davsync/revoke"
 APP_PASSWORD_PATH = "/.well-known/davsync/app-password"  # noqa: S105 (a path)
 DEFAULT_APP_LABEL = "app password"
 MAX_BODY = 64 * 1024
-MODE = "both"
 
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

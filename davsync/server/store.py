@@ -63,6 +63,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE devices ADD COLUMN blocked REAL;
     ALTER TABLE accounts ADD COLUMN blocked REAL
     """,
+    # 2 -> 3: the daemon mode an admin set for an account (NULL: the device's own config).
+    """
+    ALTER TABLE accounts ADD COLUMN mode TEXT
+    """,
 )
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 _SCHEMA_SLOT = Version(  # older than the use of user_version: the number lives in meta
@@ -384,6 +388,17 @@ class CredentialStore:
             return bool(db.execute(
                 "UPDATE devices SET blocked = NULL WHERE username = ? AND device_id = ?"
                 " AND blocked IS NOT NULL", (username, device_id)).rowcount)
+
+    def set_mode(self, username: str, mode: str | None) -> bool:
+        """The daemon mode the account's devices are told when they provision (None: each
+        device's own `[daemon] mode`); False if there is no such account."""
+        with self._write() as db:
+            return bool(db.execute("UPDATE accounts SET mode = ? WHERE username = ?",
+                                   (mode, username)).rowcount)
+
+    def mode_of(self, username: str) -> str | None:
+        row = self._one("SELECT mode FROM accounts WHERE username = ?", (username,))
+        return None if row is None or row[0] is None else str(row[0])
 
     def counts(self) -> tuple[int, int, int]:
         """(accounts, active devices, active app passwords), for the start-up line."""

@@ -51,6 +51,23 @@ def state_lock(
         os.close(fd)  # releases the lock
 
 
+def is_held(state_dir: Path, name: str) -> bool:
+    """Whether a process holds `<state_dir>/<name>.lock` now (for `status`: is a daemon
+    running?). Takes the lock for an instant when it is free; a holder waiting for it then
+    gets it a poll later."""
+    try:
+        fd = os.open(state_dir / f"{name}.lock", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _acquire(fd: int, path: Path, wait: float, busy: Callable[[Path, str], str],
              sleep: Callable[[float], None]) -> None:
     deadline = time.monotonic() + wait

@@ -105,10 +105,19 @@ class CollectionSync:
         if not done or self.ledger.skipped:  # stopped: the marks stay, the next run sees it all
             self.ledger.commit()
             keep_pending(ctx, server, self.ledger)
-            return self.report
-        self.ledger.commit()  # every outcome on disk and recorded before the marks move
-        save_marks(ctx, server, self.ledger, self._follow_up)
+        else:
+            self.ledger.commit()  # every outcome on disk and recorded before the marks move
+            save_marks(ctx, server, self.ledger, self._follow_up)
+        self.report.pending = self._pending(state, device) + device_gather.still_refused
         return self.report
+
+    def _pending(self, before: dict[str, Synced], device: Changes) -> int:
+        """How many of this run's device changes are not on the server now: each one whose
+        state record the run left as it was (failed, held back, stopped before it)."""
+        if not device:
+            return 0
+        after = self.ctx.store.items(self.ctx.name)
+        return sum(1 for uid in device if before.get(uid) == after.get(uid))
 
     def _repair_uids(self, side: DeviceSide) -> dict[str, Seen | None]:
         """Carry out the UID repairs the device gathering planned, before anything else."""
@@ -174,6 +183,8 @@ class CollectionSync:
         False leaves the records to the ledger's own batches (a streamed chunk: one device
         sync per few chunks, not per chunk)."""
         planned = plan(state, device, server)
+        if self.ctx.options.pull_only:
+            planned = self._hold_uploads(planned)
         actions = self._resolve(planned)
         device_count = len([r for r in state.values() if r.filename])
         server_count = len([r for r in state.values() if r.href])
@@ -183,6 +194,22 @@ class CollectionSync:
             return False
         self._execute(actions, commit=commit)
         return True
+
+    def _hold_uploads(self, planned: list[Action]) -> list[Action]:
+        """Pull-only (restore mode): keep every action that would write to the server, and
+        every conflict (resolving one may overwrite the device's changed file), out of the
+        run. The device file and its state record stay as they are, so the change is found
+        again and sent by the first run that may upload; a server version left unapplied is
+        listed again next run."""
+        kept = []
+        for action in planned:
+            if action.op is Op.CONFLICT or touches_remote(action):
+                self.report.count("held")
+                if action.server is not None:
+                    self.ledger.recheck.add(action.server.ref)
+                continue
+            kept.append(action)
+        return kept
 
     def _resolve(self, planned: list[Action]) -> list[Action]:
         """Count and name the conflicts, then replace each by what the policy says."""
@@ -194,7 +221,7 @@ class CollectionSync:
     # ---- execution ---------------------------------------------------------------------
 
     def _execute(self, actions: list[Action], *, commit: bool = True) -> None:
-        if not self._exists:
+        if not self._exists and not self.ctx.options.pull_only:
             actions = self._create_collection(actions)
         for _ in range(_MAX_ROUNDS):
             actions = self._round(actions)

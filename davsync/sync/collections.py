@@ -11,6 +11,7 @@ A collection that vanished from the server is reported and its folder never touc
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from davsync.state.store import StateStore
 
 # The vdir metadata files (vdirsyncer's `metasync`) and the DAV property each one mirrors.
+log = logging.getLogger(__name__)
 META_FILES: Final = {"displayname": xb.DISPLAYNAME, "color": xb.CALENDAR_COLOR}
 
 
@@ -60,6 +62,7 @@ class KindSpec:
     wanted: tuple[str, ...] | None
     create: bool
     key_for: Callable[[str], str]  # collection name -> state key
+    pull_only: bool = False  # restore mode: nothing is created or changed on the server
 
 
 @dataclass
@@ -137,6 +140,10 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
              out: Discovered) -> None:
     key, path = spec.key_for(pair.name), spec.parent / pair.folder
     target = Target(spec.kind, pair.name, path, key)
+    if pair.href is None and spec.pull_only:
+        log.info("%s: held back: a new device folder becomes a %s on the server only when "
+                 "the daemon may upload (mode both)", path, noun(spec.kind))
+        return
     try:
         if pair.new_folder:
             path.mkdir(exist_ok=True)
@@ -192,9 +199,11 @@ def read_meta(folder: Path, name: str) -> str | None:
 
 
 def sync_meta(client: DavClient, store: StateStore, target: Target,
-              listing: ServerCollection, report: CollectionReport) -> None:
+              listing: ServerCollection, report: CollectionReport, *,
+              pull_only: bool = False) -> None:
     """Display name and colour both ways: the side that changed since the last sync wins.
-    A device folder that is missing is the engine's to report; nothing is written then."""
+    A device folder that is missing is the engine's to report; nothing is written then.
+    `pull_only` (restore mode): a value the server should get is held back, unrecorded."""
     if target.url is None or not target.path.is_dir():
         return
     synced = store.meta(target.key) or CollectionMeta(target.path.name)
@@ -202,15 +211,17 @@ def sync_meta(client: DavClient, store: StateStore, target: Target,
     for name in META_FILES:
         server = meta_value(listing.displayname if name == "displayname" else listing.color)
         before = getattr(synced, name)
-        values[name] = _merge_one(client, target, name, server, before, report)
+        values[name] = _merge_one(client, target, name, server, before, report, pull_only)
     store.save_meta(target.key, CollectionMeta(synced.folder, **values))
 
 
 def _merge_one(client: DavClient, target: Target, name: str, server: str | None,
-               synced: str | None, report: CollectionReport) -> str | None:
+               synced: str | None, report: CollectionReport, pull_only: bool) -> str | None:
     assert target.url is not None
     device = read_meta(target.path, name)
     merged = merge_meta(device, server, synced)
+    if pull_only and (merged.write_server or merged.conflict):
+        return synced  # the device's value waits for a run that may upload
     where = f"{target.path / name}"
     try:
         if merged.write_device and merged.value is not None:

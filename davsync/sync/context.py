@@ -27,6 +27,9 @@ class SyncOptions:
     concurrency: int = 4
     device_label: str = "this device"
     max_item_bytes: int = MAX_ITEM_BYTES
+    # Restore mode: server changes reach the device, nothing is written to the server; device
+    # changes stay where they are (their state record unchanged) and go out on a later run.
+    pull_only: bool = False
 
 
 @dataclass

@@ -51,6 +51,7 @@ class DeviceGather:
         self.owner: dict[str, str] = {}  # uid -> file name that holds it
         self.side = DeviceSide({})
         self.refused: dict[str, Refusal] = {}
+        self.still_refused = 0  # device items the server refused in this very content
 
     def gather(self) -> DeviceSide:
         ctx = self.ctx
@@ -110,6 +111,7 @@ class DeviceGather:
         if refusal is None or refusal.hash != seen.item.hash:
             return False
         self.ctx.report.error(seen.ref, f"still {refusal.reason}")
+        self.still_refused += 1
         return True
 
     def _read(self, name: str, sig: str, rec: Synced | None) -> Seen | None:
@@ -262,6 +264,11 @@ class ServerGather:
         if item.uid is not None and owner.get(item.uid, href) != href:
             ctx.report.error(href, f"UID {item.uid} is also at {owner[item.uid]} on the "
                              "server; not synced, left untouched")
+            view.failed.add(href)
+            return None
+        if item.uid is None and ctx.options.pull_only:
+            ctx.report.error(href, "has no UID; it gets one (written to the server) when "
+                             "the daemon's mode is \"both\" again")
             view.failed.add(href)
             return None
         if item.uid is None:

@@ -81,8 +81,9 @@ class SyncRun:
         remote, probe = target.remote, target.probe
         target.remote, target.probe = None, None  # a target is run once per start_probes
         if remote is None:
+            create = self.create and not self.options.pull_only
             remote = self.client.find_collection(
-                target.kind, target.name, displayname=target.name, create=self.create
+                target.kind, target.name, displayname=target.name, create=create
             )
             self.store.save_collection(target.key, target.kind, remote.url)
             if remote.loaded_probe is not None:  # discovery already read the change marker

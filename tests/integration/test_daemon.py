@@ -3,14 +3,18 @@ test listens on as systemd would. Waits poll with bounded deadlines; nothing ass
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -30,7 +34,8 @@ def _vcard(uid: str, name: str) -> str:
 
 
 class Notifications:
-    """The datagram socket in NOTIFY_SOCKET, and everything the daemon sent to it."""
+    """The datagram socket in NOTIFY_SOCKET, and everything the daemon sent to it. A thread
+    reads it all the time, as systemd does: a full socket would block the daemon's sends."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -38,26 +43,54 @@ class Notifications:
         self.sock.bind(str(path))
         self.sock.settimeout(0.2)
         self.seen: list[str] = []
+        self._unread: queue.Queue[str] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._unread.put(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def wait_for(self, wanted: Callable[[str], bool]) -> str:
+        """The next notification (since the last one looked at) that is `wanted`."""
         deadline = time.monotonic() + DEADLINE
         while time.monotonic() < deadline:
             try:
-                line = self.sock.recv(4096).decode()
-            except TimeoutError:
+                line = self._unread.get(timeout=0.2)
+            except queue.Empty:
                 continue
             self.seen.append(line)
             if wanted(line):
                 return line
         raise AssertionError(f"no such notification; seen: {self.seen}")
 
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join()
+        self.sock.close()
+
 
 @contextmanager
 def daemon(device: Device, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Notifications]]:
+    with daemon_for(device.config, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def daemon_for(config: Path, tmp_path: Path, *args: str
+               ) -> Iterator[tuple[subprocess.Popen[str], Notifications]]:
+    """`davsync [ARGS] --config CONFIG run` as a subprocess, once it said READY=1."""
     notes = Notifications(tmp_path / "notify.sock")
-    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path), "WATCHDOG_USEC": "1000000"}
+    env = {**os.environ, "NOTIFY_SOCKET": str(notes.path), "WATCHDOG_USEC": "1000000",
+           "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "davsync.cli", "--config", str(device.config), "run"],
+        [sys.executable, "-m", "davsync.cli", *args, "--config", str(config), "run"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         notes.wait_for(lambda line: line == "READY=1")
@@ -66,7 +99,7 @@ def daemon(device: Device, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[st
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=DEADLINE)
-        notes.sock.close()
+        notes.close()
 
 
 def _configure(device: Device, extra: str = DAEMON) -> None:
@@ -82,7 +115,12 @@ def _poll(check: Callable[[], bool]) -> None:
 
 def _stop(proc: subprocess.Popen[str], notes: Notifications) -> str:
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=DEADLINE)
+    try:
+        _out, err = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:  # where it hangs (PYTHONFAULTHANDLER), then fail
+        proc.send_signal(signal.SIGABRT)
+        _out, err = proc.communicate(timeout=DEADLINE)
+        raise AssertionError(f"no exit after SIGTERM: {err[-8000:]}") from None
     assert proc.returncode == 0, err
     notes.wait_for(lambda line: line == "STOPPING=1")
     assert "Traceback" not in err
@@ -162,3 +200,26 @@ def test_a_server_gone_and_back_gets_the_queued_change_and_the_daemon_stays_up(
             _stop(proc, notes)
     finally:
         server.stop()
+
+
+def test_status_shows_the_daemon_its_next_runs_and_says_when_none_runs(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    device = Device(tmp_path / "d", dav_account)
+    _configure(device)
+    with daemon(device, tmp_path) as (proc, notes):
+        notes.wait_for(lambda line: line.startswith("STATUS=sync at"))
+        out = json.loads(device.run("status", "--json").stdout)
+        running = out["daemon"]
+        assert running["running"] is True and running["pid"] == proc.pid
+        assert running["mode"] == "both" and running["sync_runs"] >= 1
+        assert datetime.fromisoformat(running["jobs"]["sync"]["next_run"])
+        assert out["sync"]["contacts"]["pending"] == 0
+        plain = device.run("status").stdout
+        assert f"daemon: running since {running['started']} (pid {proc.pid}); mode both " \
+            f"(set by {device.config} [daemon])" in plain
+        assert "  next sync: " in plain
+        _stop(proc, notes)
+    stopped = device.run("status")
+    assert f"daemon: not running; mode both (set by {device.config} [daemon])" in stopped.stdout
+    assert json.loads(device.run("status", "--json").stdout)["daemon"]["jobs"] == {}

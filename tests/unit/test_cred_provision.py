@@ -22,7 +22,7 @@ from davsync.credentials.provision import (
     revoke_url,
     token_usable,
 )
-from davsync.credentials.store import FileSecretStore, save_id_token
+from davsync.credentials.store import DeviceCredentials, FileSecretStore, save_id_token
 from davsync.errors import EXIT_CONFIG, EXIT_UNREACHABLE, ConfigError
 from davsync.secret import Secret
 
@@ -44,6 +44,18 @@ def test_ok_answer_gives_credentials() -> None:
         "d",
         URL,
     )
+
+
+def test_the_answer_may_set_the_daemon_mode_and_it_is_kept_with_the_credentials() -> None:
+    answer = {"username": "u1", "password": "pw-1", "dav_url": "http://127.0.0.1:1/u1/",
+              "device_id": "d"}
+    assert interpret_provision(URL, 200, {}, _body(**answer), NOW).mode is None
+    creds = interpret_provision(URL, 200, {}, _body(**answer, mode="restore"), NOW)
+    assert creds.mode == "restore"
+    assert DeviceCredentials.from_record(creds.to_record()) == creds
+    with pytest.raises(ProvisionError, match="the answer's mode 'upload-all' is none of both, "
+                       "backup, restore, disabled; is this davsync's provisioning server"):
+        interpret_provision(URL, 200, {}, _body(**answer, mode="upload-all"), NOW)
 
 
 @pytest.mark.parametrize(

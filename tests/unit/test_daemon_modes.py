@@ -23,10 +23,11 @@ def _daemon(tmp_path: Path, mode: str) -> Daemon:
 
 
 @pytest.mark.parametrize(("mode", "jobs", "syncs"), [
-    ("both", ["sync"], True), ("backup", [], False), ("restore", [], False),
+    ("both", ["sync"], True), ("backup", [], False), ("restore", ["sync"], True),
     ("disabled", [], False),
 ])
-def test_only_mode_both_syncs(tmp_path: Path, mode: str, jobs: list[str], syncs: bool) -> None:
+def test_modes_both_and_restore_sync(tmp_path: Path, mode: str, jobs: list[str],
+                                     syncs: bool) -> None:
     daemon = _daemon(tmp_path, mode)
     try:
         daemon._apply(daemon.config)
