@@ -74,3 +74,37 @@ def test_a_device_change_the_server_did_not_take_is_pending(tmp_path: Path,
     rig.remote.fail_next_write = DavError(f"PUT /u/c/a.vcf: HTTP {status}", status)
     assert rig.sync().pending == 1  # failed (500) or refused (400)
     assert rig.sync().pending == (1 if status == 400 else 0)  # refused: not sent again
+
+
+class NoServer:
+    """A DAV client a pull-only metadata sync must not use at all."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"a pull-only metadata sync used the client ({name})")
+
+
+def test_pull_only_holds_a_display_name_changed_on_the_device(tmp_path: Path) -> None:
+    from davsync.core.collections import ServerCollection
+    from davsync.report import CollectionReport
+    from davsync.state.store import CollectionMeta, StateStore
+    from davsync.sync.collections import sync_meta
+    from davsync.sync.values import Target
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "displayname").write_text("Job")  # changed on the device since the last sync
+    store = StateStore(tmp_path / "state.sqlite")
+    try:
+        store.save_collection("k", "contacts", "http://dav.test/u/work/")
+        store.save_meta("k", CollectionMeta("work", displayname="Work"))
+        target = Target("contacts", "work", folder, "k", url="http://dav.test/u/work/")
+        listing = ServerCollection("work", "/u/work/", displayname="Work")
+        report = CollectionReport()
+        sync_meta(NoServer(), store, target, listing, report,  # type: ignore[arg-type]
+                  pull_only=True)
+        meta = store.meta("k")
+        assert meta is not None and meta.displayname == "Work"  # not recorded as sent
+        assert (folder / "displayname").read_text() == "Job"  # the device's value stays
+        assert report.errors == [] and report.conflict_items == []
+    finally:
+        store.close()
