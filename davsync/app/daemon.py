@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from davsync.app.credentials import mode_in_force
 from davsync.app.notify import Notifier
 from davsync.app.sync import SyncService, collection_kinds, configured_collections
+from davsync.app.watch import DeviceWatcher
 from davsync.config import Config, load_config
 from davsync.config.schema import DaemonMode
 from davsync.core.retry import backoff
@@ -51,14 +52,8 @@ log = logging.getLogger(__name__)
 # The longest a failing job waits before it tries again: a server back after a night is
 # seen within the hour, and a refusing server is asked at most once an hour.
 MAX_BACKOFF = 3600.0
-# A burst of device edits (an editor saving twice, a bulk import) is one sync: the watcher
-# waits this long for the writes to stop.
-DEBOUNCE_MS = 500
 # How often the main thread wakes without a watchdog asking: a signal's work is done then.
 _IDLE_WAKE = 30.0
-# A device store that cannot be watched is looked at this often instead (a stat of its
-# files; a sync only when something changed).
-SCAN_FALLBACK = 5.0
 
 
 class BackupStopped(Exception):
@@ -116,8 +111,7 @@ class Daemon:
         self._failures = {"sync": 0, "backup": 0}
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._worker = threading.Thread(target=self._sync_worker, name="davsync-sync")
-        self._watch_stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher: DeviceWatcher | None = None
         self.mode, self.mode_source = mode_in_force(config)
         self.sync_runs = 0
         self.heartbeat = Heartbeat(hung_bound(config))
@@ -408,63 +402,14 @@ class Daemon:
 
     def _start_watcher(self, config: Config) -> None:
         folders = [path for path in configured_folders(config) if path.is_dir()]
-        if not folders:
-            return
-        self._watch_stop = stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, args=(folders, stop),
-                                         name="davsync-watch", daemon=True)
-        self._watcher.start()
+        if folders:
+            self._watcher = DeviceWatcher(folders, self._sync_wanted.set)
+            self._watcher.start()
 
     def _stop_watcher(self) -> None:
-        self._watch_stop.set()
         if self._watcher is not None:
-            self._watcher.join()
+            self._watcher.stop()
             self._watcher = None
-
-    def _watch(self, folders: list[Path], stop: threading.Event) -> None:
-        """A change under a device folder asks for a sync; a folder that cannot be watched
-        (no inotify, too many watches) is scanned every `SCAN_FALLBACK` seconds instead."""
-        try:
-            for _changes in self.watch_changes(folders, stop):
-                log.debug("device folders changed: syncing")
-                self._sync_wanted.set()
-        except Exception as exc:  # watchfiles raises plain OS and runtime errors
-            log.warning("cannot watch %s (%s); looking for device changes every %g s "
-                        "instead", ", ".join(map(str, folders)), exc, SCAN_FALLBACK)
-            self._scan_instead(folders, stop)
-
-    @staticmethod
-    def watch_changes(folders: list[Path], stop: threading.Event) -> Iterator[object]:
-        """Batches of changes under `folders` (inotify through watchfiles) until `stop`."""
-        from watchfiles import watch
-
-        yield from watch(*folders, stop_event=stop, debounce=DEBOUNCE_MS, step=50,
-                         raise_interrupt=False)
-
-    def _scan_instead(self, folders: list[Path], stop: threading.Event) -> None:
-        """The fallback: a stat of every file; a sync is asked for when anything differs."""
-        seen = folders_signature(folders)
-        while not stop.wait(SCAN_FALLBACK):
-            now = folders_signature(folders)
-            if now != seen:
-                log.debug("device folders changed (scan): syncing")
-                seen = now
-                self._sync_wanted.set()
-
-
-def folders_signature(folders: list[Path]) -> frozenset[tuple[str, int, int]]:
-    """(path, size, mtime) of every file below `folders`: equal while nothing changed."""
-    out: set[tuple[str, int, int]] = set()
-    for folder in folders:
-        for top, _dirs, files in os.walk(folder):
-            for name in files:
-                path = os.path.join(top, name)
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                out.add((path, st.st_size, st.st_mtime_ns))
-    return frozenset(out)
 
 
 def _daemon_busy(path: Path, who: str) -> str:

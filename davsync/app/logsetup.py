@@ -49,13 +49,15 @@ _VERBOSITY_OF_LEVEL = {"error": -1, "warning": 0, "info": 1, "debug": 2}
 
 
 def configure_logging(verbose: int, environ: Mapping[str, str] | None = None, *,
-                      level: str | None = None, log_format: str = "auto") -> None:
+                      level: str | None = None, log_format: str = "auto",
+                      timestamps: bool = False) -> None:
     """Installs davsync's handler on the root logger (replacing one installed before, so that
     calling this twice in one process, as tests do, leaves one) and the redaction.
 
     `level` and `log_format` are `[log]`'s (read by `davsync run`): -v/-vv, when given, win
     over `level`; `log_format` "text" or "journal" forces that format, "auto" picks the
-    journal's under journald."""
+    journal's under journald. `timestamps`: text lines start with the time (a long-running
+    server's log read from a file; the journal has its own)."""
     install_redaction()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, StderrHandler)]:
@@ -64,7 +66,7 @@ def configure_logging(verbose: int, environ: Mapping[str, str] | None = None, *,
     env = os.environ if environ is None else environ
     journal = log_format == "journal" or (
         log_format == "auto" and under_journald(sys.stderr, env.get("JOURNAL_STREAM", "")))
-    handler.setFormatter(JournalFormatter() if journal else TerminalFormatter())
+    handler.setFormatter(JournalFormatter() if journal else TerminalFormatter(timestamps))
     root.addHandler(handler)
     if verbose <= 0 and level is not None:
         verbose = _VERBOSITY_OF_LEVEL[level]
@@ -117,8 +119,9 @@ def fields(record: logging.LogRecord) -> Iterator[str]:
 class TerminalFormatter(logging.Formatter):
     """`WARNING davsync.config: message key=value`: what a person reads on a terminal."""
 
-    def __init__(self) -> None:
-        super().__init__("%(levelname)s %(name)s: %(message)s")
+    def __init__(self, timestamps: bool = False) -> None:
+        super().__init__(("%(asctime)s " if timestamps else "")
+                         + "%(levelname)s %(name)s: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return " ".join([super().formatMessage(record), *fields(record)])

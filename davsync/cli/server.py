@@ -7,6 +7,7 @@ the client config.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -50,10 +51,15 @@ def server(ctx: click.Context) -> None:
     need_server_extra("davsync server")
     if ctx.invoked_subcommand is not None:
         return
-    from davsync.server.serve import configure_logging, run
+    from davsync.app.logsetup import configure_logging
+    from davsync.server.serve import radicale_log_level, run
 
     settings = _settings(ctx)
-    configure_logging(settings.log_level, _verbose(ctx))
+    verbose = _verbose(ctx)
+    # The shared set-up (journal lines under systemd, secrets redacted from every record);
+    # any -v shows the server's debug lines, as `log_level = "debug"` would.
+    configure_logging(2 if verbose else 0, level=settings.log_level, timestamps=True)
+    logging.getLogger("radicale").setLevel(radicale_log_level(settings.log_level, verbose))
     run(settings)
 
 

@@ -143,9 +143,15 @@ def _credentials_from(url: str, body: bytes) -> DeviceCredentials:
             f"{url}: the answer lacks username, password, dav_url or device_id; is this a "
             "davsync provisioning endpoint?"
         )
-    if not data["dav_url"].startswith(("http://", "https://")):
+    dav_url = data["dav_url"]
+    if "@" in urlsplit(dav_url).netloc:  # never stored, logged or used: it may hold a secret
         raise ProvisionError(
-            f"{url}: the answer's dav_url {data['dav_url']!r} is not an http(s) URL"
+            f"{url}: the answer's dav_url carries user info (user:password@); refused: "
+            "ask the server's admin to correct its provisioning settings"
+        )
+    if not dav_url.startswith(("http://", "https://")):
+        raise ProvisionError(
+            f"{url}: the answer's dav_url {dav_url!r} is not an http(s) URL"
         )
     mode = data.get("mode")
     if mode is not None and mode not in PROVISIONED_MODES:

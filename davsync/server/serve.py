@@ -74,18 +74,12 @@ class _Handler(WSGIRequestHandler):
         return environ
 
 
-def configure_logging(level: str, verbose: int) -> None:
-    """Timestamped lines on stderr; `-v` on the command line wins over `log_level`.
-
-    Radicale's own logging (every request, its whole configuration at start-up) stays at
-    warning unless -v (info) or -vv (debug, with request bodies).
-    """
+def radicale_log_level(level: str, verbose: int) -> int:
+    """Radicale's own logging (every request, its whole configuration at start-up) stays at
+    warning unless -v (info) or -vv (debug, with request bodies), and never below the
+    server's own level."""
     chosen = logging.DEBUG if verbose else getattr(logging, level.upper())
-    logging.basicConfig(
-        level=chosen, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
-    radicale_level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.getLogger("radicale").setLevel(max(chosen, radicale_level))
+    return max(chosen, (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])
 
 
 def tls_context(settings: ServerSettings, context: ssl.SSLContext | None = None

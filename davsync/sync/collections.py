@@ -168,9 +168,11 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
 def _create_on_server(client: DavClient, kind: Kind, home: str, name: str,
                       folder: Path) -> ServerCollection:
     """MKCOL (addressbook) or MKCALENDAR at <home>/<name>/, named after the folder's
-    `displayname` file; its listing as it now is (the colour is sent by the metadata sync)."""
+    `displayname` file, else after the folder (a server's own default, such as Radicale's
+    "user/name", would otherwise come back as the device's display name); its listing as it
+    now is (the colour is sent by the metadata sync)."""
     href = quote(name, safe="") + "/"
-    displayname = read_meta(folder, "displayname")
+    displayname = read_meta(folder, "displayname") or name
     Collection(client, urljoin(home, href), kind, exists=False).ensure_exists(displayname)
     return ServerCollection(name, href, displayname)
 

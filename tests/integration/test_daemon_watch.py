@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from davsync.app import daemon as daemon_module
+from davsync.app import watch as watch_module
 from davsync.app.daemon import Daemon
 from davsync.app.notify import Notifier
+from davsync.app.watch import DeviceWatcher
 from davsync.config import load_config
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_daemon import _configure, _poll, _stop, _vcard, daemon
@@ -72,8 +73,8 @@ def test_a_store_that_cannot_be_watched_is_scanned_and_its_change_synced(
     tmp_path: Path, dav_account: DavAccount, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture, keep_signals: None
 ) -> None:
-    monkeypatch.setattr(Daemon, "watch_changes", staticmethod(_unwatchable))
-    monkeypatch.setattr(daemon_module, "SCAN_FALLBACK", 0.2)
+    monkeypatch.setattr(DeviceWatcher, "watch_changes", staticmethod(_unwatchable))
+    monkeypatch.setattr(watch_module, "SCAN_FALLBACK", 0.2)
     device = Device(tmp_path / "d", dav_account)
     _configure(device, QUIET)
     running = Daemon(load_config(device.config), Notifier(None))
@@ -95,7 +96,7 @@ def test_a_store_that_cannot_be_watched_is_scanned_and_its_change_synced(
 
     driver = threading.Thread(target=drive)
     driver.start()
-    with caplog.at_level(logging.WARNING, logger="davsync.app.daemon"):
+    with caplog.at_level(logging.WARNING, logger="davsync.app.watch"):
         assert running.run() == 0
     driver.join()
     assert not failures, failures

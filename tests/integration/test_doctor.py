@@ -387,3 +387,8 @@ def test_collections_of_a_kind_are_listed_and_a_listed_name_the_account_lacks_fa
     assert code == 0
     assert checks["collections contacts"] == [
         ("ok", f"1 on the account (contacts), synced under {parent}")]
+    (parent / "contacts").mkdir(parents=True)
+    (parent / ".hidden").mkdir()
+    _code, checks, _plain = install.doctor()
+    assert checks["device contacts"] == [("ok", (
+        f"vdir parent folder {parent}: readable, writable, 1 collection folder(s) (contacts)"))]

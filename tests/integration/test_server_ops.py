@@ -129,3 +129,24 @@ def test_default_log_is_one_summary_line_and_each_event_once(
     text = "\n".join(lines)
     for secret in (device.password, app["password"], token):
         assert secret not in text
+
+
+def test_under_journald_the_server_logs_journal_lines_with_secrets_redacted(
+    tmp_path: Path, dev_issuer: DevIssuer,
+) -> None:
+    """The server goes through the client's logging set-up (before, it replaced it with its
+    own basicConfig): under systemd one `<priority>` line per event, and every record, even
+    a debug access line, stripped of secrets."""
+    log = tmp_path / "server.log"
+    log.touch()
+    st = log.stat()
+    server = start_davsync_server(tmp_path, dev_issuer, flags=("-v",),
+                                  extra_env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    try:
+        httpx.get(server.url + "?password=hunter2-in-a-query", timeout=30)
+    finally:
+        stop_davsync_server(server)
+    text = server.log_text()
+    assert "hunter2-in-a-query" not in text
+    assert re.search(r"^<7>.*password=\*{6}", text, re.M), text  # the access line, at debug
+    assert re.search(r"^<6>davsync server stopped logger=davsync\.server\.serve$", text, re.M)

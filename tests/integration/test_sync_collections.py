@@ -167,8 +167,14 @@ def test_every_collection_syncs_and_new_ones_on_either_side_are_picked_up(
     (trips / "trip-1.ics").write_bytes(event("trip-1", "trip"))
     (trips / "displayname").write_text("Trips\n")
     (trips / "color").write_text("#0000FFFF")
+    plain = device.calendars / "plain"  # no displayname file: named after its folder
+    plain.mkdir()
+    (plain / "plain-1.ics").write_bytes(event("plain-1", "plain"))
     code, out = device.sync()
     assert code == 0, out
+    assert account.prop("plain", "displayname") == "plain"
+    device.sync()
+    assert (plain / "displayname").read_text() == "plain"  # not the server's default
     assert out["collections"]["club"]["downloaded"] == 1
     assert out["collections"]["trips"]["uploaded"] == 1
     assert [f for f in files(device.contacts / "club") if f.endswith(".vcf")]

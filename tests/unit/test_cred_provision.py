@@ -71,6 +71,15 @@ def test_incomplete_ok_answer_is_an_error(body: bytes) -> None:
         interpret_provision(URL, 200, {}, body, NOW)
 
 
+def test_a_dav_url_with_user_info_is_refused_and_not_repeated() -> None:
+    body = _body(username="u", password="p", device_id="d",
+                 dav_url="https://u:hunter2@dav.example.org/u/")
+    with pytest.raises(ProvisionError) as info:
+        interpret_provision(URL, 200, {}, body, NOW)
+    assert "the answer's dav_url carries user info (user:password@); refused" in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "words", "retry"),
     [

@@ -84,10 +84,14 @@ def check_stores(config: Config, found: Found) -> None:
         found.note("device", f"{config.device.where}: no contacts or calendars store is "
                    "configured; nothing to sync")
     for kind, path in configured:
-        _check_store(found, f"device {kind}", kind, config.device.store_type(kind), path)
+        parent = config.device.collections(kind) is not None
+        _check_store(found, f"device {kind}", kind, config.device.store_type(kind), path,
+                     parent)
 
 
-def _check_store(found: Found, name: str, kind: Kind, store_type: str, path: Path) -> None:
+def _check_store(found: Found, name: str, kind: Kind, store_type: str, path: Path,
+                 parent: bool = False) -> None:
+    """`parent`: `path` holds one vdir per collection (`collections = ...`)."""
     from davsync.sources.registry import STORES
 
     folder = STORES[store_type].is_folder(path)
@@ -109,6 +113,13 @@ def _check_store(found: Found, name: str, kind: Kind, store_type: str, path: Pat
     if problem is not None:
         found.fail(name, f"{path}: cannot write: {problem}; a sync must write device changes "
                    f"there: give yourself write access (chmod u+w)")
+        return
+    if parent:
+        folders = sorted(p.name for p in path.iterdir()
+                         if p.is_dir() and not p.name.startswith("."))
+        found.ok(name, f"{store_type} parent folder {path}: readable, writable, "
+                 f"{len(folders)} collection folder(s)" + (f" ({', '.join(folders)})"
+                                                          if folders else ""))
         return
     _count_items(found, name, kind, store_type, path, noun)
 
