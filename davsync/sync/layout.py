@@ -64,7 +64,6 @@ def _repair(store: StateStore, key: str, kind: Kind, path: Path, before: str) ->
     noun = "addressbook" if kind == "contacts" else "calendar"
     log.warning("%s: this %s was synced with %s until the [device] %s layout changed; it is "
                 "now synced with %s: what the server has is downloaded into it and what it "
-                "holds is uploaded, nothing is deleted on either side. %s is no longer synced: "
-                "remove it once %s holds what you expect (if you moved it there, nothing is "
-                "left to do)", path, noun, before, kind, path, before[0].upper() + before[1:],
-                path)
+                "holds is uploaded, nothing is deleted on either side. If %s is another "
+                "folder, it is no longer synced: remove it once %s holds what you expect",
+                path, noun, before, kind, path, before, path)

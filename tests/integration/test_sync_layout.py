@@ -70,8 +70,8 @@ def _note(path: Path, before: str) -> str:
     return (f"{path}: this addressbook was synced with {before} until the [device] contacts "
             f"layout changed; it is now synced with {path}: what the server has is downloaded "
             "into it and what it holds is uploaded, nothing is deleted on either side. "
-            f"{before[0].upper() + before[1:]} is no longer synced: remove it once {path} holds "
-            "what you expect (if you moved it there, nothing is left to do)")
+            f"If {before} is another folder, it is no longer synced: remove it once {path} "
+            "holds what you expect")
 
 
 def test_switching_to_collections_without_moving_downloads_into_the_new_folder(
