@@ -30,6 +30,7 @@ from davsync.errors import ConfigError, DavsyncError, ServerSettingError
 from davsync.report import report_keys
 from davsync.state.lock import state_lock
 from davsync.state.store import CollectionState, StateStore
+from davsync.sync.layout import adopt_single
 from davsync.sync.values import SyncResult, Target
 
 if TYPE_CHECKING:
@@ -335,6 +336,7 @@ def _targets(
             continue
         key = state_key(kind, name, base_url)
         known = store.collection(key) or _adopt_key_with_userinfo(store, key)
+        adopt_single(store, key, kind, path)
         url = urljoin(base_url, known.url) if known is not None and known.url else None
         if url is not None and not same_origin(url, base_url):
             log.warning("%s: the stored URL %s is not on the configured server; looking the "

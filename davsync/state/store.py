@@ -38,8 +38,9 @@ class CollectionState:
 
 @dataclass(frozen=True)
 class CollectionMeta:
-    """Where a collection of a `collections = ...` kind lives on the device, and its display
-    name and colour as both sides agreed at the last sync."""
+    """Where a collection lives on the device (`folder`: its folder's name under the
+    `collections = ...` parent, or the whole path of a store of the single form,
+    `sync.layout`), and its display name and colour as both sides agreed at the last sync."""
 
     folder: str
     displayname: str | None = None
@@ -134,8 +135,8 @@ class StateStore:
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def meta(self, collection: str) -> CollectionMeta | None:
-        """The device folder and last synced display name and colour of a collection synced
-        with `collections = ...`; None for any other."""
+        """The device folder and last synced display name and colour of a collection; None
+        for one never synced (or last synced by a davsync that did not record it)."""
         row = self.db.execute(
             "SELECT folder, displayname, color FROM collection_meta WHERE collection = ?",
             (collection,),

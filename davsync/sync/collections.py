@@ -36,6 +36,7 @@ from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
 from davsync.state.store import CollectionMeta
+from davsync.sync.layout import adopt_collection, is_single
 from davsync.sync.values import Target
 
 if TYPE_CHECKING:
@@ -76,12 +77,14 @@ class Discovered:
 
 
 def known_pairs(store: StateStore, spec: KindSpec) -> dict[str, CollectionMeta]:
-    """Every collection of this kind and server paired in an earlier run: name -> meta."""
+    """Every collection of this kind and server paired in an earlier run: name -> meta (one
+    the single form synced is not: its store is elsewhere, `sync.layout`)."""
     out = {}
     for known in store.collections():
         name = known.name.removeprefix(f"{spec.kind}:").rsplit("@", 1)[0]
         meta = store.meta(known.name)
-        if known.kind == spec.kind and meta is not None and spec.key_for(name) == known.name:
+        if known.kind == spec.kind and meta is not None and not is_single(meta) \
+                and spec.key_for(name) == known.name:
             out[name] = meta
     return out
 
@@ -159,6 +162,8 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
         out.reports.append((target, report))
         return
     target.url = urljoin(home, listing.href)
+    if meta is None:
+        adopt_collection(store, key, spec.kind, path)
     store.save_collection(key, spec.kind, target.url)
     store.save_meta(key, meta if meta is not None else CollectionMeta(pair.folder))
     out.targets.append(target)

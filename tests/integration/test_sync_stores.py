@@ -185,3 +185,37 @@ def test_a_folder_of_one_contact_files_syncs_up_and_back(
     assert fresh.sync()["deleted_remote"] == 1
     assert phone.sync()["deleted_local"] == 1
     assert sorted(p.name for p in phone.path.iterdir()) == ["2.json"]
+
+
+def test_an_ics_event_that_cannot_be_read_is_reported_kept_and_never_deleted(
+    tmp_path: Path, dav_account: DavAccount,
+) -> None:
+    phone = StoreDevice(tmp_path / "phone", dav_account, "singlefile", "calendars", "all.ics")
+    phone.path.write_text(ICS, encoding="utf-8", newline="")
+    assert phone.sync()["uploaded"] == 2
+    broken_e2 = ("BEGIN:VEVENT\r\nUID:e2\r\nDTSTAMP:20240101T000000Z\r\n"
+                 "DTSTART;VALUE=DATE:20240105\r\nSUMMARY:All day\r\nthis line is broken\r\n"
+                 "END:VEVENT\r\n")
+    start = ICS.index("BEGIN:VEVENT\r\nUID:e2")
+    broken = (ICS[:start] + broken_e2 + "BEGIN:VEVENT\r\nUID:e3\r\nDTSTAMP:20240101T000000Z\r\n"
+              "DTSTART;VALUE=DATE:20240106\r\nSUMMARY:New\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    phone.path.write_text(broken, encoding="utf-8", newline="")
+    returncode, report = phone.sync_reporting()
+    assert returncode == 1 and report["uploaded"] == 1 and not report.get("deleted_remote")
+    (error,) = report["errors"]
+    assert error["item"].removeprefix(f"{phone.path}/") == "e2"
+    assert error["reason"].startswith("record 2 (All day): not valid iCalendar: line without "
+                                      "':' separator: 'this line is broken'; not synced")
+
+    fresh = StoreDevice(tmp_path / "fresh", dav_account, "singlefile", "calendars", "all.ics")
+    assert fresh.sync()["downloaded"] == 3  # e2's server copy is still there
+    fresh_events = singlefile.split_calendar(fresh.path.read_bytes())[0]
+    assert sorted(item.uid or "" for item in fresh_events) == ["e1", "e2", "e3"]
+    # A change from another device rewrites the phone's file: the broken event stays as it was.
+    fresh.path.write_bytes(fresh.path.read_bytes().replace(b"SUMMARY:Weekly",
+                                                           b"SUMMARY:Weekly (moved)"))
+    assert fresh.sync()["updated"] == 1
+    returncode, again = phone.sync_reporting()
+    assert returncode == 1 and again["downloaded"] == 1 and not again.get("deleted_remote")
+    text = phone.path.read_bytes().decode()
+    assert broken_e2 in text and "SUMMARY:Weekly (moved)" in text and "UID:e3" in text

@@ -18,6 +18,7 @@ from davsync.core.convert.singlefile import (
     join_calendar,
     join_vcards,
     split_calendar,
+    split_calendar_records,
     split_vcard_records,
     split_vcards,
 )
@@ -211,3 +212,57 @@ def test_a_card_that_is_not_one_vcard_is_kept_byte_for_byte() -> None:
     assert isinstance(records[1], Unconverted) and records[1].raw == broken.strip() + "\r\n"
     assert records[1].error.why.startswith("not one vCard")
     assert join_vcards(records).replace("\r\n", "\n").count(broken) == 1
+
+
+def _event(uid: str, body: str = "DTSTART:20240102T100000Z\r\n") -> str:
+    return f"BEGIN:VEVENT\r\nUID:{uid}\r\nSUMMARY:S {uid}\r\n{body}END:VEVENT\r\n"
+
+
+def test_a_broken_event_group_comes_back_as_its_text_and_the_others_as_items() -> None:
+    broken = _event("b", "DTSTART:20240102T100000Z\r\nnot a line\r\n")
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n" + _event("a") + broken
+            + _event("c") + "END:VCALENDAR\r\n")
+    records, rest = split_calendar_records(text)
+    assert [r.uid for r in records] == ["a", "b", "c"]
+    bad = records[1]
+    assert isinstance(bad, Unconverted) and bad.raw == broken
+    assert bad.error.record == "2 (S b)" and "line without ':'" in bad.error.why
+    joined = join_calendar(records, rest)
+    assert broken in joined
+    again, _ = split_calendar_records(joined)
+    assert [(r.uid, r.hash) for r in again if isinstance(r, Item)] == \
+        [(r.uid, r.hash) for r in records if isinstance(r, Item)]
+    with pytest.raises(ConvertError, match="record 2"):
+        split_calendar(text)
+
+
+def test_a_folded_end_line_inside_a_value_does_not_cut_the_event() -> None:
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
+            + _event("a", "DTSTART:20240102T100000Z\r\nDESCRIPTION:x\r\n END:VEVENT\r\n")
+            + "END:VCALENDAR\r\n")
+    (item,), _ = split_calendar_records(text)
+    assert isinstance(item, Item) and item.uid == "a"
+
+
+_LINES = st.sampled_from(["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VALARM", "END:VALARM",
+                          "BEGIN:VTIMEZONE", "END:VTIMEZONE", "UID:u", "UID:v", "TZID:X",
+                          "DTSTART;TZID=X:20240101T100000", "RECURRENCE-ID:20240101T100000Z",
+                          "SUMMARY:s", " folded", "no colon", "DTSTART:garbage", "", "X-A;B=\"",
+                          "BEGIN:VCALENDAR", "END:VCALENDAR", "RRULE:FREQ=NOPE"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_LINES, st.text(max_size=30)), max_size=40))
+def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
+        lines: list[str]) -> None:
+    text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"
+    try:
+        records, rest = split_calendar_records(text)
+    except ParseError:
+        return
+    joined = join_calendar(records, rest)
+    for record in records:
+        if isinstance(record, Unconverted):
+            assert str(record.raw) in joined
+    again, _ = split_calendar_records(joined)
+    assert sorted(r.uid or "" for r in again) == sorted(r.uid or "" for r in records)

@@ -22,11 +22,17 @@ SUFFIX = {("singlefile", "contacts"): ".vcf", ("singlefile", "calendars"): ".ics
           ("mozcontacts-json", "contacts"): ".json", ("google-csv", "contacts"): ".csv"}
 # A store holding two good items and, between them, one record it cannot convert (UID "bad"),
 # where the store's format can hold such a record (a vdir's unparseable file is the engine's
-# to report; an .ics is parsed as a whole).
+# to report).
 BROKEN = {
     ("singlefile", "contacts"): b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:A\r\nEND:VCARD\r\n"
                                 b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bad\r\nFN:B\r\n"
                                 b"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c\r\nFN:C\r\nEND:VCARD\r\n",
+    ("singlefile", "calendars"):
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n"
+        b"BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20240102T100000Z\r\nSUMMARY:A\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:bad\r\nSUMMARY:B\r\nthis line has no colon\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:c\r\nDTSTART:20240103T100000Z\r\nSUMMARY:C\r\nEND:VEVENT\r\n"
+        b"END:VCALENDAR\r\n",
     ("mozcontacts-json", "contacts"): b'[{"id": "a"}, {"id": "bad", "tel": 1}, {"id": "c"}]',
     ("google-csv", "contacts"): b"First Name,Photo,UID\r\nA,,a\r\nB,\x01,bad\r\nC,,c\r\n",
 }

@@ -221,3 +221,78 @@ def test_a_file_changed_on_disk_is_never_overwritten_by_held_changes(tmp_path: P
         store.flush()
     assert path.read_text() == edited
     assert sorted(store.scan()) == ["a", "b"]
+
+
+# An .ics whose event "b" (a master and its override, apart in the file) holds a broken
+# override: the group is skipped together and kept byte for byte, the others sync.
+BROKEN_OVERRIDE = (
+    "BEGIN:VEVENT\r\nUID:b\r\nRECURRENCE-ID:20240108T100000Z\r\nSUMMARY:Bob moved\r\n"
+    "DTSTART:20240109T100000Z\r\nEND:VALARM\r\nEND:VEVENT\r\n"
+)
+BAD_ICS = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Phone//EN\r\nX-WR-CALNAME:Home\r\n"
+    "BEGIN:VEVENT\r\nUID:a\r\nDTSTART:20240102T100000Z\r\nSUMMARY:Ann\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:b\r\nDTSTART:20240101T100000Z\r\nRRULE:FREQ=WEEKLY\r\n"
+    "SUMMARY:Bob\r\nEND:VEVENT\r\n"
+    "BEGIN:VEVENT\r\nUID:c\r\nDTSTART:20240103T100000Z\r\nSUMMARY:Cy\r\nEND:VEVENT\r\n"
+    + BROKEN_OVERRIDE + "END:VCALENDAR\r\n"
+)
+
+
+def _bad_calendar(tmp_path: Path) -> tuple[Path, SingleFileSource]:
+    path = tmp_path / "cal.ics"
+    path.write_text(BAD_ICS, newline="")
+    return path, SingleFileSource(path, "calendars")
+
+
+def test_an_ics_event_group_that_cannot_be_read_is_skipped_by_its_uid(tmp_path: Path) -> None:
+    _, store = _bad_calendar(tmp_path)
+    assert sorted(store.scan()) == ["a", "c"]
+    assert list(store.skipped) == ["b"] and not store.partial
+    why = store.skipped["b"]
+    assert why.startswith("record 2 (Bob): not valid iCalendar: END:VALARM does not close VEVENT")
+    assert why.endswith("not synced, and kept in the file as it is. Correct it there (or in the "
+                        "app that wrote the file) and sync again")
+
+
+def test_an_ics_rewrite_keeps_the_broken_group_byte_for_byte(tmp_path: Path) -> None:
+    path, store = _bad_calendar(tmp_path)
+    scan = store.scan()
+    store.delete("a", scan["a"])
+    store.create("e2", EVENT.encode())
+    store.flush()
+    text = path.read_bytes().decode()
+    assert BROKEN_OVERRIDE in text and "SUMMARY:Bob\r\n" in text and "X-WR-CALNAME:Home" in text
+    assert "SUMMARY:Ann" not in text
+    again = SingleFileSource(path, "calendars")
+    assert sorted(again.scan()) == ["c", "e2"] and list(again.skipped) == ["b"]
+
+
+def test_an_ics_broken_group_is_never_written_over_or_deleted(tmp_path: Path) -> None:
+    path, store = _bad_calendar(tmp_path)
+    store.scan()
+    with pytest.raises(SourceError, match="record 2"):
+        store.write("b", EVENT.replace("UID:e2", "UID:b").encode(), "old-sig")
+    with pytest.raises(SourceError, match="record 2"):
+        store.delete("b", "old-sig")
+    store.flush()
+    assert path.read_bytes().decode() == BAD_ICS
+
+
+def test_an_ics_broken_event_without_uid_makes_the_scan_partial(tmp_path: Path) -> None:
+    path = tmp_path / "cal.ics"
+    path.write_text(CALENDAR.replace("END:VCALENDAR", "BEGIN:VTODO\r\nSUMMARY:Call\r\n"
+                                     "no colon here\r\nEND:VTODO\r\nEND:VCALENDAR"))
+    store = SingleFileSource(path, "calendars")
+    assert list(store.scan()) == ["e1"]
+    assert store.partial and list(store.skipped) == ["record 2 (Call)"]
+
+
+@pytest.mark.parametrize("text", ["", "BEGIN:VCARD\r\nEND:VCARD\r\n", "hello",
+                                  CALENDAR.replace("END:VCALENDAR\r\n", "")])
+def test_a_file_that_is_no_calendar_stays_unavailable(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "cal.ics"
+    path.write_bytes(text.encode())
+    with pytest.raises(StoreUnavailable, match="not an iCalendar file"):
+        SingleFileSource(path, "calendars").scan()
+    assert path.read_bytes() == text.encode()

@@ -4,7 +4,10 @@
 VCALENDAR per UID (the master and its RECURRENCE-ID overrides together, with the VTIMEZONEs they
 use). What no item owns (calendar properties such as X-WR-CALNAME, VTIMEZONEs no event uses,
 components without a UID such as VFREEBUSY) is the `CalendarRest`, which the caller keeps and
-hands to `join_calendar`, so writing the file back loses nothing.
+hands to `join_calendar`, so writing the file back loses nothing. `split_calendar_records`
+cuts the file at its components' BEGIN/END lines first and reads each on its own, so a UID
+whose components cannot be read comes back as their text (`Unconverted`) while the others
+are items; only a file that is not one VCALENDAR is refused as a whole.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ _VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNOREC
 # The UID a card that cannot be parsed names (unfolded lines only; None is safe: it only keeps
 # the sync from knowing which synced item the card is).
 _UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
+_SUMMARY_LINE = re.compile(r"^SUMMARY(?:;[^:\r\n]*)?:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
+_UNFOLD = re.compile(r"\r?\n[ \t]")
+# A component's BEGIN or END line in an .ics (a line starting with white space continues the
+# line before it, so it never is one).
+_BEGIN_END = re.compile(r"(BEGIN|END)[ \t]*:[ \t]*([A-Za-z0-9-]+)[ \t]*\r?\n?\Z", re.IGNORECASE)
+# Components that only ever stand at the top of a VCALENDAR: one of these starting inside
+# another ends that one (whose END line is missing).
+_TOP_LEVEL = frozenset({"VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY", "VTIMEZONE", "VCALENDAR"})
+_INVALID = "not valid iCalendar"
 _NOT_ITEMS = frozenset({"VERSION", "PRODID", "CALSCALE", "METHOD"})
 PRODID = "-//davsync//convert//EN"
 
@@ -120,9 +132,26 @@ class CalendarRest:
 
 
 def split_calendar(data: bytes | str) -> tuple[list[Item], CalendarRest]:
-    """The events, tasks and journals of an .ics grouped into one item per UID, and the rest."""
+    """The events, tasks and journals of an .ics grouped into one item per UID, and the rest;
+    ParseError if any of them cannot be read (`split_calendar_records` keeps those)."""
+    records, rest = split_calendar_records(data)
+    for record in records:
+        if isinstance(record, Unconverted):
+            raise record.error
+    return [r for r in records if isinstance(r, Item)], rest
+
+
+def split_calendar_records(data: bytes | str) -> tuple[list[Item | Unconverted], CalendarRest]:
+    """The items of an .ics as `split_calendar` gives them, except that a UID's components
+    (master and overrides) of which one cannot be read or converted come back together as
+    their text (`Unconverted`), to be written back unchanged in their place. ParseError only
+    for a file that is not one VCALENDAR, is too large, or whose own properties are broken."""
+    text = decode(data) if isinstance(data, bytes) else data
+    check_size(len(text))
+    header, pieces = _cut_calendar(text)
     with _as_parse_error("not an iCalendar file"):
-        return _split_calendar(_read_calendar(data))
+        cal = _read_calendar(f"BEGIN:VCALENDAR\r\n{''.join(header)}END:VCALENDAR\r\n")
+        return _split_records(cal, [_Piece.read(piece) for piece in pieces])
 
 
 @contextmanager
@@ -137,49 +166,146 @@ def _as_parse_error(what: str) -> Iterator[None]:
         raise ParseError(f"{what}: {str(exc)[:200]}") from None
 
 
-def _split_calendar(cal: Any) -> tuple[list[Item], CalendarRest]:
-    groups, others = _group(cal)
-    timezones = {str(c.get("TZID", "")): c for c in cal.subcomponents if c.name == "VTIMEZONE"}
+@dataclass
+class _Piece:
+    """One component of the file as it was read, and what icalendar made of it (None, with
+    `why`, when it cannot be read); `uid` as it names itself, even when unreadable."""
+
+    raw: str
+    comp: Any
+    why: str
+    uid: str
+    summary: str
+
+    @classmethod
+    def read(cls, raw: str) -> _Piece:
+        flat = _UNFOLD.sub("", raw)
+        found, summary = _UID_LINE.search(flat), _SUMMARY_LINE.search(flat)
+        uid, name = (m.group(1).strip() if m else "" for m in (found, summary))
+        try:
+            with _as_parse_error(_INVALID):
+                subs = _read_calendar(f"BEGIN:VCALENDAR\r\n{raw}END:VCALENDAR\r\n",
+                                      _INVALID).subcomponents
+            if len(subs) != 1:
+                raise ParseError(f"{_INVALID}: not one component")
+        except ParseError as exc:
+            return cls(raw, None, str(exc), uid, name)
+        comp = subs[0]
+        return cls(raw, comp, "", str(comp.get("UID", "")).strip(), str(comp.get("SUMMARY", "")))
+
+
+def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
+    """The calendar's own property lines and the text of each of its components, cut at
+    their BEGIN/END lines (a continuation line never is one) without reading anything else,
+    so that one broken component costs only itself: a component runs to its own END line, or
+    to the BEGIN of the next top-level component when that line is missing."""
+    lines = [line if line.endswith("\n") else line + "\r\n"
+             for line in text.splitlines(keepends=True)]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines or _delimiter(lines[0]) != ("BEGIN", "VCALENDAR"):
+        raise ParseError("not an iCalendar file: it does not start with BEGIN:VCALENDAR")
+    if _delimiter(lines[-1]) != ("END", "VCALENDAR"):
+        raise ParseError("not an iCalendar file: it does not end with END:VCALENDAR "
+                         "(truncated file, or more than one calendar?)")
+    header: list[str] = []
+    pieces: list[list[str]] = []
+    open_name: str | None = None
+    for line in lines[1:-1]:
+        mark = _delimiter(line)
+        if mark is not None and (open_name is None or mark == ("BEGIN", open_name)
+                                 or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)):
+            pieces.append([line])  # a new component (the one open, if any, lacks its END)
+            open_name = mark[1] if mark[0] == "BEGIN" else None
+        elif open_name is not None:
+            pieces[-1].append(line)
+            open_name = None if mark == ("END", open_name) else open_name
+        else:
+            header.append(line)
+    return header, ["".join(piece) for piece in pieces]
+
+
+def _delimiter(line: str) -> tuple[str, str] | None:
+    found = _BEGIN_END.match(line)
+    return None if found is None else (found.group(1).upper(), found.group(2).upper())
+
+
+def _split_records(cal: Any, pieces: list[_Piece]) -> tuple[list[Item | Unconverted],
+                                                            CalendarRest]:
+    groups, others = _group(pieces)
+    timezones = {str(p.comp.get("TZID", "")): p.comp for p in pieces
+                 if p.comp is not None and p.comp.name == "VTIMEZONE"}
     used: set[str] = set()
-    items = []
-    for index, (uid, comps) in enumerate(groups.items()):
-        tzids = sorted({tzid for comp in comps for tzid in _tzids(comp)})
-        used.update(tzids)
-        item_cal = _calendar_like(cal, props=_NOT_ITEMS - {"METHOD"})
-        for tzid in tzids:
-            item_cal.add_component(timezones.get(tzid) or _timezone(tzid))
-        for comp in comps:
-            item_cal.add_component(comp)
-        items.append(_event_item(item_cal, index, uid))
-    return items, _rest(cal, [tz for tzid, tz in timezones.items() if tzid not in used], others)
+    records: list[Item | Unconverted] = []
+    for index, (uid, group) in enumerate(groups.items()):
+        records.append(_record(cal, group, index, uid, timezones, used))
+    rest = _rest(cal, [tz for tzid, tz in timezones.items() if tzid not in used], others)
+    return records, rest
 
 
-def _read_calendar(data: bytes | str) -> Any:
+def _record(cal: Any, group: list[_Piece], index: int, uid: str, timezones: dict[str, Any],
+            used: set[str]) -> Item | Unconverted:
+    """One UID's item, or its components' text kept as read when one of them is broken."""
+    name = next((p.summary for p in group if p.summary), "")
+    broken = next((p for p in group if p.comp is None), None)
+    if broken is None:
+        try:
+            return _event_item(cal, [p.comp for p in group], index, uid, timezones, used)
+        except ConvertError as exc:
+            why = exc.why
+    else:
+        why = broken.why
+    uid_named = group[0].uid or None
+    return Unconverted("".join(p.raw for p in group), ConvertError(record_name(index, name), why),
+                       uid_named)
+
+
+def _event_item(cal: Any, comps: list[Any], index: int, uid: str,
+                timezones: dict[str, Any], used: set[str]) -> Item:
+    tzids = sorted({tzid for comp in comps for tzid in _tzids(comp)})
+    item_cal = _calendar_like(cal, props=_NOT_ITEMS - {"METHOD"})
+    for tzid in tzids:
+        item_cal.add_component(timezones.get(tzid) or _timezone(tzid))
+    for comp in comps:
+        item_cal.add_component(comp)
+    try:
+        item = parse_item(item_cal.to_ical().decode("utf-8"), "calendars")
+    except ParseError as exc:
+        raise ConvertError(record_name(index, uid), str(exc)) from None
+    used.update(tzids)
+    return item
+
+
+def _read_calendar(data: bytes | str, what: str = "not an iCalendar file") -> Any:
     text = decode(data) if isinstance(data, bytes) else data
     try:
         roots = parse(text)  # bounded; icalendar itself is not
     except ParseError as exc:
-        raise ParseError(f"not an iCalendar file: {exc}") from None
+        raise ParseError(f"{what}: {exc}") from None
     if len(roots) != 1 or roots[0].name != "VCALENDAR":
-        raise ParseError("not an iCalendar file: expected one VCALENDAR")
+        raise ParseError(f"{what}: expected one VCALENDAR")
     return icalendar.Calendar.from_ical(text)
 
 
-def _group(cal: Any) -> tuple[dict[str, list[Any]], list[Any]]:
-    """Events, tasks and journals by UID in file order (one without UID gets a derived one);
-    the other non-timezone components."""
-    groups: dict[str, list[Any]] = {}
+def _group(pieces: list[_Piece]) -> tuple[dict[str, list[_Piece]], list[Any]]:
+    """Events, tasks and journals by UID in file order (one without UID gets a derived one;
+    an unreadable component without UID is a group of its own, as is any unreadable one);
+    the other readable non-timezone components."""
+    groups: dict[str, list[_Piece]] = {}
     others: list[Any] = []
     seen = Occurrences()
-    for comp in cal.subcomponents:
-        if comp.name in CAL_ITEMS:
-            uid = str(comp.get("UID", "")).strip()
-            if not uid:
-                uid = derived_uid("ics", seen.key(_component_hash(comp)))
-                comp.add("UID", uid)
-            groups.setdefault(uid, []).append(comp)
-        elif comp.name != "VTIMEZONE":
-            others.append(comp)
+    for number, piece in enumerate(pieces):
+        if piece.comp is None:
+            groups.setdefault(piece.uid or f"\0{number}", []).append(piece)
+        elif piece.comp.name in CAL_ITEMS:
+            if not piece.uid:
+                piece.uid = derived_uid("ics", seen.key(_component_hash(piece.comp)))
+                piece.comp.add("UID", piece.uid)
+            groups.setdefault(piece.uid, []).append(piece)
+        elif piece.comp.name != "VTIMEZONE":
+            others.append(piece.comp)
     return groups, others
 
 
@@ -221,13 +347,6 @@ def _calendar_like(cal: Any, props: Iterable[str]) -> Any:
     return out
 
 
-def _event_item(cal: Any, index: int, uid: str) -> Item:
-    try:
-        return parse_item(cal.to_ical().decode("utf-8"), "calendars")
-    except ParseError as exc:
-        raise ConvertError(record_name(index, uid), str(exc)) from None
-
-
 def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
     rest = icalendar.Calendar()
     for name, value in cal.property_items(recursive=False):
@@ -238,34 +357,42 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
     return CalendarRest(rest.to_ical().decode("utf-8"))
 
 
-def join_calendar(items: Iterable[Item], rest: CalendarRest) -> str:
-    """One .ics: the rest's properties, each VTIMEZONE once, the items' components in order,
-    then the rest's other components. ParseError if an item or the rest is not iCalendar."""
+def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
+    """One .ics: the rest's properties, each VTIMEZONE once, the items' components in order
+    (a record kept as it was read: its text unchanged, in its place), then the rest's other
+    components. ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
 
 
-def _join_calendar(items: Iterable[Item], base: Any) -> str:
-    out = icalendar.Calendar()
+def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
+    head = icalendar.Calendar()
     for name, value in base.property_items(recursive=False):
         if name not in {"BEGIN", "END"}:
-            out.add(name, value)
+            head.add(name, value)
     timezones: dict[str, Any] = {}
-    components: list[Any] = []
+    body: list[str] = []
     for item in items:
+        if isinstance(item, Unconverted):
+            body.append(str(item.raw))
+            continue
         for comp in _read_calendar(item.text).subcomponents:
             if comp.name == "VTIMEZONE":
                 timezones.setdefault(str(comp.get("TZID", "")), comp)
             else:
-                components.append(comp)
+                body.append(_text(comp))
     for comp in base.subcomponents:
         if comp.name == "VTIMEZONE":
             timezones.setdefault(str(comp.get("TZID", "")), comp)
-    for comp in [*timezones.values(), *components,
-                 *(c for c in base.subcomponents if c.name != "VTIMEZONE")]:
-        out.add_component(comp)
-    return str(out.to_ical().decode("utf-8"))
+    tail = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
+    start = _text(head).removesuffix("END:VCALENDAR\r\n")
+    return "".join([start, *(_text(tz) for tz in timezones.values()), *body, *tail,
+                    "END:VCALENDAR\r\n"])
+
+
+def _text(comp: Any) -> str:
+    return str(comp.to_ical().decode("utf-8"))
 
 
 __all__ = ["PRODID", "CalendarRest", "join_calendar", "join_vcards", "split_calendar",
-           "split_vcard_records", "split_vcards"]
+           "split_calendar_records", "split_vcard_records", "split_vcards"]
