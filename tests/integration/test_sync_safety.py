@@ -237,9 +237,9 @@ def test_an_item_the_server_refuses_is_reported_once_sent_and_retried_only_when_
         proxied(laptop, proxy)
         first = laptop.sync("--only", "calendars")  # the one-request upload is refused too
         errors = first["collections"]["personal"]["errors"]
-        assert first["exit"] == 1 and [e["item"] for e in errors] == ["bad.ics"], errors
-        assert errors[0]["reason"].startswith("refused by the server (PUT ")
-        assert "HTTP 400" in errors[0]["reason"]
+        bad = str(laptop.calendars / "bad.ics")  # the device file, with its folder
+        assert first["exit"] == 1 and [e["item"] for e in errors] == [bad], errors
+        assert errors[0]["reason"].startswith("refused by the server (HTTP 400")
         assert "not sent again until the file changes" in errors[0]["reason"]
         assert set(server_items(dav_account, "personal", "calendars")) == {"good"}
 
@@ -277,7 +277,8 @@ def test_an_item_too_large_for_the_server_is_reported_by_name_not_as_unreachable
     (laptop.contacts / "big.vcf").write_text(card("big", "Big", photo), encoding="utf-8")
     first = laptop.sync("--only", "contacts")
     errors = first["collections"]["contacts"]["errors"]
-    assert first["exit"] == 1 and [e["item"] for e in errors] == ["big.vcf"], first
+    big = str(laptop.contacts / "big.vcf")
+    assert first["exit"] == 1 and [e["item"] for e in errors] == [big], first
     assert "HTTP 413" in errors[0]["reason"] and "smaller photo" in errors[0]["reason"]
     assert set(server_items(account, "contacts")) == {"small"}
     second = laptop.sync("--only", "contacts")
