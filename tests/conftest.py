@@ -18,6 +18,6 @@ pytest_plugins = [
     "tests.fixtures.davsync_server",
     "tests.fixtures.seaweed",
     "tests.fixtures.tls",
-    "tests.fixtures.hostile",
+    "tests.fixtures.proxy",
     "tests.fixtures.xandikos",
 ]

@@ -31,6 +31,7 @@ from davsync.credentials.store import (
     save_id_token,
 )
 from davsync.errors import ConfigError, UnreachableError
+from davsync.runstatus import REFUSED as LOGIN_REFUSED
 
 
 def _provision_config(app: AppContext, command: str) -> Config:
@@ -128,8 +129,11 @@ def whoami(app: AppContext, as_json: bool) -> None:
 
 
 def _describe(status: dict[str, object]) -> str:
+    refused = (f"The server refused this login at {status['when']}: {status['reason']}. "
+               "The next sync that gets through clears this.")
     if status["mode"] == "basic":
-        return f"Using basic auth as {status['username']} at {status['server']}."
+        using = f"Using basic auth as {status['username']} at {status['server']}."
+        return f"{using}\n{refused}" if status["state"] == LOGIN_REFUSED else using
     lines = []
     if status["signed_in"]:
         lines.append(
@@ -143,6 +147,8 @@ def _describe(status: dict[str, object]) -> str:
             f"Provisioning failed at {status['when']}: {status['reason']}. "
             f"Next automatic attempt after {status['next_attempt_after']}."
         )
+    elif status["state"] == LOGIN_REFUSED:
+        lines.append(refused)
     elif status.get("login_required") and not status["signed_in"]:
         lines.append("Run `davsync login` to sign in.")
     return "\n".join(lines)

@@ -20,11 +20,15 @@ DEFAULT_REQUEST_TIMEOUT = 600.0
 
 
 class DavError(DavsyncError):
-    """A request failed in a way that concerns one item or one collection."""
+    """A request failed in a way that concerns one item or one collection. `answer` is the
+    server's answer alone ("HTTP 400: reason"), for messages that name the item another way
+    than by the request."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None,
+                 answer: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.answer = answer
 
 
 class PreconditionFailed(DavError):

@@ -310,11 +310,9 @@ class DavClient:
 
     def failure(self, method: str, url: str, response: httpx.Response, extra: str = "") -> DavError:
         """A DavError naming the request and the server's short reason, without secrets."""
-        return DavError(
-            f"{method} {strip_userinfo(url)} on {self.origin}: HTTP {response.status_code}"
-            f"{extra}{self._reason(response)}",
-            response.status_code,
-        )
+        answer = f"HTTP {response.status_code}{extra}{self._reason(response)}"
+        return DavError(f"{method} {strip_userinfo(url)} on {self.origin}: {answer}",
+                        response.status_code, answer)
 
     def _reason(self, response: httpx.Response) -> str:
         conditions = error_conditions(response.content)

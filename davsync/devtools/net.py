@@ -15,6 +15,9 @@ def free_port() -> int:
 
 def wait_listening(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
                    ) -> None:
+    """Return once something listens on `port`. A server `proc` that does not get there in
+    time is stopped before the error is raised: nobody else holds it to stop it, and a
+    process left running outlives its test (and warns "subprocess ... is still running")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -24,6 +27,8 @@ def wait_listening(port: int, timeout: float = 20.0, proc: subprocess.Popen[byte
                 return
         except OSError:
             time.sleep(0.05)
+    if proc is not None:
+        stop_process(proc)
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 

@@ -49,6 +49,11 @@ class Context:
     def cancelled(self) -> bool:
         return self.cancel.is_set()
 
+    def device_path(self, ref: str) -> str:
+        """How messages name the device item `ref`: with its folder (or file), as the user
+        finds it."""
+        return f"{self.source.location}/{ref}"
+
 
 def seen(value: Seen | None) -> Seen:
     assert value is not None

@@ -118,8 +118,8 @@ class Handlers:
             return Done(skipped=True)
         try:
             return self.table[action.op](action)
-        except Refused as exc:
-            self._report(action, exc)
+        except Refused as exc:  # a device item: named by its path, as the user finds it
+            self.ctx.report.error(self.ctx.device_path(seen(action.device).ref), str(exc))
             done = Done(refusals=[(exc.uid, exc.refusal)])
         except Unsettled as exc:
             self._report(action, exc)
@@ -160,7 +160,7 @@ class Handlers:
         try:
             sig = ctx.source.write(d.ref, d.item.data, d.tag)
         except SourceError as exc:
-            ctx.report.error(f"{ctx.source.location}/{d.ref}", str(exc))
+            ctx.report.error(ctx.device_path(d.ref), str(exc))
             return Done()
         return Done(repaired=Seen(d.ref, sig, d.item))
 
@@ -284,8 +284,8 @@ class Handlers:
         hint = ("The server takes no item this large: make it smaller (e.g. a smaller photo)."
                 if exc.status == 413 else "Correct what the server names (e.g. a malformed "
                 "date or property) in your contacts or calendar app.")
-        reason = (f"refused by the server ({exc}); not sent again until the file changes. "
-                  f"{hint}")
+        reason = (f"refused by the server ({exc.answer or exc}); not sent again until the "
+                  f"file changes. {hint}")
         return Refused(reason, exc.status, uid, Refusal(item.hash, reason))
 
 

@@ -110,7 +110,7 @@ class DeviceGather:
         refusal = self.refused.get(seen.item.uid or "")
         if refusal is None or refusal.hash != seen.item.hash:
             return False
-        self.ctx.report.error(seen.ref, f"still {refusal.reason}")
+        self.ctx.report.error(self.ctx.device_path(seen.ref), f"still {refusal.reason}")
         self.still_refused += 1
         return True
 

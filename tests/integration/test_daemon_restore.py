@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fixtures.faultproxy import FaultProxy
+from tests.fixtures.proxy import LoopbackProxy
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_daemon import DAEMON, _configure, _poll, _stop, _vcard, daemon
 from tests.integration.test_sync_radicale import Device, server_items
@@ -31,7 +31,7 @@ class ProxiedAccount:
 def test_restore_mode_downloads_holds_device_changes_and_sends_them_in_mode_both(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
-    with FaultProxy(dav_account.url) as proxy:
+    with LoopbackProxy(dav_account.url) as proxy:
         device = Device(tmp_path / "d", ProxiedAccount(proxy.url, dav_account.username,  # type: ignore[arg-type]
                                                        dav_account.password))
         assert device.sync()["exit"] == 0  # paired (the collections exist), in mode "both"

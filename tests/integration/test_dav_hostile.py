@@ -19,14 +19,14 @@ import pytest
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import DavClient
 from davsync.secret import Secret
-from tests.fixtures.hostile import HostileProxy, Reply, Seen, flood
+from tests.fixtures.proxy import LoopbackProxy, Reply, Request, flood
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
 from tests.unit.test_dav_multistatus import BILLION_LAUGHS
 
 
 def behind(
-    proxy: HostileProxy, root: Path, account: DavAccount, **server: float | bool
+    proxy: LoopbackProxy, root: Path, account: DavAccount, **server: float | bool
 ) -> Device:
     """A device whose [server] url is the proxy in front of the account's Radicale."""
     device = Device(root, account)
@@ -45,9 +45,9 @@ def vcard(uid: str) -> bytes:
             "END:VCARD\r\n").encode()
 
 
-def is_sync_report(seen: Seen, account: DavAccount) -> bool:
-    return (seen.method == "REPORT" and b"sync-collection" in seen.body
-            and seen.path == f"/{account.username}/contacts/")
+def is_sync_report(request: Request, account: DavAccount) -> bool:
+    return (request.method == "REPORT" and b"sync-collection" in request.body
+            and request.path == f"/{account.username}/contacts/")
 
 
 def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
@@ -58,10 +58,10 @@ def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_a_home_set_on_another_server_gets_no_credential_and_no_data(
-    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy,
-    recorder: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy,
+    recorder: LoopbackProxy,
 ) -> None:
-    def elsewhere(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
+    def elsewhere(request: Request, upstream: Callable[[], Reply]) -> Reply:
         reply = upstream()
         assert isinstance(reply.body, bytes)
         reply.body = re.sub(
@@ -83,7 +83,7 @@ def test_a_home_set_on_another_server_gets_no_credential_and_no_data(
 
 
 def test_a_stored_collection_url_on_another_server_is_not_used(
-    tmp_path: Path, dav_account: DavAccount, recorder: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, recorder: LoopbackProxy,
 ) -> None:
     device = Device(tmp_path / "d", dav_account)
     copy_samples(device)
@@ -103,8 +103,8 @@ def test_a_stored_collection_url_on_another_server_is_not_used(
 
 
 def test_hrefs_outside_the_collection_are_never_synced_and_reported_once(
-    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy,
-    recorder: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy,
+    recorder: LoopbackProxy,
 ) -> None:
     auth = BasicAuthenticator(dav_account.username, Secret(dav_account.password))
     with DavClient(dav_account.url, auth) as dav:
@@ -118,9 +118,9 @@ def test_hrefs_outside_the_collection_are_never_synced_and_reported_once(
              '<getetag>"y"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat>'
              "</response>").encode()
 
-    def smuggle(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
+    def smuggle(request: Request, upstream: Callable[[], Reply]) -> Reply:
         reply = upstream()
-        if is_sync_report(seen, dav_account) and isinstance(reply.body, bytes):
+        if is_sync_report(request, dav_account) and isinstance(reply.body, bytes):
             reply.body = re.sub(rb"(<(?:\w+:)?sync-token>)", extra + rb"\1", reply.body,
                                 count=1)
         return reply
@@ -179,7 +179,7 @@ def test_a_password_in_the_url_signs_in_and_is_never_stored_or_printed(
 
 
 def test_a_server_trickling_its_answer_stops_the_run_with_exit_3_keeping_its_work(
-    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy,
 ) -> None:
     """The second multiget batch comes one byte per 50 ms, status line first (minutes in
     all): the run ends at the 2 s request deadline, naming the server, and keeps the first
@@ -188,12 +188,12 @@ def test_a_server_trickling_its_answer_stops_the_run_with_exit_3_keeping_its_wor
     for n in range(120):
         (seeder.contacts / f"{n}.vcf").write_bytes(vcard(f"c{n:03d}"))
     assert seeder.sync("--only", "contacts")["exit"] == 0
-    multigets: list[Seen] = []
+    multigets: list[Request] = []
 
-    def stall_second_multiget(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
+    def stall_second_multiget(request: Request, upstream: Callable[[], Reply]) -> Reply:
         reply = upstream()
-        if seen.method == "REPORT" and b"addressbook-multiget" in seen.body:
-            multigets.append(seen)
+        if request.method == "REPORT" and b"addressbook-multiget" in request.body:
+            multigets.append(request)
             if len(multigets) == 2:
                 reply.trickle = 0.05
         return reply
@@ -208,7 +208,7 @@ def test_a_server_trickling_its_answer_stops_the_run_with_exit_3_keeping_its_wor
     assert hostile_proxy.url.rstrip("/") in error and "did not finish within 2 s" in error
     kept = len(device.uids("contacts"))
     assert kept >= 50
-    hostile_proxy.handler = lambda seen, upstream: upstream()
+    hostile_proxy.handler = lambda request, upstream: upstream()
     again = run(device)
     assert again.returncode == 0, again.stderr
     assert len(device.uids("contacts")) == 120
@@ -236,7 +236,7 @@ MEASURED_RUN = textwrap.dedent("""
      ("REPORT", "32 MiB, the most davsync reads of a collection listing")],
 )
 def test_a_100_mb_answer_is_refused_at_its_limit_without_being_read_or_quoted(
-    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy, floods: str,
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy, floods: str,
     limit: str,
 ) -> None:
     device = Device(tmp_path / "d", dav_account)
@@ -245,8 +245,8 @@ def test_a_100_mb_answer_is_refused_at_its_limit_without_being_read_or_quoted(
     (device.contacts / "new.vcf").write_bytes(vcard("new-on-device"))
     size = 100 * 1000 * 1000
 
-    def huge(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
-        if seen.method == floods and seen.path == f"/{dav_account.username}/contacts/":
+    def huge(request: Request, upstream: Callable[[], Reply]) -> Reply:
+        if request.method == floods and request.path == f"/{dav_account.username}/contacts/":
             return Reply(207, {"Content-Type": "application/xml"}, flood(size), length=size)
         return upstream()
 
@@ -266,10 +266,10 @@ def test_a_100_mb_answer_is_refused_at_its_limit_without_being_read_or_quoted(
 
 
 def test_an_entity_expansion_answer_is_refused_with_a_clear_error(
-    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy,
 ) -> None:
-    def laughs(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
-        if is_sync_report(seen, dav_account):
+    def laughs(request: Request, upstream: Callable[[], Reply]) -> Reply:
+        if is_sync_report(request, dav_account):
             return Reply(207, {"Content-Type": "application/xml"}, BILLION_LAUGHS)
         return upstream()
 

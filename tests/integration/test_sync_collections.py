@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.fixtures.hostile import HostileProxy, Reply, Seen
+from tests.fixtures.proxy import LoopbackProxy, Reply, Request
 from tests.fixtures.radicale import DavAccount
 from tests.fixtures.xandikos import XandikosAccount
 
@@ -277,13 +277,13 @@ def _hostile_listing(home_path: str) -> bytes:
 
 
 def test_hostile_collection_names_become_safe_folder_names(
-    tmp_path: Path, dav_account: DavAccount, account: Account, hostile_proxy: HostileProxy,
+    tmp_path: Path, dav_account: DavAccount, account: Account, hostile_proxy: LoopbackProxy,
 ) -> None:
     home_path = f"/{dav_account.username}/"
 
-    def handler(seen: Seen, upstream: object) -> Reply:
-        if seen.method == "PROPFIND" and seen.path == home_path \
-                and seen.headers.get("depth") == "1":
+    def handler(request: Request, upstream: object) -> Reply:
+        if request.method == "PROPFIND" and request.path == home_path \
+                and request.headers.get("depth") == "1":
             return Reply(207, {"Content-Type": "application/xml"}, _hostile_listing(home_path))
         return upstream()  # type: ignore[operator, no-any-return]
 

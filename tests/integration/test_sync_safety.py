@@ -22,7 +22,7 @@ from davsync.config import load_config
 from davsync.core.convert.singlefile import split_vcards
 from davsync.core.item import parse_item
 from davsync.devtools.radicale_local import LocalRadicale, start_radicale
-from tests.fixtures.faultproxy import DROP, FORWARD, Action, FaultProxy, Request
+from tests.fixtures.proxy import DROP, Drop, LoopbackProxy, Reply, Request, Upstream
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import ROOT, Device, server_items
 
@@ -167,19 +167,20 @@ def test_a_collection_gone_from_the_server_is_created_again(
 
 # ---- a deletion racing the download (issue 8.4) -----------------------------------------------
 
-def proxied(device: Device, proxy: FaultProxy) -> None:
+def proxied(device: Device, proxy: LoopbackProxy) -> None:
     text = device.config.read_text(encoding="utf-8")
     device.config.write_text(text.replace(device.account.url, proxy.url), encoding="utf-8")
 
 
-def delete_before_multiget(account: DavAccount, victims: list[str]) -> Callable[[Request], str]:
-    """A hook: another client deletes `victims` just before davsync's multiget asks for them."""
-    def hook(request: Request) -> str:
+def delete_before_multiget(account: DavAccount, victims: list[str]
+                           ) -> Callable[[Request, Upstream], Reply]:
+    """A handler: another client deletes `victims` just before davsync's multiget asks for them."""
+    def hook(request: Request, upstream: Upstream) -> Reply:
         if request.method == "REPORT" and b"multiget" in request.body:
             for name in victims:
                 if any(h.endswith(name) for h in server_hrefs(account, "contacts")):
                     delete(account, f"contacts/{name}")
-        return FORWARD
+        return upstream()
     return hook
 
 
@@ -189,7 +190,7 @@ def test_a_deletion_racing_the_download_is_applied_even_when_the_run_also_upload
     laptop = Device(tmp_path / "laptop", dav_account)
     phone = Device(tmp_path / "phone", dav_account)
     write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(4)})
-    with FaultProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
+    with LoopbackProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
         proxied(laptop, proxy)
         assert laptop.sync()["exit"] == 0
         assert phone.sync()["exit"] == 0
@@ -209,7 +210,7 @@ def test_a_device_edit_wins_over_a_deletion_racing_the_download(
 ) -> None:
     laptop = Device(tmp_path / "laptop", dav_account)
     write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(4)})
-    with FaultProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
+    with LoopbackProxy(dav_account.url, delete_before_multiget(dav_account, ["c0.vcf"])) as proxy:
         proxied(laptop, proxy)
         assert laptop.sync()["exit"] == 0
         put(dav_account, "contacts", "c0.vcf", card("c0", "Person 0 edited on the server"))
@@ -223,7 +224,7 @@ def test_a_device_edit_wins_over_a_deletion_racing_the_download(
 
 # ---- items the server refuses, items too large (issue 8.11, issue 9.10) ----------------------
 
-def count_puts(proxy: FaultProxy) -> int:
+def count_puts(proxy: LoopbackProxy) -> int:
     return sum(1 for r in proxy.seen if r.method == "PUT")
 
 
@@ -233,13 +234,13 @@ def test_an_item_the_server_refuses_is_reported_once_sent_and_retried_only_when_
     laptop = Device(tmp_path / "laptop", dav_account)
     (laptop.calendars / "good.ics").write_text(event("good"), encoding="utf-8")
     (laptop.calendars / "bad.ics").write_text(event("bad", "notadate"), encoding="utf-8")
-    with FaultProxy(dav_account.url) as proxy:
+    with LoopbackProxy(dav_account.url) as proxy:
         proxied(laptop, proxy)
         first = laptop.sync("--only", "calendars")  # the one-request upload is refused too
         errors = first["collections"]["personal"]["errors"]
-        assert first["exit"] == 1 and [e["item"] for e in errors] == ["bad.ics"], errors
-        assert errors[0]["reason"].startswith("refused by the server (PUT ")
-        assert "HTTP 400" in errors[0]["reason"]
+        bad = str(laptop.calendars / "bad.ics")  # the device file, with its folder
+        assert first["exit"] == 1 and [e["item"] for e in errors] == [bad], errors
+        assert errors[0]["reason"].startswith("refused by the server (HTTP 400")
         assert "not sent again until the file changes" in errors[0]["reason"]
         assert set(server_items(dav_account, "personal", "calendars")) == {"good"}
 
@@ -277,7 +278,8 @@ def test_an_item_too_large_for_the_server_is_reported_by_name_not_as_unreachable
     (laptop.contacts / "big.vcf").write_text(card("big", "Big", photo), encoding="utf-8")
     first = laptop.sync("--only", "contacts")
     errors = first["collections"]["contacts"]["errors"]
-    assert first["exit"] == 1 and [e["item"] for e in errors] == ["big.vcf"], first
+    big = str(laptop.contacts / "big.vcf")
+    assert first["exit"] == 1 and [e["item"] for e in errors] == [big], first
     assert "HTTP 413" in errors[0]["reason"] and "smaller photo" in errors[0]["reason"]
     assert set(server_items(account, "contacts")) == {"small"}
     second = laptop.sync("--only", "contacts")
@@ -337,7 +339,7 @@ def server_holds(account: DavAccount, collection: str, kind: str) -> list[Held]:
 
 
 class KillAt:
-    """A proxy hook: SIGKILL the davsync process when request `k` arrives, then drop that
+    """A proxy handler: SIGKILL the davsync process when request `k` arrives, then drop that
     request (the server never sees it) or forward it (the server does it, unheard)."""
 
     def __init__(self, k: int, forward: bool) -> None:
@@ -347,15 +349,15 @@ class KillAt:
         self.started = threading.Event()
         self.killed: Request | None = None
 
-    def __call__(self, request: Request) -> Action:
+    def __call__(self, request: Request, upstream: Upstream) -> Reply | Drop:
         if request.number != self.k:
-            return FORWARD
+            return upstream()
         assert self.started.wait(60)
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
         self.killed = request
-        return FORWARD if self.forward else DROP
+        return upstream() if self.forward else DROP
 
     def run(self, device: Device, *args: str) -> None:
         self.proc = subprocess.Popen(
@@ -390,7 +392,7 @@ def kill_at_every_request(
 
     counting = fresh("count")
     prepare(counting)
-    with FaultProxy(counting.account.url) as proxy:
+    with LoopbackProxy(counting.account.url) as proxy:
         proxied(counting, proxy)
         assert counting.sync(*args)["exit"] == 0
         total = len(proxy.seen)
@@ -403,7 +405,7 @@ def kill_at_every_request(
             device = fresh(f"k{k}-{'forward' if forward else 'drop'}")
             wanted = prepare(device)
             killer = KillAt(k, forward)
-            with FaultProxy(device.account.url, killer) as proxy:
+            with LoopbackProxy(device.account.url, killer) as proxy:
                 proxied(device, proxy)
                 killer.run(device, *args)
                 where = f"killed at {killer.killed}, {'forwarded' if forward else 'dropped'}"

@@ -1,5 +1,5 @@
 """The servers people run, and how they misbehave: real Radicale/Xandikos, some behind a
-loopback proxy (`tests.fixtures.rewriting_proxy`) that makes them misbehave the way others do."""
+loopback proxy (`tests.fixtures.proxy`) that makes them misbehave the way others do."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import itertools
 import json
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from davsync.core.kinds import Kind
-from tests.fixtures.rewriting_proxy import ProxyReply, ProxyRequest, fault_proxy
+from tests.fixtures.proxy import LoopbackProxy, Reply, Request, Upstream
 from tests.integration.test_sync_radicale import SAMPLES, Account, Device, server_items
 
 
@@ -52,20 +52,20 @@ def test_423_locked_is_retried_and_narrows_the_writes_in_flight(
     refused = itertools.count()
     lock = threading.Lock()
 
-    def locked(request: ProxyRequest) -> ProxyReply | None:
+    def locked(request: Request, upstream: Upstream) -> Reply:
         if request.method == "PUT":
             with lock:
                 if next(refused) < 3:
-                    return ProxyReply(423, {"content-type": "text/plain"}, b"Locked")
-        return None
+                    return Reply(423, {"content-type": "text/plain"}, b"Locked")
+        return upstream()
 
-    with fault_proxy(xandikos_account.url, before=locked) as proxy:
+    with LoopbackProxy(xandikos_account.url, locked) as proxy:
         dev = Device(tmp_path / "d", Proxied(xandikos_account, proxy.url))
         write_cards(dev, 12)
         got = dev.sync("--only", "contacts")
         assert got["exit"] == 0, got
         assert got["collections"]["contacts"]["uploaded"] == 12
-        assert sum(1 for method, _ in proxy.seen if method == "PUT") == 12 + 3
+        assert len(proxy.requests("PUT")) == 12 + 3
     assert set(server_items(xandikos_account, "contacts")) == {f"card-{i}" for i in range(12)}
 
 
@@ -75,18 +75,19 @@ def test_puts_answered_without_etag_are_learnt_in_the_same_run(
     """A server that rewrites what it stores may omit the ETag; the run that wrote the items
     learns their etags, so the next run is one probe, not a re-download of everything."""
 
-    def no_etag(request: ProxyRequest, reply: ProxyReply) -> ProxyReply:
+    def no_etag(request: Request, upstream: Upstream) -> Reply:
+        reply = upstream()
         if request.method == "PUT":
             reply.headers.pop("etag", None)
         return reply
 
-    with fault_proxy(dav_account.url, after=no_etag) as proxy:
+    with LoopbackProxy(dav_account.url, no_etag) as proxy:
         dev = Device(tmp_path / "d", Proxied(dav_account, proxy.url))
         assert dev.sync("--only", "contacts")["exit"] == 0  # creates the collection
         write_cards(dev, 120)
         wrote = dev.sync("--only", "contacts")
         assert wrote["exit"] == 0 and wrote["collections"]["contacts"]["uploaded"] == 120
-        assert sum(1 for m, _ in proxy.seen[-5:] if m == "REPORT") == 4  # sync + 3 multigets
+        assert sum(1 for r in proxy.seen[-5:] if r.method == "REPORT") == 4  # sync + 3 multigets
         noop = dev.sync("--only", "contacts")
         assert noop["http_requests"] == 1, noop
 
@@ -94,10 +95,10 @@ def test_puts_answered_without_etag_are_learnt_in_the_same_run(
 RACED = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:raced\r\nFN:{}\r\nEND:VCARD\r\n"
 
 
-def _other_client_put(proxy_request: ProxyRequest, body: str) -> ProxyRequest:
-    headers = {k: v for k, v in proxy_request.headers.items()
+def _other_client_put(request: Request, body: str) -> Request:
+    headers = {k: v for k, v in request.headers.items()
                if k in ("authorization", "content-type")}
-    return ProxyRequest("PUT", proxy_request.path, headers, body.encode())
+    return Request(0, "PUT", request.path, headers, body.encode())
 
 
 def _assert_both_versions_kept(device: Device, account: Account) -> None:
@@ -117,17 +118,14 @@ def test_a_create_overwritten_where_if_none_match_is_ignored_becomes_a_conflict(
     """The server ignores If-None-Match: *, and another client creates the same item right
     after us: what the server then holds is not ours, so it must not be recorded as ours."""
 
-    def ignore_if_none_match(request: ProxyRequest) -> ProxyReply | None:
-        request.headers.pop("if-none-match", None)
-        return None
-
-    def other_client_right_after(request: ProxyRequest, reply: ProxyReply) -> ProxyReply:
+    def ignore_if_none_match_then_other_client(request: Request, upstream: Upstream) -> Reply:
+        headers = {k: v for k, v in request.headers.items() if k != "if-none-match"}
+        reply = proxy.forward(replace(request, headers=headers))
         if request.method == "PUT" and b"UID:raced" in request.body and b"device" in request.body:
             proxy.forward(_other_client_put(request, RACED.format("From another client")))
         return reply
 
-    with fault_proxy(dav_account.url, before=ignore_if_none_match,
-                     after=other_client_right_after) as proxy:
+    with LoopbackProxy(dav_account.url, ignore_if_none_match_then_other_client) as proxy:
         dev = Device(tmp_path / "d", Proxied(dav_account, proxy.url))
         assert dev.sync("--only", "contacts")["exit"] == 0
         (dev.contacts / "raced.vcf").write_text(RACED.format("From the device"))
@@ -143,12 +141,12 @@ def test_a_create_refused_412_is_compared_in_the_same_run(
 ) -> None:
     """Another client's item got to the href first: compared and kept both now, exit 0."""
 
-    def other_client_first(request: ProxyRequest) -> ProxyReply | None:
+    def other_client_first(request: Request, upstream: Upstream) -> Reply:
         if request.method == "PUT" and b"UID:raced" in request.body and b"device" in request.body:
             proxy.forward(_other_client_put(request, RACED.format("From another client")))
-        return None
+        return upstream()
 
-    with fault_proxy(dav_account.url, before=other_client_first) as proxy:
+    with LoopbackProxy(dav_account.url, other_client_first) as proxy:
         dev = Device(tmp_path / "d", Proxied(dav_account, proxy.url))
         assert dev.sync("--only", "contacts")["exit"] == 0
         (dev.contacts / "raced.vcf").write_text(RACED.format("From the device"))

@@ -377,12 +377,15 @@ def test_a_missing_device_folder_that_was_synced_stops_and_is_not_recreated(
 def test_a_refused_item_is_not_sent_again_until_it_changes(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna"))
-    rig.remote.fail_next_write = DavError("PUT /u/c/a.vcf: HTTP 400: Bad Request", 400)
+    rig.remote.fail_next_write = DavError("PUT /u/c/a.vcf on http://host: HTTP 400: bad date",
+                                          400, "HTTP 400: bad date")
     report = rig.sync()
-    assert report.errors[0]["item"] == "a.vcf"
-    assert report.errors[0]["reason"].startswith("refused by the server (PUT /u/c/a.vcf: HTTP 400")
+    assert report.errors[0]["item"] == f"{rig.dir}/a.vcf"  # the device file, with its folder
+    assert report.errors[0]["reason"].startswith(  # the server's answer once, not the request
+        "refused by the server (HTTP 400: bad date); not sent again until the file changes.")
     rig.remote.requests = 0
     again = rig.sync()
+    assert again.errors[0]["item"] == report.errors[0]["item"]
     assert again.errors[0]["reason"] == "still " + report.errors[0]["reason"]
     assert rig.remote.requests == 1 and rig.server() == {}  # the probe; nothing sent
     (rig.dir / "a.vcf").write_bytes(vcard("a", "Anna Maria"))

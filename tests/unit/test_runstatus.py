@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from davsync.app.credentials import auth_status
+from davsync.cli import main
 from davsync.config import load_config
 from davsync.dav.api import DavAuthError, DavUnreachable
 from davsync.errors import ConfigError
@@ -44,3 +47,18 @@ def test_auth_status_shows_a_refused_login_instead_of_signed_in(tmp_path: Path) 
     status = auth_status(config)
     assert (status["state"], status["reason"], status["when"], status["signed_in"]) == (
         "login_refused", "refused", "2026-01-02T03:04:05+00:00", False)
+
+
+def test_whoami_in_basic_mode_agrees_with_status_about_a_refused_login(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[server]\nurl = "http://x/"\nusername = "a"\n[state]\ndir = "{tmp_path}"\n')
+    shown = CliRunner().invoke(main, ["--config", str(path), "whoami"])
+    assert (shown.exit_code, shown.output) == (0, "Using basic auth as a at http://x/.\n")
+    record_outcome(tmp_path, DavAuthError("http://x refused the credentials of user 'a'"), WHEN)
+    shown = CliRunner().invoke(main, ["--config", str(path), "whoami"])
+    assert (shown.exit_code, shown.output) == (1, (
+        "Using basic auth as a at http://x/.\n"
+        "The server refused this login at 2026-01-02T03:04:05+00:00: http://x refused the "
+        "credentials of user 'a'. The next sync that gets through clears this.\n"))
+    record_outcome(tmp_path, None)  # a run got through
+    assert CliRunner().invoke(main, ["--config", str(path), "whoami"]).exit_code == 0
