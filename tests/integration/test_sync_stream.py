@@ -1,0 +1,145 @@
+"""A first pairing on Radicale: one sync-collection that carries every item's data, parsed as it
+streams (issue 13), against the listing + multiget path it replaces, which stays the fallback."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.fixtures.faultproxy import FORWARD, Action, FaultProxy, Reply, Request
+from tests.fixtures.radicale import DavAccount
+from tests.integration.test_sync_radicale import Device
+from tests.integration.test_sync_safety import card, proxied, write_cards
+
+ITEMS = 120  # over two multiget batches of 50
+
+
+def with_data(request: Request) -> bool:
+    return (request.method == "REPORT" and b"sync-collection" in request.body
+            and b"address-data" in request.body)
+
+
+def multigets(proxy: FaultProxy) -> int:
+    return sum(1 for r in proxy.seen if r.method == "REPORT" and b"multiget" in r.body)
+
+
+def refuse_data(request: Request) -> Action:
+    return Reply(403, b"no") if with_data(request) else FORWARD
+
+
+def seeded(tmp_path: Path, account: DavAccount) -> Device:
+    laptop = Device(tmp_path / "laptop", account)
+    write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(ITEMS)})
+    assert laptop.sync()["exit"] == 0
+    return laptop
+
+
+def state_rows(device: Device) -> list[tuple[object, ...]]:
+    """The synced items as recorded (uid, file, href, etag, hash): what the next run trusts."""
+    db = next((device.root / "state").glob("*.sqlite*"))
+    with sqlite3.connect(db) as conn:
+        table = "items"
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+        wanted = [c for c in ("uid", "filename", "href", "etag", "hash") if c in columns]
+        return sorted(conn.execute(f"SELECT {', '.join(wanted)} FROM {table}").fetchall())
+
+
+def pair(proxy: FaultProxy, device: Device) -> dict:  # type: ignore[type-arg]
+    """The device's first run, through `proxy` (where it stays: the state keeps its URLs)."""
+    proxied(device, proxy)
+    got = device.sync()
+    assert got["exit"] == 0, got
+    return got
+
+
+def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_path(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone, old = Device(tmp_path / "phone", dav_account), Device(tmp_path / "old", dav_account)
+    with FaultProxy(dav_account.url) as proxy, FaultProxy(dav_account.url, refuse_data) as op:
+        pair(proxy, phone)
+        pair(op, old)
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1
+        assert multigets(proxy) == 0
+        assert multigets(op) == 3  # 1 + N/50 on the old path
+        assert phone.uids() == laptop.uids() == old.uids()
+        assert sorted(p.name for p in phone.contacts.iterdir()) == sorted(
+            p.name for p in old.contacts.iterdir())
+        assert state_rows(phone) == state_rows(old)
+        assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2  # 2 probes
+
+
+def test_a_refused_request_falls_back_to_listing_and_multigets_in_the_same_run(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with FaultProxy(dav_account.url, refuse_data) as proxy:
+        pair(proxy, phone)
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1  # tried once
+        assert multigets(proxy) == 3
+        assert phone.uids() == laptop.uids()
+        assert phone.sync()["http_requests"] == 2
+
+
+def test_a_change_made_after_the_streamed_listing_is_seen_by_the_next_run(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with FaultProxy(dav_account.url) as proxy:
+        pair(proxy, phone)
+        (laptop.contacts / "c7.vcf").write_text(card("c7", "Person 7 edited"), encoding="utf-8")
+        assert laptop.sync()["exit"] == 0
+        assert phone.sync()["exit"] == 0
+        assert phone.uids() == laptop.uids()
+
+
+def hostile(body: bytes) -> object:
+    def hook(request: Request) -> Action:
+        if with_data(request):
+            return Reply(207, body, {"Content-Type": "application/xml"})
+        return FORWARD
+    return hook
+
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">'
+          b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+          b'<multistatus xmlns="DAV:"><response><href>&b;</href></response></multistatus>')
+
+
+def test_an_answer_with_entities_is_refused_and_the_old_path_is_taken(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with FaultProxy(dav_account.url, hostile(LAUGHS)) as proxy:  # type: ignore[arg-type]
+        proxied(phone, proxy)
+        proc = phone.run("-v", "sync")
+    assert proc.returncode == 0, proc.stderr
+    assert "uses XML DTDs or entities (DTDForbidden); refusing to parse it" in proc.stderr
+    assert "one-request download refused" in proc.stderr
+    assert phone.uids() == laptop.uids()
+
+
+def test_a_streamed_href_outside_the_collection_is_ignored_and_reported(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    seeded(tmp_path, dav_account)
+    home = f"/{dav_account.username}/contacts/"
+    body = (f'<?xml version="1.0"?><multistatus xmlns="DAV:" '
+            f'xmlns:C="urn:ietf:params:xml:ns:carddav"><response><href>{home}../other/x.vcf'
+            f'</href><propstat><prop><getetag>"1"</getetag><C:address-data>'
+            f'{card("evil", "Evil")}</C:address-data></prop><status>HTTP/1.1 200 OK</status>'
+            f'</propstat></response><response><href>{home}ok.vcf</href><propstat><prop>'
+            f'<getetag>"2"</getetag><C:address-data>{card("ok", "Fine")}</C:address-data>'
+            f'</prop><status>HTTP/1.1 200 OK</status></propstat></response>'
+            f'<sync-token>http://radicale.org/ns/sync/x</sync-token></multistatus>').encode()
+    phone = Device(tmp_path / "phone", dav_account)
+    with FaultProxy(dav_account.url, hostile(body)) as proxy:  # type: ignore[arg-type]
+        proxied(phone, proxy)
+        proc = phone.run("sync")
+    assert "which is not an item of this collection; ignored" in proc.stderr
+    assert "evil" not in phone.uids()
+    assert "ok" in phone.uids()
