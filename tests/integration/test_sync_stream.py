@@ -38,10 +38,8 @@ def state_rows(device: Device) -> list[tuple[object, ...]]:
     """The synced items as recorded (uid, file, href, etag, hash): what the next run trusts."""
     db = next((device.root / "state").glob("*.sqlite*"))
     with sqlite3.connect(db) as conn:
-        table = "items"
-        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-        wanted = [c for c in ("uid", "filename", "href", "etag", "hash") if c in columns]
-        return sorted(conn.execute(f"SELECT {', '.join(wanted)} FROM {table}").fetchall())
+        return sorted(conn.execute(
+            "SELECT uid, filename, href, etag, hash, content FROM items").fetchall())
 
 
 def pair(proxy: FaultProxy, device: Device) -> dict:  # type: ignore[type-arg]
