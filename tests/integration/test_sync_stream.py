@@ -3,11 +3,16 @@ streams (issue 13), against the listing + multiget path it replaces, which stays
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.fixtures.faultproxy import FORWARD, Action, FaultProxy, Reply, Request
+from tests.fixtures.hostile import HostileProxy, Seen, flood, passthrough
+from tests.fixtures.hostile import Reply as HReply
 from tests.fixtures.radicale import DavAccount
+from tests.integration.test_dav_hostile import behind, no_traceback, run
 from tests.integration.test_sync_radicale import Device
 from tests.integration.test_sync_safety import card, proxied, write_cards
 
@@ -141,3 +146,71 @@ def test_a_streamed_href_outside_the_collection_is_ignored_and_reported(
     assert "which is not an item of this collection; ignored" in proc.stderr
     assert "evil" not in phone.uids()
     assert "ok" in phone.uids()
+
+
+# -- a hostile answer to the streamed request --------------------------------------------------
+
+OPEN = (b'<?xml version="1.0"?><multistatus xmlns="DAV:" '
+        b'xmlns:C="urn:ietf:params:xml:ns:carddav">')
+
+
+def streamed(body: Callable[[str], Iterator[bytes]], account: DavAccount
+             ) -> Callable[[Seen, Callable[[], HReply]], HReply]:
+    def handler(seen: Seen, upstream: Callable[[], HReply]) -> HReply:
+        if seen.method == "REPORT" and b"address-data" in seen.body and b"sync-collection" \
+                in seen.body:
+            return HReply(207, {"Content-Type": "application/xml"}, body(seen.path))
+        return upstream()
+    return handler
+
+
+def endless(home: str) -> Iterator[bytes]:
+    """60 of the seeded items (over one applied chunk of 50), then deleted members for ever
+    (each a valid, tiny response)."""
+    yield OPEN
+    for n in range(60):
+        yield (f'<response><href>{home}c{n}.vcf</href><propstat><prop><getetag>"{n}"'
+               f'</getetag><C:address-data>{card(f"c{n}", f"Person {n}")}</C:address-data>'
+               '</prop><status>HTTP/1.1 200 OK</status></propstat></response>').encode()
+    gone = f'<response><href>{home}gone.vcf</href><status>HTTP/1.1 404 Not Found</status>' \
+           '</response>'
+    while True:
+        yield gone.encode() * 200
+
+
+def oversized(home: str) -> Iterator[bytes]:
+    """An item whose data never ends (65 MiB, past the 64 MiB a response may take)."""
+    yield OPEN + f"<response><href>{home}big.vcf</href><propstat><prop><C:address-data>".encode()
+    yield from flood(65 << 20, b"x" * 65536)
+
+
+def test_an_endless_streamed_answer_stops_at_the_deadline_keeping_what_was_applied(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    hostile_proxy.handler = streamed(endless, dav_account)
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account, request_timeout=3,
+                   max_retries=0)
+    proc = run(phone)
+    no_traceback(proc)
+    assert proc.returncode == 3, proc.stderr
+    assert "did not finish within 3 s" in json.loads(proc.stdout)["error"]
+    assert {f"c{n}" for n in range(50)} <= set(phone.uids())
+    hostile_proxy.handler = passthrough  # the next run (state no longer empty) lists again
+    again = run(phone)
+    assert again.returncode == 0, again.stderr
+    assert phone.uids() == laptop.uids()
+
+
+def test_an_oversized_streamed_item_is_refused_and_the_old_path_is_taken(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    hostile_proxy.handler = streamed(oversized, dav_account)
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account)
+    proc = phone.run("-v", "sync", "--only", "contacts")
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert ("the answer is larger than 64 MiB, the most davsync reads of one item of a sync "
+            "listing with data; not read further") in proc.stderr
+    assert phone.uids() == laptop.uids()
