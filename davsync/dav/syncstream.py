@@ -39,6 +39,9 @@ _MIB: Final = 1 << 20
 STREAMED_ITEM: Final = AnswerLimit(64 * _MIB, "one item of a sync listing with data")
 _RESPONSE: Final = qname(DAV, "response")
 _MULTISTATUS: Final = qname(DAV, "multistatus")
+# XML elements one response may open (a vCard with a photo is one text node; a DAV:response is
+# about 10 elements): a flood of tiny elements would cost ~100 bytes of memory per 3 bytes read.
+_MAX_ELEMENTS: Final = 1000
 # Parsed items waiting for the applying thread: a few multiget batches' worth.
 _QUEUE_ITEMS: Final = 100
 _END: Final = object()
@@ -48,14 +51,20 @@ class _Target:
     """An ElementTree parser target that builds one DAV:response at a time and drops it from
     the tree once handed on, so the tree never holds more than the response being read."""
 
-    def __init__(self, on_response: Callable[[ET.Element], None]) -> None:
+    def __init__(self, url: str, on_response: Callable[[ET.Element], None]) -> None:
+        self._url = url
         self._builder = ET.TreeBuilder()
         self._on_response = on_response
         self._open: list[ET.Element] = []
+        self._elements = 0  # opened since the last top-level element ended
         self.sync_token: str | None = None
         self.root_tag: str | None = None
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self._elements += 1
+        if self._elements > _MAX_ELEMENTS:
+            raise DavError(f"{self._url}: one response of the answer holds more than "
+                           f"{_MAX_ELEMENTS} XML elements; not read further")
         element = self._builder.start(tag, attrib)
         if self.root_tag is None:
             self.root_tag = tag
@@ -66,6 +75,7 @@ class _Target:
         self._open.pop()
         if len(self._open) != 1:
             return
+        self._elements = 0
         if tag == _RESPONSE:
             self._on_response(element)
         elif tag == SYNC_TOKEN:
@@ -86,7 +96,7 @@ class ResponseReader:
 
     def __init__(self, url: str, on_response: Callable[[ET.Element], None]) -> None:
         self._url = url
-        self._target = _Target(self._counted(on_response))
+        self._target = _Target(url, self._counted(on_response))
         self._parser = DefusedXMLParser(target=self._target, forbid_dtd=True)
         self._since_last = 0  # bytes fed since the last complete response
 

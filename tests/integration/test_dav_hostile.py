@@ -191,6 +191,9 @@ def test_a_server_trickling_its_answer_stops_the_run_with_exit_3_keeping_its_wor
     multigets: list[Seen] = []
 
     def stall_second_multiget(seen: Seen, upstream: Callable[[], Reply]) -> Reply:
+        if seen.method == "REPORT" and b"address-data" in seen.body and b"sync-collection" \
+                in seen.body:  # no one-request pairing: the multigets are what is tested
+            return Reply(403, {}, b"")
         reply = upstream()
         if seen.method == "REPORT" and b"addressbook-multiget" in seen.body:
             multigets.append(seen)
