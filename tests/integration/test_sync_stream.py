@@ -4,6 +4,7 @@ streams (issue 13), against the listing + multiget path it replaces, which stays
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -214,3 +215,27 @@ def test_an_oversized_streamed_item_is_refused_and_the_old_path_is_taken(
     assert ("the answer is larger than 64 MiB, the most davsync reads of one item of a sync "
             "listing with data; not read further") in proc.stderr
     assert phone.uids() == laptop.uids()
+
+
+def test_items_listed_without_their_data_are_fetched_by_multiget(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: HostileProxy
+) -> None:
+    """Xandikos 0.4, for one, answers address-data in a sync-collection with a 404 propstat."""
+    laptop = seeded(tmp_path, dav_account)
+    data = re.compile(rb"<([\w]+:)?address-data>.*?</([\w]+:)?address-data>", re.DOTALL)
+
+    def strip_some(seen: Seen, upstream: Callable[[], HReply]) -> HReply:
+        reply = upstream()
+        if seen.method == "REPORT" and b"sync-collection" in seen.body \
+                and b"address-data" in seen.body:
+            assert isinstance(reply.body, bytes)
+            reply.body = data.sub(b"", reply.body, count=10)
+        return reply
+
+    hostile_proxy.handler = strip_some
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account)
+    proc = run(phone)
+    assert proc.returncode == 0, proc.stderr
+    assert phone.uids() == laptop.uids()
+    reports = [s for s in hostile_proxy.requests("REPORT") if b"multiget" in s.body]
+    assert len(reports) == 1 and reports[0].body.count(b"href>") == 2 * 10
