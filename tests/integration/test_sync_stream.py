@@ -123,7 +123,8 @@ def test_an_answer_with_entities_is_refused_and_the_old_path_is_taken(
         proc = phone.run("-v", "sync")
     assert proc.returncode == 0, proc.stderr
     assert "uses XML DTDs or entities (DTDForbidden); refusing to parse it" in proc.stderr
-    assert "one-request download refused" in proc.stderr
+    assert ": one-request download refused (" in proc.stderr
+    assert "); listing, then downloading in batches" in proc.stderr
     assert phone.uids() == laptop.uids()
 
 
