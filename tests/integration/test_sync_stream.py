@@ -3,9 +3,13 @@ streams (issue 13), against the listing + multiget path it replaces, which stays
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,8 +17,8 @@ from tests.fixtures.faultproxy import FORWARD, Action, FaultProxy, Reply, Reques
 from tests.fixtures.hostile import HostileProxy, Seen, flood, passthrough
 from tests.fixtures.hostile import Reply as HReply
 from tests.fixtures.radicale import DavAccount
-from tests.integration.test_dav_hostile import behind, no_traceback, run
-from tests.integration.test_sync_radicale import Device
+from tests.integration.test_dav_hostile import MEASURED_RUN, behind, no_traceback, run
+from tests.integration.test_sync_radicale import ROOT, Device
 from tests.integration.test_sync_safety import card, proxied, write_cards
 
 ITEMS = 120  # over two multiget batches of 50
@@ -240,3 +244,27 @@ def test_items_listed_without_their_data_are_fetched_by_multiget(
     assert phone.uids() == laptop.uids()
     reports = [s for s in hostile_proxy.requests("REPORT") if b"multiget" in s.body]
     assert len(reports) == 1 and reports[0].body.count(b"href>") == 2 * 10
+
+
+def test_a_streamed_pairing_with_photos_keeps_memory_at_a_few_items(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """300 contacts with 150 KB photos: a 60 MB answer, never held whole (reading it at once,
+    parsed, would be several times that)."""
+    laptop = Device(tmp_path / "laptop", dav_account)
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + base64.b64encode(os.urandom(150_000)).decode()
+    folded = "\r\n ".join(photo[i:i + 74] for i in range(0, len(photo), 74)) + "\r\n"
+    for n in range(300):
+        (laptop.contacts / f"p{n}.vcf").write_text(card(f"p{n}", f"P {n}", folded),
+                                                   encoding="utf-8")
+    assert laptop.sync("--only", "contacts")["exit"] == 0
+    phone = Device(tmp_path / "phone", dav_account)
+    with FaultProxy(dav_account.url) as proxy:
+        proxied(phone, proxy)
+        proc = subprocess.run([sys.executable, "-c", MEASURED_RUN, str(phone.config)],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1 and multigets(proxy) == 0
+    out = json.loads(proc.stdout)
+    assert out["result"]["collections"]["contacts"]["downloaded"] == 300
+    assert out["peak_mib"] < 150, out["peak_mib"]
