@@ -183,6 +183,15 @@ class ServerGather:
         self.exists = exists  # False once the collection is found gone (or never was there)
         self.by_href = {rec.href: rec for rec in state.values() if rec.href}
         self.wrote_remote = False  # set when a server item had to get a UID
+        self._stream: SyncStream | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop reading a streamed answer the run did not (or not fully) consume; one opened
+        after this (the run stopped while the listing was under way) is stopped at once."""
+        self._closed = True
+        if self._stream is not None:
+            self._stream.close()
 
     def listing(self, probe_future: Future[Probe] | None = None) -> ServerView:
         """Deletions by UID, changed hrefs to download. Probe first, so that a change made
@@ -206,7 +215,9 @@ class ServerGather:
         if probe.shows_no_change(old_ctag, old_token) and not pending:
             return ServerView({}, old_ctag, old_token, read=False)
         if old_token is None and not self.state and not pending:
-            stream = self._stream()
+            stream = self._stream = self._open_stream()
+            if stream is not None and self._closed:
+                stream.close()
             if stream is not None:
                 return ServerView({}, probe.ctag, None, read=True, stream=stream)
         changed, deleted, token = self._list(old_token)
@@ -214,7 +225,7 @@ class ServerGather:
         gone = {self.by_href[href].uid: None for href in deleted}
         return ServerView(gone, probe.ctag, token, read=True, to_fetch=changed)
 
-    def _stream(self) -> SyncStream | None:
+    def _open_stream(self) -> SyncStream | None:
         """A first pairing (nothing synced, no token): the listing and the data in one
         streamed request where the server is known to answer it well. A failure before any
         item came falls back, once, to the listing + multiget path of this same run."""
