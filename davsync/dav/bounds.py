@@ -101,6 +101,13 @@ def deadline(seconds: float) -> Iterator[None]:
         _local.until = None
 
 
+def past_deadline() -> bool:
+    """True when this thread's request deadline has passed (a transport failure while a
+    consumer reads a streamed answer is then the deadline, not the network)."""
+    until: float | None = getattr(_local, "until", None)
+    return until is not None and time.monotonic() >= until
+
+
 def _remaining(timeout: float | None, overdue: type[Exception]) -> float | None:
     """`timeout` shortened to what is left of this thread's deadline, if it has one."""
     until: float | None = getattr(_local, "until", None)

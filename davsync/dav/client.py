@@ -39,6 +39,7 @@ from davsync.dav.bounds import (
     AnswerTooLarge,
     RequestOverdue,
     deadline,
+    past_deadline,
     read_bounded,
 )
 from davsync.dav.collection import Collection
@@ -69,6 +70,8 @@ from davsync.dav.tls import tls_context
 
 log = logging.getLogger(__name__)
 
+# Reads a streamed 207 answer (`request(consume=...)`).
+Consumer = Callable[[httpx.Response], None]
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
 _REASON_CHARS: Final = 200
@@ -199,6 +202,7 @@ class DavClient:
         retry_server_errors: bool = True,
         limit: AnswerLimit = SMALL,
         on_retry: Callable[[int | None], None] | None = None,
+        consume: Consumer | None = None,
     ) -> httpx.Response:
         """Send one logical request: credentials, counting, retries, one credential refresh.
 
@@ -208,12 +212,15 @@ class DavClient:
         `limit`, other 5xx after all retries). `retry_server_errors=False` gives up on
         500/502/504 at once (used while bisecting a failing multiget, where the failure is the
         item, not the weather). `on_retry(status)` hears of each retry (None: a connection
-        failure), so a writer can learn that the server is contended.
+        failure), so a writer can learn that the server is contended. `consume`: a 207 answer
+        is handed to it as it streams (within the request deadline, never retried once begun:
+        what it read may already be in use) and comes back with an empty body; other answers
+        are read as usual.
         """
         self._check_origin(url)
         for redirects in range(_MAX_REDIRECTS + 2):
             answered = self._retry.run(
-                partial(self._send, method, url, headers, content, limit),
+                partial(self._send, method, url, headers, content, limit, consume),
                 gave_up=partial(self._gave_up, method, url),
                 retry_server_errors=retry_server_errors, on_retry=on_retry,
             )
@@ -258,13 +265,17 @@ class DavClient:
 
     def _send(
         self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None,
-        limit: AnswerLimit,
+        limit: AnswerLimit, consume: Consumer | None = None,
     ) -> httpx.Response:
-        """One HTTP exchange within the request deadline, its answer read up to `limit`."""
+        """One HTTP exchange within the request deadline, its answer read up to `limit` (or
+        a 207 handed to `consume`)."""
         request = self._http.build_request(method, url, headers=headers, content=content)
         try:
             with deadline(self._request_timeout):
-                return read_bounded(self._http.send(request, stream=True), limit)
+                response = self._http.send(request, stream=True)
+                if consume is None or response.status_code != 207:
+                    return read_bounded(response, limit)
+                return self._consumed(method, url, response, consume)
         except httpx.TransportError as exc:
             refused = _tls_failure(exc)
             if refused is None:
@@ -286,6 +297,24 @@ class DavClient:
                 f"{method} {strip_userinfo(url)} on {self.origin}: the answer is larger than "
                 f"{exc}; not read further"
             ) from None
+
+    def _consumed(
+        self, method: str, url: str, response: httpx.Response, consume: Consumer
+    ) -> httpx.Response:
+        """Hand a streamed 207 to `consume`. A connection lost part-way is not retried (the
+        consumer may already have handed items on): it ends the request, as the deadline."""
+        try:
+            consume(response)
+        except httpx.TransportError as exc:
+            if past_deadline():
+                raise RequestOverdue from None
+            raise DavUnreachable(
+                f"{self.origin}: {method} {strip_userinfo(url)} lost the connection while "
+                f"reading the answer ({type(exc).__name__}); try again later"
+            ) from None
+        finally:
+            response.close()
+        return httpx.Response(207, request=response.request)
 
     def _check_origin(self, url: str) -> None:
         """Refuse, before any credential or data leaves, a URL off the configured origin: URLs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import xml.etree.ElementTree as ET
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -50,6 +51,7 @@ from davsync.dav.multistatus import (
     read_sync_page,
 )
 from davsync.dav.quirks import identify, rating
+from davsync.dav.syncstream import SyncStream, fetched_from
 from davsync.dav.writegate import WriteGate
 
 if TYPE_CHECKING:
@@ -230,6 +232,54 @@ class Collection:
         ms = parse_multistatus(response.content, self.url)
         self._client.learn(identify(sync_token=ms.sync_token))
         return ms
+
+    def sync_with_data(self) -> SyncStream | None:
+        """A full sync-collection (empty token) that carries every item's data, streamed
+        (`syncstream.py`); None where the quirks table does not say the server answers it
+        well. Started on a worker; returns once the first item (or the end) arrived, and
+        raises DavError when the request failed before that (refused: 400/403/507, malformed,
+        truncated), so the caller can take the listing + multiget path with nothing applied."""
+        if rating(self._client.server, "sync_collection_data") != "supported":
+            return None
+        stream = SyncStream(self.url, self._streamed)
+        self._client.executor().submit(self._stream_sync, stream)
+        try:
+            stream.first()
+        except BaseException:
+            stream.close()
+            raise
+        return stream
+
+    def _stream_sync(self, stream: SyncStream) -> None:
+        """The request itself (on a worker thread): its outcome goes into `stream`."""
+        data_prop = xb.ADDRESS_DATA if self.kind == "contacts" else xb.CALENDAR_DATA
+        error: BaseException | None = None
+        try:
+            response = self._client.request(
+                "REPORT", self.url, headers={"Depth": "0", **_XML},
+                content=xb.sync_collection(None, (xb.GETETAG, data_prop)), consume=stream.read,
+            )
+            if response.status_code != 207:
+                raise self._client.failure("REPORT sync-collection", self.url, response)
+            if stream.sync_token is None:
+                raise DavError(f"{self.url}: the sync-collection answer has no sync-token")
+            self.last_sync_token = stream.sync_token
+            self._client.learn(identify(sync_token=stream.sync_token))
+        except BaseException as exc:  # handed to the consuming thread, raised there
+            error = exc
+        stream.finish(error)
+
+    def _streamed(self, element: ET.Element) -> Fetched | None:
+        """One response of the streamed answer as a `Fetched`; None for the collection's own
+        (a 507 there means truncated: refused, as nothing here follows continuations) and for
+        hrefs that are not items of this collection (reported once, as in any listing)."""
+        data_prop = xb.ADDRESS_DATA if self.kind == "contacts" else xb.CALENDAR_DATA
+        fetched = fetched_from(element, self.url, data_prop)
+        if fetched.href == self.path:
+            if fetched.status == 507:
+                raise DavError(f"{self.url}: sync answer truncated (507); not streamed")
+            return None
+        return fetched if self._members({fetched.href: fetched}) else None
 
     def list_etags(self) -> dict[str, str | None]:
         return self._members(

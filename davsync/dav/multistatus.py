@@ -105,7 +105,8 @@ def parse_xml(body: bytes, url: str) -> ET.Element:
     return root
 
 
-def _parse_response(element: ET.Element, url: str) -> DavResponse:
+def parse_response(element: ET.Element, url: str) -> DavResponse:
+    """One DAV:response element, its href normalised against `url`."""
     href_element = element.find(_HREF)
     if href_element is None or not (href_element.text or "").strip():
         raise DavError(f"{url}: a multistatus response without an href")
@@ -127,7 +128,7 @@ def parse_multistatus(body: bytes, url: str) -> Multistatus:
     root = parse_xml(body, url)
     if root.tag != qname(DAV, "multistatus"):
         raise DavError(f"{url}: expected a DAV:multistatus answer, got <{root.tag[:60]}>")
-    responses = tuple(_parse_response(e, url) for e in root.findall(_RESPONSE))
+    responses = tuple(parse_response(e, url) for e in root.findall(_RESPONSE))
     token = root.findtext(SYNC_TOKEN)
     return Multistatus(responses, token.strip() if token and token.strip() else None)
 

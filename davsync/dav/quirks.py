@@ -66,6 +66,16 @@ QUIRKS: Final[tuple[Quirk, ...]] = (
         "RFC 6578 sync-collection with tokens; deletions are answered as 404 responses.",
     ),
     Quirk(
+        "sync_collection_data",
+        RADICALE,
+        (3,),
+        "supported",
+        "A sync-collection from an empty token that asks for address-data / calendar-data "
+        "beside getetag answers every item with its data, for about the cost of the etag-only "
+        "listing (10 000 contacts: 21 s against 26 s for getetag alone, on one loaded machine): "
+        "a first pairing is one request instead of a listing and N/50 multigets.",
+    ),
+    Quirk(
         "sync_collection_truncation",
         RADICALE,
         (3,),

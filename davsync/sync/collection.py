@@ -86,10 +86,17 @@ class CollectionSync:
                 probe = pool.submit(ctx.remote.probe)
             state = ctx.store.items(ctx.name)
             gather = ServerGather(ctx, state, self._exists)
-            server_future = pool.submit(gather.listing, probe)
-            device_gather = DeviceGather(ctx, state)
-            side = device_gather.gather()
-            server = server_future.result()
+            try:
+                return self._sync(pool.submit(gather.listing, probe), state, gather)
+            finally:
+                gather.close()  # a streamed answer left unread (the run stopped) stops reading
+
+    def _sync(self, server_future: Future[ServerView], state: dict[str, Synced],
+              gather: ServerGather) -> CollectionReport:
+        ctx = self.ctx
+        device_gather = DeviceGather(ctx, state)
+        side = device_gather.gather()
+        server = server_future.result()
         self._exists = gather.exists
         self.ledger.refused = device_gather.refused
         self.ledger.wrote_remote |= gather.wrote_remote

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from davsync.core.item import ParseError, new_uid, parse_item, with_uid
 from davsync.core.plan import Action, Op, Seen
 from davsync.core.synced import Synced
-from davsync.dav.api import DavError, InvalidSyncToken, Probe
+from davsync.dav.api import DavError, Fetched, InvalidSyncToken, Probe
+from davsync.dav.syncstream import SyncStream
 from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing
 from davsync.state.store import Refusal
 from davsync.sync.context import Context
@@ -39,6 +40,7 @@ class ServerView:
     read: bool  # False: the probe said nothing changed, so marks stay as they are
     failed: set[str] = field(default_factory=set)  # hrefs to look at again next run
     to_fetch: dict[str, str | None] = field(default_factory=dict)  # href -> listed etag
+    stream: SyncStream | None = None  # a first pairing's listing that carries the data
 
 
 class DeviceGather:
@@ -181,6 +183,15 @@ class ServerGather:
         self.exists = exists  # False once the collection is found gone (or never was there)
         self.by_href = {rec.href: rec for rec in state.values() if rec.href}
         self.wrote_remote = False  # set when a server item had to get a UID
+        self._stream: SyncStream | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop reading a streamed answer the run did not (or not fully) consume; one opened
+        after this (the run stopped while the listing was under way) is stopped at once."""
+        self._closed = True
+        if self._stream is not None:
+            self._stream.close()
 
     def listing(self, probe_future: Future[Probe] | None = None) -> ServerView:
         """Deletions by UID, changed hrefs to download. Probe first, so that a change made
@@ -203,10 +214,27 @@ class ServerGather:
             return ServerView(gone, None, None, read=True)
         if probe.shows_no_change(old_ctag, old_token) and not pending:
             return ServerView({}, old_ctag, old_token, read=False)
+        if old_token is None and not self.state and not pending:
+            stream = self._stream = self._open_stream()
+            if stream is not None and self._closed:
+                stream.close()
+            if stream is not None:
+                return ServerView({}, probe.ctag, None, read=True, stream=stream)
         changed, deleted, token = self._list(old_token)
         changed.update({h: None for h in pending if h not in changed and h not in deleted})
         gone = {self.by_href[href].uid: None for href in deleted}
         return ServerView(gone, probe.ctag, token, read=True, to_fetch=changed)
+
+    def _open_stream(self) -> SyncStream | None:
+        """A first pairing (nothing synced, no token): the listing and the data in one
+        streamed request where the server is known to answer it well. A failure before any
+        item came falls back, once, to the listing + multiget path of this same run."""
+        try:
+            return self.ctx.remote.sync_with_data()
+        except DavError as exc:
+            log.info("%s: one-request download refused (%s); listing, then downloading in "
+                     "batches", self.ctx.name, exc)
+            return None
 
     def _list(self, token: str | None) -> tuple[dict[str, str | None], set[str], str | None]:
         remote, by_href = self.ctx.remote, self.by_href
@@ -229,27 +257,51 @@ class ServerGather:
         return changed, set(by_href) - set(listing), new_token
 
     def items(self, view: ServerView) -> Iterator[tuple[str, Seen | None]]:
-        """Download `view.to_fetch` (a few multigets in flight while the caller works on what
-        came before): (uid, version) per usable item, (uid, None) for one that is gone."""
-        if not view.to_fetch:
-            return
+        """The streamed answer's items (`view.stream`), then a download of `view.to_fetch` (a
+        few multigets in flight while the caller works on what came before): (uid, version)
+        per usable item, (uid, None) for one that is gone."""
         gone = {uid for uid, seen in view.changes.items() if seen is None}
         owner = {r.uid: r.href for r in self.state.values() if r.href and r.uid not in gone}
-        for fetched in self.ctx.remote.multiget(sorted(view.to_fetch)):
-            href = fetched.href
-            if fetched.data is None:
-                if fetched.status == 404:  # deleted since the listing: planned as a deletion
-                    if href in self.by_href:
-                        yield self.by_href[href].uid, None
-                else:
-                    self.ctx.report.error(href, f"cannot download: {fetched.error}")
-                    view.failed.add(href)
-                continue
-            seen = self._parse(href, fetched.etag, fetched.data, owner, view)
-            if seen is not None:
-                assert seen.item.uid is not None
-                owner[seen.item.uid] = href
-                yield seen.item.uid, seen
+        if view.stream is not None:
+            yield from self._streamed(view, owner)
+        if view.to_fetch:
+            for fetched in self.ctx.remote.multiget(sorted(view.to_fetch)):
+                yield from self._take(fetched, owner, view)
+
+    def _streamed(
+        self, view: ServerView, owner: dict[str, str]
+    ) -> Iterator[tuple[str, Seen | None]]:
+        """The items of a sync-collection answer that carried their data; those it listed
+        without data are left in `view.to_fetch` for a multiget. Its sync-token becomes the
+        view's only once every item of it was handed out."""
+        assert view.stream is not None
+        try:
+            for fetched in view.stream:
+                if fetched.data is None and fetched.status is None:
+                    view.to_fetch[fetched.href] = fetched.etag
+                    continue
+                yield from self._take(fetched, owner, view)
+        finally:
+            view.stream.close()
+        view.token = view.stream.sync_token
+
+    def _take(
+        self, fetched: Fetched, owner: dict[str, str], view: ServerView
+    ) -> Iterator[tuple[str, Seen | None]]:
+        href = fetched.href
+        if fetched.data is None:
+            if fetched.status == 404:  # deleted since the listing: planned as a deletion
+                if href in self.by_href:
+                    yield self.by_href[href].uid, None
+            else:
+                self.ctx.report.error(href, f"cannot download: {fetched.error}")
+                view.failed.add(href)
+            return
+        seen = self._parse(href, fetched.etag, fetched.data, owner, view)
+        if seen is not None:
+            assert seen.item.uid is not None
+            owner[seen.item.uid] = href
+            yield seen.item.uid, seen
 
     def _parse(
         self, href: str, etag: str | None, data: bytes, owner: dict[str, str], view: ServerView

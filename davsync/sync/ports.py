@@ -15,6 +15,7 @@ from typing import Protocol
 from davsync.core.kinds import Kind
 from davsync.core.synced import Synced
 from davsync.dav.api import Created, Fetched, Probe, SyncDelta
+from davsync.dav.syncstream import SyncStream
 from davsync.state.store import CollectionState, Refusal
 
 
@@ -101,6 +102,12 @@ class DavCollection(Protocol):
 
     def sync(self, token: str | None) -> SyncDelta:
         """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
+        ...
+
+    def sync_with_data(self) -> SyncStream | None:
+        """A full sync-collection carrying every item's data, streamed; None where the server
+        is not known to answer it well. Raises DavError when it failed before any item came
+        (then nothing was handed out: take `sync(None)` and `multiget` instead)."""
         ...
 
     def list_etags(self) -> dict[str, str | None]:

@@ -1,0 +1,266 @@
+"""A first pairing on Radicale: one sync-collection that carries every item's data, parsed as it
+streams (issue 13), against the listing + multiget path it replaces, which stays the fallback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tests.fixtures.proxy import Drop, LoopbackProxy, Reply, Request, Upstream, flood, passthrough
+from tests.fixtures.radicale import DavAccount
+from tests.integration.test_dav_hostile import MEASURED_RUN, behind, no_traceback, run
+from tests.integration.test_sync_radicale import ROOT, Device
+from tests.integration.test_sync_safety import card, proxied, write_cards
+
+ITEMS = 120  # over two multiget batches of 50
+
+
+def with_data(request: Request) -> bool:
+    return (request.method == "REPORT" and b"sync-collection" in request.body
+            and b"address-data" in request.body)
+
+
+def multigets(proxy: LoopbackProxy) -> int:
+    return sum(1 for r in proxy.seen if r.method == "REPORT" and b"multiget" in r.body)
+
+
+def refuse_data(request: Request, upstream: Upstream) -> Reply | Drop:
+    return Reply(403, {}, b"no") if with_data(request) else upstream()
+
+
+def seeded(tmp_path: Path, account: DavAccount) -> Device:
+    laptop = Device(tmp_path / "laptop", account)
+    write_cards(laptop, {f"c{i}": f"Person {i}" for i in range(ITEMS)})
+    assert laptop.sync()["exit"] == 0
+    return laptop
+
+
+def state_rows(device: Device) -> list[tuple[object, ...]]:
+    """The synced items as recorded (uid, file, href, etag, hash): what the next run trusts."""
+    db = next((device.root / "state").glob("*.sqlite*"))
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute(
+            "SELECT uid, filename, href, etag, hash, content FROM items").fetchall())
+
+
+def pair(proxy: LoopbackProxy, device: Device) -> dict:  # type: ignore[type-arg]
+    """The device's first run, through `proxy` (where it stays: the state keeps its URLs)."""
+    proxied(device, proxy)
+    got = device.sync()
+    assert got["exit"] == 0, got
+    return got
+
+
+def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_path(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone, old = Device(tmp_path / "phone", dav_account), Device(tmp_path / "old", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy, LoopbackProxy(dav_account.url, refuse_data) as op:
+        pair(proxy, phone)
+        pair(op, old)
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1
+        assert multigets(proxy) == 0
+        assert multigets(op) == 3  # 1 + N/50 on the old path
+        assert phone.uids() == laptop.uids() == old.uids()
+        assert sorted(p.name for p in phone.contacts.iterdir()) == sorted(
+            p.name for p in old.contacts.iterdir())
+        assert state_rows(phone) == state_rows(old)
+        assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2  # 2 probes
+
+
+def test_a_refused_request_falls_back_to_listing_and_multigets_in_the_same_run(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url, refuse_data) as proxy:
+        pair(proxy, phone)
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1  # tried once
+        assert multigets(proxy) == 3
+        assert phone.uids() == laptop.uids()
+        assert phone.sync()["http_requests"] == 2
+
+
+def test_a_change_made_after_the_streamed_listing_is_seen_by_the_next_run(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy:
+        pair(proxy, phone)
+        (laptop.contacts / "c7.vcf").write_text(card("c7", "Person 7 edited"), encoding="utf-8")
+        assert laptop.sync()["exit"] == 0
+        assert phone.sync()["exit"] == 0
+        assert phone.uids() == laptop.uids()
+
+
+def hostile(body: bytes) -> Callable[[Request, Upstream], Reply | Drop]:
+    def hook(request: Request, upstream: Upstream) -> Reply | Drop:
+        if with_data(request):
+            return Reply(207, {"Content-Type": "application/xml"}, body)
+        return upstream()
+    return hook
+
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">'
+          b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+          b'<multistatus xmlns="DAV:"><response><href>&b;</href></response></multistatus>')
+
+
+def test_an_answer_with_entities_is_refused_and_the_old_path_is_taken(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url, hostile(LAUGHS)) as proxy:
+        proxied(phone, proxy)
+        proc = phone.run("-v", "sync")
+    assert proc.returncode == 0, proc.stderr
+    assert "uses XML DTDs or entities (DTDForbidden); refusing to parse it" in proc.stderr
+    assert ": one-request download refused (" in proc.stderr
+    assert "); listing, then downloading in batches" in proc.stderr
+    assert phone.uids() == laptop.uids()
+
+
+def test_a_streamed_href_outside_the_collection_is_ignored_and_reported(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    seeded(tmp_path, dav_account)
+    home = f"/{dav_account.username}/contacts/"
+    body = (f'<?xml version="1.0"?><multistatus xmlns="DAV:" '
+            f'xmlns:C="urn:ietf:params:xml:ns:carddav"><response><href>{home}../other/x.vcf'
+            f'</href><propstat><prop><getetag>"1"</getetag><C:address-data>'
+            f'{card("evil", "Evil")}</C:address-data></prop><status>HTTP/1.1 200 OK</status>'
+            f'</propstat></response><response><href>{home}ok.vcf</href><propstat><prop>'
+            f'<getetag>"2"</getetag><C:address-data>{card("ok", "Fine")}</C:address-data>'
+            f'</prop><status>HTTP/1.1 200 OK</status></propstat></response>'
+            f'<sync-token>http://radicale.org/ns/sync/x</sync-token></multistatus>').encode()
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url, hostile(body)) as proxy:
+        proxied(phone, proxy)
+        proc = phone.run("sync")
+    assert "which is not an item of this collection; ignored" in proc.stderr
+    assert "evil" not in phone.uids()
+    assert "ok" in phone.uids()
+
+
+# -- a hostile answer to the streamed request --------------------------------------------------
+
+OPEN = (b'<?xml version="1.0"?><multistatus xmlns="DAV:" '
+        b'xmlns:C="urn:ietf:params:xml:ns:carddav">')
+
+
+def streamed(body: Callable[[str], Iterator[bytes]], account: DavAccount
+             ) -> Callable[[Request, Upstream], Reply | Drop]:
+    def handler(request: Request, upstream: Upstream) -> Reply | Drop:
+        if with_data(request):
+            return Reply(207, {"Content-Type": "application/xml"}, body(request.path))
+        return upstream()
+    return handler
+
+
+def endless(home: str) -> Iterator[bytes]:
+    """60 of the seeded items (over one applied chunk of 50), then deleted members for ever
+    (each a valid, tiny response)."""
+    yield OPEN
+    for n in range(60):
+        yield (f'<response><href>{home}c{n}.vcf</href><propstat><prop><getetag>"{n}"'
+               f'</getetag><C:address-data>{card(f"c{n}", f"Person {n}")}</C:address-data>'
+               '</prop><status>HTTP/1.1 200 OK</status></propstat></response>').encode()
+    gone = f'<response><href>{home}gone.vcf</href><status>HTTP/1.1 404 Not Found</status>' \
+           '</response>'
+    while True:
+        yield gone.encode() * 200
+
+
+def oversized(home: str) -> Iterator[bytes]:
+    """An item whose data never ends (65 MiB, past the 64 MiB a response may take)."""
+    yield OPEN + f"<response><href>{home}big.vcf</href><propstat><prop><C:address-data>".encode()
+    yield from flood(65 << 20, b"x" * 65536)
+
+
+def test_an_endless_streamed_answer_stops_at_the_deadline_keeping_what_was_applied(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    hostile_proxy.handler = streamed(endless, dav_account)
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account, request_timeout=3,
+                   max_retries=0)
+    proc = run(phone)
+    no_traceback(proc)
+    assert proc.returncode == 3, proc.stderr
+    assert "did not finish within 3 s" in json.loads(proc.stdout)["error"]
+    assert {f"c{n}" for n in range(50)} <= set(phone.uids())
+    hostile_proxy.handler = passthrough  # the next run (state no longer empty) lists again
+    again = run(phone)
+    assert again.returncode == 0, again.stderr
+    assert phone.uids() == laptop.uids()
+
+
+def test_an_oversized_streamed_item_is_refused_and_the_old_path_is_taken(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    hostile_proxy.handler = streamed(oversized, dav_account)
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account)
+    proc = phone.run("-v", "sync", "--only", "contacts")
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert ("the answer is larger than 64 MiB, the most davsync reads of one item of a sync "
+            "listing with data; not read further") in proc.stderr
+    assert phone.uids() == laptop.uids()
+
+
+def test_items_listed_without_their_data_are_fetched_by_multiget(
+    tmp_path: Path, dav_account: DavAccount, hostile_proxy: LoopbackProxy
+) -> None:
+    """Xandikos 0.4, for one, answers address-data in a sync-collection with a 404 propstat."""
+    laptop = seeded(tmp_path, dav_account)
+    data = re.compile(rb"<([\w]+:)?address-data>.*?</([\w]+:)?address-data>", re.DOTALL)
+
+    def strip_some(request: Request, upstream: Upstream) -> Reply | Drop:
+        reply = upstream()
+        if with_data(request):
+            assert isinstance(reply.body, bytes)
+            reply.body = data.sub(b"", reply.body, count=10)
+        return reply
+
+    hostile_proxy.handler = strip_some
+    phone = behind(hostile_proxy, tmp_path / "phone", dav_account)
+    proc = run(phone)
+    assert proc.returncode == 0, proc.stderr
+    assert phone.uids() == laptop.uids()
+    reports = [s for s in hostile_proxy.requests("REPORT") if b"multiget" in s.body]
+    assert len(reports) == 1 and reports[0].body.count(b"href>") == 2 * 10
+
+
+def test_a_streamed_pairing_with_photos_keeps_memory_at_a_few_items(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """300 contacts with 150 KB photos: a 60 MB answer, never held whole (reading it at once,
+    parsed, would be several times that)."""
+    laptop = Device(tmp_path / "laptop", dav_account)
+    photo = "PHOTO;ENCODING=b;TYPE=JPEG:" + base64.b64encode(os.urandom(150_000)).decode()
+    folded = "\r\n ".join(photo[i:i + 74] for i in range(0, len(photo), 74)) + "\r\n"
+    for n in range(300):
+        (laptop.contacts / f"p{n}.vcf").write_text(card(f"p{n}", f"P {n}", folded),
+                                                   encoding="utf-8")
+    assert laptop.sync("--only", "contacts")["exit"] == 0
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy:
+        proxied(phone, proxy)
+        proc = subprocess.run([sys.executable, "-c", MEASURED_RUN, str(phone.config)],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr
+        assert sum(1 for r in proxy.seen if with_data(r)) == 1 and multigets(proxy) == 0
+    out = json.loads(proc.stdout)
+    assert out["result"]["collections"]["contacts"]["downloaded"] == 300
+    assert out["peak_mib"] < 150, out["peak_mib"]
