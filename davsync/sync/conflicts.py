@@ -54,5 +54,5 @@ class Conflicts:
     def _label(self, item: Seen) -> str:
         """A device item as people know it: its file and its FN or SUMMARY."""
         what = title(item.item)
-        where = f"{self.ctx.source.location}/{item.ref}"
+        where = self.ctx.device_path(item.ref)
         return f"{where} ({what})" if what else where

@@ -59,7 +59,7 @@ class DeviceGather:
         ctx = self.ctx
         scan = self._scan()
         for name, why in sorted(ctx.source.skipped.items()):
-            ctx.report.error(f"{ctx.source.location}/{name}", why)
+            ctx.report.error(ctx.device_path(name), why)
         self.refused = ctx.store.refused(ctx.name)
         by_file = {rec.filename: rec for rec in self.state.values() if rec.filename}
         changed_files = []
@@ -120,7 +120,7 @@ class DeviceGather:
         """The item in file `name`; one without a UID, or with a UID another file holds in
         other content, gets a new UID and a REPAIR_UID action that writes it back."""
         ctx = self.ctx
-        where = f"{ctx.source.location}/{name}"
+        where = ctx.device_path(name)
         limit = ctx.options.max_item_bytes
         try:
             item = parse_item(ctx.source.read(name, limit), ctx.source.kind)

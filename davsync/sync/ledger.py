@@ -52,7 +52,7 @@ class Ledger:
         outcome for them."""
         failed = self.ctx.source.flush()
         for name, why in sorted(failed.items()):
-            self.ctx.report.error(f"{self.ctx.source.location}/{name}", why)
+            self.ctx.report.error(self.ctx.device_path(name), why)
         self._failed |= failed.keys()
         return set(failed)
 
