@@ -115,8 +115,9 @@ def _check_store(found: Found, name: str, kind: Kind, store_type: str, path: Pat
                    f"there: give yourself write access (chmod u+w)")
         return
     if parent:
-        folders = sorted(p.name for p in path.iterdir()
-                         if p.is_dir() and not p.name.startswith("."))
+        from davsync.sync.collections import device_folders
+
+        folders = sorted(device_folders(path))  # the folders a sync pairs, links left out
         found.ok(name, f"{store_type} parent folder {path}: readable, writable, "
                  f"{len(folders)} collection folder(s)" + (f" ({', '.join(folders)})"
                                                           if folders else ""))
