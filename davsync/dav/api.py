@@ -1,6 +1,6 @@
 """The value types and errors of the DAV side, shared by the client and the sync.
 
-The sync sees a collection through `davsync.sync.ports.DavCollection`; `davsync.dav.client`
+The sync sees a collection through `davsync.sync.ports.DavCollection`; `davsync.dav.collection`
 implements it over httpx. Every method raises `DavError` subclasses, never httpx exceptions.
 """
 

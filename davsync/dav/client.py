@@ -1,11 +1,13 @@
 """DavClient: one DAV server account over httpx, for CardDAV and CalDAV; `Collection`
-(`collection.py`) and discovery (`discovery.py`) send every request through it.
+(`collection.py`) and discovery (`discovery.py`, which also opens a collection by its URL)
+send every request through it.
 
 Every request goes through `DavClient.request`, composed of the httpx pieces in `http.py`: it
 refuses any URL off the configured origin (no credential, no data), adds Basic credentials and
 refreshes them once on a 401 (`AuthenticatorAuth`), counts every exchange, bounds its time and
 the size of its answer (`bounds.py`), retries transient failures with the one policy
-(`core/retry.py`, `RetryLoop`), and turns transport failures into davsync errors.
+(`core/retry.py`, `RetryLoop`), and turns transport failures into davsync errors (worded in
+`failures.py`).
 """
 
 from __future__ import annotations
@@ -23,14 +25,12 @@ from urllib.parse import urljoin
 
 import httpx
 
-from davsync.core.kinds import Kind
 from davsync.core.retry import RETRY_AFTER_STATUSES
+from davsync.dav import failures
 from davsync.dav.api import (
     DEFAULT_REQUEST_TIMEOUT,
     Authenticator,
-    DavAuthError,
     DavError,
-    DavUnreachable,
     RequestCounter,
 )
 from davsync.dav.bounds import (
@@ -42,8 +42,6 @@ from davsync.dav.bounds import (
     past_deadline,
     read_bounded,
 )
-from davsync.dav.collection import Collection
-from davsync.dav.discovery import find_collection
 from davsync.dav.hrefs import (
     origin,
     same_origin,
@@ -58,9 +56,6 @@ from davsync.dav.http import (
     http_client,
     origin_guard,
 )
-from davsync.dav.multistatus import (
-    error_conditions,
-)
 from davsync.dav.quirks import (
     UNKNOWN_SERVER,
     ServerInfo,
@@ -74,19 +69,6 @@ log = logging.getLogger(__name__)
 Consumer = Callable[[httpx.Response], None]
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS: Final = 5
-_REASON_CHARS: Final = 200
-
-
-def _tls_failure(exc: BaseException) -> str | None:
-    """What the TLS layer said, when that is why a request failed."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"certificate not trusted ({seen.verify_message})"
-        if isinstance(seen, ssl.SSLError):
-            return seen.reason or str(seen)
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 class DavClient:
@@ -172,17 +154,7 @@ class DavClient:
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="davsync-dav")
             return self._pool
 
-    # -- collections -----------------------------------------------------------------------
-
-    def open_collection(self, url: str, kind: Kind, displayname: str | None = None) -> Collection:
-        """A collection whose URL is already known (from state): no request is made."""
-        return Collection(self, urljoin(self.url, url), kind, exists=True, displayname=displayname)
-
-    def find_collection(
-        self, kind: Kind, name: str, displayname: str | None = None, *, create: bool = False
-    ) -> Collection:
-        """The collection <home>/<name>/ of the user's home of `kind` (`discovery.py`)."""
-        return find_collection(self, kind, name, displayname, create=create)
+    # -- what the client learned ---------------------------------------------------------
 
     def learn(self, server: ServerInfo) -> None:
         """Remember what server this is, the first time something tells us."""
@@ -221,7 +193,7 @@ class DavClient:
         for redirects in range(_MAX_REDIRECTS + 2):
             answered = self._retry.run(
                 partial(self._send, method, url, headers, content, limit, consume),
-                gave_up=partial(self._gave_up, method, url),
+                gave_up=partial(failures.gave_up, self.origin, method, url),
                 retry_server_errors=retry_server_errors, on_retry=on_retry,
             )
             response = answered.response
@@ -236,29 +208,14 @@ class DavClient:
         retries could not get past."""
         response, status = answered.response, answered.response.status_code
         if status == 401:
-            username = self._auth.authenticator.credentials()[0]
-            raise DavAuthError(
-                f"{self.origin} refused the credentials of user {username!r} (HTTP 401); "
-                "check the username and password (or re-provision the device)"
+            raise failures.refused_credentials(
+                self.origin, self._auth.authenticator.credentials()[0]
             )
         if not answered.exhausted:
             return response
         if status in RETRY_AFTER_STATUSES:
-            raise DavUnreachable(
-                f"{self.origin}: {method} {strip_userinfo(url)} still answered HTTP "
-                f"{status} after {answered.attempts} attempt(s); the server is overloaded or "
-                "down, try again later"
-            )
+            raise failures.overloaded(self.origin, method, url, status, answered.attempts)
         raise self.failure(method, url, response, f" after {answered.attempts} attempt(s)")
-
-    def _gave_up(
-        self, method: str, url: str, exc: httpx.TransportError, attempts: int
-    ) -> DavUnreachable:
-        return DavUnreachable(
-            f"{self.origin}: {method} {strip_userinfo(url)} failed after "
-            f"{attempts} attempt(s): {type(exc).__name__}. Check the server URL "
-            "and that the server is running and reachable."
-        )
 
     def _learn_from_401(self, response: httpx.Response) -> None:
         self.learn(identify(www_authenticate=response.headers.get("www-authenticate")))
@@ -277,26 +234,15 @@ class DavClient:
                     return read_bounded(response, limit)
                 return self._consumed(method, url, response, consume)
         except httpx.TransportError as exc:
-            refused = _tls_failure(exc)
+            refused = failures.tls_failure(exc)
             if refused is None:
                 raise  # the retry loop's to judge
-            raise DavUnreachable(  # a certificate does not fix itself: no retries
-                f"{self.origin}: TLS failed: {refused}. If the server's certificate "
-                "comes from a private CA, point SSL_CERT_FILE at that CA's certificate; "
-                "[server] verify_tls = false turns the check off."
-            ) from None
+            # a certificate does not fix itself: no retries
+            raise failures.tls_refused(self.origin, refused) from None
         except RequestOverdue:
-            raise DavUnreachable(
-                f"{self.origin}: {method} {strip_userinfo(url)} did not finish within "
-                f"{self._request_timeout:g} s; the server stalled or is far too slow. The run "
-                "stopped and keeps what it finished; try again later (or raise [server] "
-                "request_timeout)."
-            ) from None
+            raise failures.overdue(self.origin, method, url, self._request_timeout) from None
         except AnswerTooLarge as exc:
-            raise DavError(
-                f"{method} {strip_userinfo(url)} on {self.origin}: the answer is larger than "
-                f"{exc}; not read further"
-            ) from None
+            raise failures.too_large(self.origin, method, url, exc) from None
 
     def _consumed(
         self, method: str, url: str, response: httpx.Response, consume: Consumer
@@ -308,10 +254,7 @@ class DavClient:
         except httpx.TransportError as exc:
             if past_deadline():
                 raise RequestOverdue from None
-            raise DavUnreachable(
-                f"{self.origin}: {method} {strip_userinfo(url)} lost the connection while "
-                f"reading the answer ({type(exc).__name__}); try again later"
-            ) from None
+            raise failures.connection_lost(self.origin, method, url, exc) from None
         finally:
             response.close()
         return httpx.Response(207, request=response.request)
@@ -320,35 +263,16 @@ class DavClient:
         """Refuse, before any credential or data leaves, a URL off the configured origin: URLs
         learned from the server (home sets, collection and item hrefs) can point anywhere."""
         if not same_origin(url, self.origin):
-            raise DavError(
-                f"{self.origin} pointed davsync at {strip_userinfo(url)}, on another server; "
-                f"credentials and data are only sent to the configured {self.origin}. If that "
-                "server is the right one, configure it as [server] url."
-            )
+            raise failures.off_origin(self.origin, url)
 
     def _redirect_target(self, url: str, location: str, redirects: int) -> str:
         target = urljoin(url, location)
         if redirects > _MAX_REDIRECTS:
-            raise DavError(f"{strip_userinfo(url)}: more than {_MAX_REDIRECTS} redirects")
+            raise failures.too_many_redirects(url, _MAX_REDIRECTS)
         if not same_origin(target, self.origin):
-            raise DavError(
-                f"{strip_userinfo(url)} redirects to another server ({origin(target)}); "
-                "credentials are only sent to the configured one: configure that URL instead"
-            )
+            raise failures.redirected_off_origin(url, target)
         return target
 
     def failure(self, method: str, url: str, response: httpx.Response, extra: str = "") -> DavError:
         """A DavError naming the request and the server's short reason, without secrets."""
-        answer = f"HTTP {response.status_code}{extra}{self._reason(response)}"
-        return DavError(f"{method} {strip_userinfo(url)} on {self.origin}: {answer}",
-                        response.status_code, answer)
-
-    def _reason(self, response: httpx.Response) -> str:
-        conditions = error_conditions(response.content)
-        if conditions:
-            return ": " + ", ".join(sorted(c.rsplit("}", 1)[-1] for c in conditions))
-        text = " ".join(response.text.split())
-        for secret in self._auth.secrets():
-            text = text.replace(secret, "******")
-        text = text[:_REASON_CHARS]
-        return f": {text}" if text else ""
+        return failures.failure(self.origin, method, url, response, self._auth.secrets(), extra)

@@ -1,5 +1,6 @@
 """Discovery (RFC 6764, 6352, 4791): from the configured URL to the user's addressbook or
-calendar home, and the named collection in it.
+calendar home, and the named collection in it; or straight to a collection whose URL is known
+already (from state), with no request.
 
 Every URL discovery follows comes from the server, so every request still goes through
 `DavClient.request` and its origin rule; a name the account does not have is a configuration
@@ -42,6 +43,14 @@ def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
     return (f"[server] {noun}: the account has no {noun} named {name!r}; its {noun}s: "
             f"{listed}.{hint} Correct the name, or set create = true in [server] to create "
             f"{name!r}")
+
+
+def open_collection(
+    client: DavClient, url: str, kind: Kind, displayname: str | None = None
+) -> Collection:
+    """A collection whose URL is already known (from state): no request is made."""
+    return Collection(client, urljoin(client.url, url), kind, exists=True,
+                      displayname=displayname)
 
 
 def find_collection(

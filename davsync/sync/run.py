@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from davsync.dav.api import DavError, Probe
+from davsync.dav.discovery import find_collection, open_collection
 from davsync.report import CollectionReport
 from davsync.sources.base import SourceError
 from davsync.sync.collection import CollectionSync
@@ -72,7 +73,7 @@ class SyncRun:
         for target in targets:
             if target.url is None or target.probe is not None:
                 continue
-            remote = self.client.open_collection(target.url, target.kind,
+            remote = open_collection(self.client, target.url, target.kind,
                                                  displayname=target.name)
             target.remote = remote
             target.probe = self.client.executor().submit(_settle_probe, remote, target.early)
@@ -82,7 +83,7 @@ class SyncRun:
         target.remote, target.probe = None, None  # a target is run once per start_probes
         if remote is None:
             create = self.create and not self.options.pull_only
-            remote = self.client.find_collection(
+            remote = find_collection(self.client,
                 target.kind, target.name, displayname=target.name, create=create
             )
             self.store.save_collection(target.key, target.kind, remote.url)

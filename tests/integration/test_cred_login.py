@@ -26,6 +26,7 @@ from davsync.credentials.store import (
     save_id_token,
 )
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import find_collection
 from davsync.errors import EXIT_UNREACHABLE
 from davsync.secret import Secret
 from tests.fixtures.davsync_server import DavsyncServer, new_subject
@@ -168,7 +169,7 @@ def test_expired_login_asks_for_davsync_login(config: Path, front: DeviceFront) 
     loaded = load_config(config)
     auth = authenticator_for(loaded)
     with DavClient(dav_url_for(loaded, auth), auth) as client, pytest.raises(LoginRequired):
-        client.find_collection("contacts", "contacts")
+        find_collection(client, "contacts", "contacts")
     status = json.loads((config.parent / "state" / "auth-status.json").read_text())
     assert "run `davsync login`" in status["reason"]
     shown = _run(config, "whoami")

@@ -21,6 +21,7 @@ from davsync.credentials.authenticator import REPROVISION_FAILED, StatusFile
 from davsync.credentials.provision import LoginRequired
 from davsync.credentials.store import FileSecretStore, load_device, save_device
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import find_collection
 from davsync.errors import EXIT_UNREACHABLE, AuthError
 from tests.fixtures.davsync_server import DavsyncServer, new_subject
 from tests.fixtures.ports import free_port
@@ -220,7 +221,7 @@ def test_server_revoke_triggers_exactly_one_reprovision(
     config = load_config(install.config)
     auth = authenticator_for(config)
     with DavClient(dav_url_for(config, auth), auth) as client:
-        collection = client.find_collection("contacts", "contacts")
+        collection = find_collection(client, "contacts", "contacts")
         collection.ensure_exists()
     assert install.provisions() == 2
     new = load_device(install.store)
@@ -241,7 +242,7 @@ def test_reprovision_refused_exits_3_and_status_says_why(
     config = load_config(install.config)
     auth = authenticator_for(config)
     with DavClient(dav_url_for(config, auth), auth) as client, pytest.raises(AuthError) as info:
-        client.find_collection("contacts", "contacts")
+        find_collection(client, "contacts", "contacts")
     assert info.value.exit_code == EXIT_UNREACHABLE
     assert install.provisions() == 2  # the login, then exactly one failed attempt
     status = StatusFile(install.state / "auth-status.json").load()
@@ -265,7 +266,7 @@ def test_no_secret_appears_in_logs_or_output(
     config = load_config(install.config)
     auth = authenticator_for(config)
     with DavClient(dav_url_for(config, auth), auth) as client:
-        client.find_collection("contacts", "contacts").ensure_exists()
+        find_collection(client, "contacts", "contacts").ensure_exists()
     second = load_device(install.store)
     assert second is not None
     outputs += [install.run("-vv", "whoami", "--json").output, install.run("-vv", "logout").output]

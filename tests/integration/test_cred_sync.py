@@ -9,6 +9,7 @@ from pathlib import Path
 from davsync.credentials.store import load_device
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import find_collection
 from davsync.errors import EXIT_UNREACHABLE
 from tests.fixtures.davsync_server import DavsyncServer
 from tests.integration.test_cred_provision import Installation, install
@@ -42,7 +43,7 @@ def _server_uids(inst: Installation) -> set[str]:
     assert creds is not None
     auth = BasicAuthenticator(creds.username, creds.password)
     with DavClient(creds.dav_url, auth) as client:
-        collection = client.find_collection("contacts", "contacts")
+        collection = find_collection(client, "contacts", "contacts")
         fetched = list(collection.multiget(list(collection.list_etags())))
     uids = set()
     for item in fetched:

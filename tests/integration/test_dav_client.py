@@ -18,6 +18,7 @@ from davsync.dav.api import (
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import DavClient
 from davsync.dav.collection import Collection
+from davsync.dav.discovery import find_collection, open_collection
 from davsync.dav.multistatus import parse_multistatus
 from davsync.errors import ServerSettingError
 from davsync.secret import Secret
@@ -84,14 +85,14 @@ def client(dav_account: DavAccount) -> Iterator[DavClient]:
 
 @pytest.fixture
 def contacts(client: DavClient) -> Collection:
-    collection = client.find_collection("contacts", "contacts", displayname="Contacts")
+    collection = find_collection(client, "contacts", "contacts", displayname="Contacts")
     collection.ensure_exists()
     return collection
 
 
 @pytest.fixture
 def calendar(client: DavClient) -> Collection:
-    collection = client.find_collection("calendars", "calendar", displayname="Calendar")
+    collection = find_collection(client, "calendars", "calendar", displayname="Calendar")
     collection.ensure_exists()
     return collection
 
@@ -108,7 +109,7 @@ def resource_props(client: DavClient, collection: Collection) -> dict[str, objec
 def test_discovery_from_root_finds_home_and_identifies_radicale(dav_account: DavAccount) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        found = dav.find_collection("contacts", "friends", create=True)  # no listing of others
+        found = find_collection(dav, "contacts", "friends", create=True)  # no listing of others
     assert found.url == f"{dav_account.url}{dav_account.username}/friends/"
     assert found.exists is False
     assert dav.server.product == "radicale" and dav.server.version >= (3, 9)
@@ -118,11 +119,11 @@ def test_discovery_from_root_finds_home_and_identifies_radicale(dav_account: Dav
 
 def test_discovery_from_a_url_inside_the_account(dav_account: DavAccount) -> None:
     with make_client(dav_account) as dav:
-        dav.find_collection("calendars", "work").ensure_exists("Work")
+        find_collection(dav, "calendars", "work").ensure_exists("Work")
     inside = f"{dav_account.url}{dav_account.username}/work/"
     with make_client(dav_account, url=inside) as dav:
-        found = dav.find_collection("calendars", "work")
-        missing = dav.find_collection("calendars", "nothere", create=True)
+        found = find_collection(dav, "calendars", "work")
+        missing = find_collection(dav, "calendars", "nothere", create=True)
     assert found.url == inside and found.exists
     assert not found.can_bulk_create()
     assert missing.exists is False
@@ -133,13 +134,13 @@ def test_a_missing_collection_is_offered_for_creation_only_on_an_account_without
 ) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        first = dav.find_collection("calendars", "work")
+        first = find_collection(dav, "calendars", "work")
         assert first.exists is False  # the account has no calendar: this one may be made
         assert counter.count == 4  # root -> principal -> collection -> the home's listing
         first.ensure_exists("Work")
         with pytest.raises(ServerSettingError) as info:
-            dav.find_collection("calendars", "wrok")
-        assert dav.find_collection("contacts", "wrok").exists is False  # no addressbook yet
+            find_collection(dav, "calendars", "wrok")
+        assert find_collection(dav, "contacts", "wrok").exists is False  # no addressbook yet
     assert str(info.value) == (
         "[server] calendar: the account has no calendar named 'wrok'; its calendars: 'work'. "
         "Did you mean 'work'? Correct the name, or set create = true in [server] to create "
@@ -150,7 +151,7 @@ def test_a_missing_collection_is_offered_for_creation_only_on_an_account_without
 def test_open_collection_makes_no_request(dav_account: DavAccount) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        opened = dav.open_collection(f"/{dav_account.username}/x/", "contacts")
+        opened = open_collection(dav, f"/{dav_account.username}/x/", "contacts")
     assert counter.count == 0
     assert opened.url == f"{dav_account.url}{dav_account.username}/x/" and opened.exists
 
@@ -162,10 +163,10 @@ def test_created_collections_have_the_right_type_and_name(
         "types": {xb.COLLECTION, xb.ADDRESSBOOK}, "name": "Contacts"}
     assert resource_props(client, calendar) == {
         "types": {xb.COLLECTION, xb.CALENDAR}, "name": "Calendar"}
-    again = client.find_collection("contacts", "contacts")
+    again = find_collection(client, "contacts", "contacts")
     assert again.exists
     with pytest.raises(DavError, match="not a calendar"):
-        client.find_collection("calendars", "contacts")
+        find_collection(client, "calendars", "contacts")
 
 
 def test_conditional_create_update_delete(contacts: Collection) -> None:
@@ -239,7 +240,7 @@ def test_multiget_batches_and_missing_href(calendar: Collection) -> None:
 
 
 def test_bulk_create_contacts(client: DavClient) -> None:
-    collection = client.find_collection("contacts", "bulk", displayname="Bulk book")
+    collection = find_collection(client, "contacts", "bulk", displayname="Bulk book")
     assert collection.can_bulk_create()
     uids = [f"uid-{i}" for i in range(195)] + [
         "with space", "sl/ash", ".hidden", "ends.vcf", "ünïcödé"]
@@ -259,7 +260,7 @@ def test_bulk_create_contacts(client: DavClient) -> None:
 
 
 def test_bulk_create_calendar_with_recurrence_and_todo(client: DavClient) -> None:
-    collection = client.find_collection("calendars", "bulkcal", displayname="Bulk cal")
+    collection = find_collection(client, "calendars", "bulkcal", displayname="Bulk cal")
     items = [(f"event-{i}", vevent(f"event-{i}", day=1 + i % 28, tz=i < 3)) for i in range(48)]
     items += [("weekly-standup", RECURRING), ("todo/with slash", TODO)]
     created = collection.bulk_create(items)
@@ -275,7 +276,7 @@ def test_bulk_create_calendar_with_recurrence_and_todo(client: DavClient) -> Non
 
 
 def test_bulk_create_sends_overlong_uids_one_by_one(client: DavClient) -> None:
-    collection = client.find_collection("contacts", "longuids")
+    collection = find_collection(client, "contacts", "longuids")
     long_uid = "x" * 300
     created = collection.bulk_create([("short", vcard("short")), (long_uid, vcard(long_uid))])
     assert created[long_uid].href == collection.href_for(long_uid)
@@ -286,10 +287,10 @@ def test_wrong_password_is_an_auth_error_after_one_request(dav_account: DavAccou
     counter = RequestCounter()
     with make_client(dav_account, password="wrong", counter=counter) as dav:
         with pytest.raises(DavAuthError) as info:
-            dav.find_collection("contacts", "contacts")
+            find_collection(dav, "contacts", "contacts")
         assert counter.count == 1
         with pytest.raises(DavAuthError):
-            dav.open_collection(dav_account.url + "u/c/", "contacts").probe()
+            open_collection(dav, dav_account.url + "u/c/", "contacts").probe()
         assert counter.count == 2
     message = str(info.value)
     assert dav_account.username in message and "127.0.0.1" in message
@@ -299,7 +300,7 @@ def test_wrong_password_is_an_auth_error_after_one_request(dav_account: DavAccou
 def test_counter_counts_every_request_by_method(dav_account: DavAccount) -> None:
     counter = RequestCounter()
     with make_client(dav_account, counter=counter) as dav:
-        collection = dav.find_collection("contacts", "counted", create=True)
+        collection = find_collection(dav, "contacts", "counted", create=True)
         collection.ensure_exists()
         collection.create(collection.href_for("a"), vcard("a"))
         collection.probe()
@@ -320,7 +321,7 @@ def test_unreachable_server_is_dav_unreachable() -> None:
         DavClient(url, auth, counter=counter, sleep=slept.append, max_retries=2) as dav,
         pytest.raises(DavUnreachable, match=r"127\.0\.0\.1"),
     ):
-        dav.find_collection("contacts", "x")
+        find_collection(dav, "contacts", "x")
     assert counter.count == 3 and len(slept) == 2
 
 
@@ -341,7 +342,7 @@ def test_multiget_bisects_a_failing_batch_down_to_the_bad_href(
     auth = BasicAuthenticator(dav_account.username, Secret(dav_account.password))
     with DavClient(dav_account.url, auth, counter=counter, transport=PoisonTransport(),
                    multiget_batch=8, sleep=lambda _: None, max_retries=1) as dav:
-        collection = dav.find_collection("contacts", "bisect")
+        collection = find_collection(dav, "contacts", "bisect")
         collection.ensure_exists()
         hrefs = [collection.href_for(f"p{i}") for i in range(16)]
         for i, href in enumerate(hrefs):
@@ -358,7 +359,7 @@ def test_multiget_bisects_a_failing_batch_down_to_the_bad_href(
 
 
 def test_bulk_create_refuses_repeated_uids_before_any_request(client: DavClient) -> None:
-    collection = client.find_collection("contacts", "dupes")
+    collection = find_collection(client, "contacts", "dupes")
     before = client.counter.count
     with pytest.raises(DavError, match="'a' repeats"):
         collection.bulk_create([("a", vcard("a")), ("b", vcard("b")), ("a", vcard("a"))])
@@ -367,7 +368,7 @@ def test_bulk_create_refuses_repeated_uids_before_any_request(client: DavClient)
 
 def test_ensure_exists_accepts_a_collection_created_meanwhile(dav_account: DavAccount) -> None:
     with make_client(dav_account) as first, make_client(dav_account) as second:
-        mine = first.find_collection("calendars", "race")
-        second.find_collection("calendars", "race").ensure_exists()
+        mine = find_collection(first, "calendars", "race")
+        find_collection(second, "calendars", "race").ensure_exists()
         mine.ensure_exists()  # 409 from the server, then a PROPFIND shows it is a calendar
         assert mine.exists and mine.probe().ctag

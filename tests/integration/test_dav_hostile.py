@@ -18,6 +18,7 @@ import pytest
 
 from davsync.dav.basic_auth import BasicAuthenticator
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import find_collection
 from davsync.secret import Secret
 from tests.fixtures.proxy import LoopbackProxy, Reply, Request, flood
 from tests.fixtures.radicale import DavAccount
@@ -108,7 +109,7 @@ def test_hrefs_outside_the_collection_are_never_synced_and_reported_once(
 ) -> None:
     auth = BasicAuthenticator(dav_account.username, Secret(dav_account.password))
     with DavClient(dav_account.url, auth) as dav:
-        other = dav.find_collection("contacts", "other")
+        other = find_collection(dav, "contacts", "other")
         other.ensure_exists()
         other.create(other.href_for("evil"), vcard("evil"))
     extra = (f'<response xmlns="DAV:"><href>../other/evil.vcf</href><propstat><prop>'

@@ -19,6 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from davsync.dav.client import DavClient
 from davsync.dav.collection import Collection
+from davsync.dav.discovery import find_collection
 from davsync.secret import Secret
 from tests.integration.test_sync_radicale import Account
 from tests.unit.test_sync_statemachine import SyncMachine
@@ -83,7 +84,7 @@ def test_sync_state_machine_against_a_real_server(account: Account) -> None:
                 super().__init__()
                 name = f"sm{next(_names)}-{uuid.uuid4().hex[:6]}"
                 self.rig.remote = RealRemote(  # type: ignore[assignment]
-                    client.find_collection("contacts", name, create=True), account)
+                    find_collection(client, "contacts", name, create=True), account)
 
             def teardown(self) -> None:
                 self.sync()  # every example ends with a checked sync, however short it is

@@ -17,6 +17,7 @@ import pytest
 from davsync.cli import _exit_status
 from davsync.dav.api import RequestCounter, basic_authorization
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import open_collection
 from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
 from davsync.dav.tls import tls_context
 from davsync.dav.xmlbodies import PROBE_PROPS, propfind
@@ -57,7 +58,7 @@ def test_a_207_with_a_ctag_is_the_probe_and_teaches_the_reports(
     client: tuple[DavClient, RequestCounter],
 ) -> None:
     dav, counter = client
-    remote = dav.open_collection(COLLECTION, "contacts")
+    remote = open_collection(dav, COLLECTION, "contacts")
     probe = remote.read_probe(207, CTAG_ANSWER)
     assert probe is not None and probe.ctag == '"abc"'
     assert remote.supports_sync_collection()  # learned from the same answer
@@ -78,7 +79,7 @@ def test_a_207_with_a_ctag_is_the_probe_and_teaches_the_reports(
 def test_anything_else_is_not_used_so_the_run_probes_again(
     client: tuple[DavClient, RequestCounter], status: int, content: bytes
 ) -> None:
-    remote = client[0].open_collection(COLLECTION, "contacts")
+    remote = open_collection(client[0], COLLECTION, "contacts")
     assert remote.read_probe(status, content) is None
 
 
@@ -190,7 +191,7 @@ def test_discovery_keeps_what_it_saw_as_the_first_probe() -> None:
     counter = RequestCounter()
     with DavClient(COLLECTION, FixedAuth(), counter=counter,
                    transport=httpx.MockTransport(server)) as dav:
-        remote = dav.open_collection(COLLECTION, "contacts")
+        remote = open_collection(dav, COLLECTION, "contacts")
         remote.load()
     assert remote.exists and counter.count == 1
     assert remote.loaded_probe is not None and remote.loaded_probe.ctag == '"abc"'

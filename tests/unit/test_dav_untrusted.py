@@ -22,6 +22,7 @@ import davsync.dav.multiget as multiget_module
 from davsync.dav.api import DavError, DavUnreachable, RequestCounter
 from davsync.dav.bounds import LISTING, SMALL, AnswerLimit, install_deadline
 from davsync.dav.client import DavClient
+from davsync.dav.discovery import find_collection, open_collection
 from davsync.dav.earlyprobe import EarlyProbe
 from davsync.dav.hrefs import is_member, normalize_href, same_origin, without_userinfo
 from davsync.secret import Secret
@@ -106,7 +107,7 @@ def test_a_home_set_on_another_server_is_refused_before_any_request_goes_there()
             "<status>HTTP/1.1 200 OK</status></propstat></response>"))
 
     with mock_client(handler) as dav, pytest.raises(DavError) as info:
-        dav.find_collection("contacts", "contacts")
+        find_collection(dav, "contacts", "contacts")
     assert all(url.startswith(BASE) for url in sent)
     assert "http://evil.example:81/alice/contacts/" in str(info.value)
     assert "[server] url" in str(info.value) and "s3cret" not in str(info.value)
@@ -120,7 +121,7 @@ def test_writes_and_deletes_only_touch_items_of_the_collection() -> None:
         return httpx.Response(204)
 
     with mock_client(handler) as dav:
-        remote = dav.open_collection(COLLECTION, "contacts")
+        remote = open_collection(dav, COLLECTION, "contacts")
         for href in ("/alice/other/evil.vcf", "http://evil.example/alice/contacts/a.vcf",
                      "../other/x.vcf"):
             with pytest.raises(DavError, match="not an item of"):
@@ -154,7 +155,7 @@ def test_listings_ignore_and_report_once_what_is_not_in_the_collection(
             *(item(h, data="BEGIN:VCARD") for h in OUTSIDE)))
 
     with mock_client(handler) as dav:
-        remote = dav.open_collection(COLLECTION, "contacts")
+        remote = open_collection(dav, COLLECTION, "contacts")
         delta = remote.sync(None)
         again = remote.sync(None)
         etags = remote.list_etags()
@@ -243,7 +244,7 @@ def test_an_answer_over_its_limit_is_refused_without_quoting_it() -> None:
     huge = b"<" + b"x" * (SMALL.size + 10) + b"/>"
     with (mock_client(lambda _: httpx.Response(207, content=huge)) as dav,
           pytest.raises(DavError) as info):
-        dav.open_collection(COLLECTION, "contacts").probe()
+        open_collection(dav, COLLECTION, "contacts").probe()
     message = str(info.value)
     assert "larger than 1 MiB" in message and len(message) < 400 and "xxxx" not in message
 
@@ -254,7 +255,7 @@ def test_a_compressed_answer_is_limited_by_what_it_unpacks_to() -> None:
     answer = httpx.Response(207, content=bomb, headers={"Content-Encoding": "gzip"})
     with (mock_client(lambda _: answer) as dav,
           pytest.raises(DavError, match="larger than 1 MiB")):
-        dav.open_collection(COLLECTION, "contacts").probe()
+        open_collection(dav, COLLECTION, "contacts").probe()
 
 
 def test_a_real_ten_thousand_item_sync_answer_fits_the_listing_limit() -> None:
@@ -264,7 +265,7 @@ def test_a_real_ten_thousand_item_sync_answer_fits_the_listing_limit() -> None:
     body = multistatus(*responses, token="http://radicale.org/ns/sync/" + "f" * 64)
     assert len(body) < LISTING.size // 4
     with mock_client(lambda _: httpx.Response(207, content=body)) as dav:
-        delta = dav.open_collection(COLLECTION, "contacts").sync(None)
+        delta = open_collection(dav, COLLECTION, "contacts").sync(None)
     assert len(delta.changed) == 10_000
 
 
@@ -280,7 +281,7 @@ def test_a_multiget_over_its_limit_is_split_until_it_fits(
             *(item(h, data=photo if "big" not in h else photo * 2) for h in hrefs)))
 
     with mock_client(handler, multiget_batch=4) as dav:
-        remote = dav.open_collection(COLLECTION, "contacts")
+        remote = open_collection(dav, COLLECTION, "contacts")
         fetched = list(remote.multiget(["a.vcf", "b.vcf", "c.vcf", "big.vcf"]))
     assert sorted((f.href.rsplit("/", 1)[1], f.data is not None) for f in fetched) == [
         ("a.vcf", True), ("b.vcf", True), ("big.vcf", False), ("c.vcf", True)]

@@ -127,11 +127,13 @@ def _tls(config: Config, client: DavClient) -> str:
 
 
 def _check_collections(config: Config, client: DavClient, found: Found) -> None:
+    from davsync.dav.discovery import find_collection
+
     create = config.server.create
     for kind, name, _ in configured_collections(config):
         label = f"collection {kind} {name!r}"
         try:
-            collection = client.find_collection(kind, name, create=create)
+            collection = find_collection(client, kind, name, create=create)
         except ServerSettingError as exc:
             where = "discovery" if str(exc).startswith("[server] url") else label
             found.fail(where, f"{config.path} {exc}")
