@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from davsync.devtools.radicale_local import start_radicale
 from davsync.sync.values import SyncResult
 
 SAMPLES = Path(__file__).resolve().parent / "samples"  # package data: ships in the wheel
+_CLI = [sys.executable, "-m", "davsync.cli"]  # a davsync command in this interpreter
 
 
 def say(text: str = "") -> None:
@@ -175,71 +177,89 @@ def daemon_demo(work: Path, laptop: Path, conf_phone: Config) -> None:
 
 def provision_demo(work: Path) -> None:
     """Development issuer -> ID token -> device password -> sync; then a revocation heals."""
-    import json
     import os
-    import shlex
-    import subprocess
 
-    from davsync.app.credentials import auth_status
-    from davsync.devtools.net import free_port, wait_listening
+    from davsync.devtools.net import wait_listening
     from davsync.server.devissuer import DevIssuer
 
     say("== 2. Device credentials from an identity provider (davsync server + dev issuer) ==")
     os.environ["DAVSYNC_KEYRING"] = "0"  # the demo keeps its credentials in its own folder
     root = work / "provisioned"
     root.mkdir()
-    cli = [sys.executable, "-m", "davsync.cli"]
     with DevIssuer() as issuer:
-        port = free_port()
-        server_toml = root / "server.toml"
-        server_toml.write_text(
-            f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{root / "server-data"}"\n\n'
-            f'[[issuers]]\nissuer = "{issuer.url}"\nclient_id = "davsync-demo"\n',
-            encoding="utf-8",
-        )
-        with (root / "server.log").open("wb") as log:
-            proc = subprocess.Popen([*cli, "--config", str(server_toml), "server"],
-                                    stdout=log, stderr=subprocess.STDOUT)
+        server_toml, port, proc = _start_server(root, issuer.url)
         try:
             wait_listening(port, proc=proc)
             say(f"  dev issuer {issuer.url}; davsync server (Radicale + provisioning) on "
                 f"http://127.0.0.1:{port}/")
-            device = root / "tablet"
-            shutil.copytree(SAMPLES / "contacts", device / "contacts")
-            (device / "calendars").mkdir()
-            token_cmd = shlex.join([*cli, "server", "dev-token", "--issuer", issuer.url,
-                                    "--audience", "davsync-demo", "alice@example.org"])
-            config_path = root / "tablet.toml"
-            config_path.write_text(
-                '[server]\nauth = "provision"\n'
-                f'provision_url = "http://127.0.0.1:{port}/.well-known/davsync/provision"\n'
-                f"assertion_command = {json.dumps(token_cmd)}\n"
-                'device_name = "demo-tablet"\n\n'
-                f'[device]\ncontacts = "{device / "contacts"}"\n'
-                f'calendars = "{device / "calendars"}"\n\n[state]\ndir = "{device / "state"}"\n',
-                encoding="utf-8",
-            )
-            config = load_config(config_path)
-            summary("tablet: first sync", run_sync(config))
-            status = auth_status(config)
-            say(f"  signed in as {status['username']} on {status['server']}, "
-                f"device {status['device_id']}")
-            creds = device / "state" / "credentials.json"
-            if creds.exists():
-                say(f"  device password stored in {creds} (mode {creds.stat().st_mode & 0o777:o})")
-            subprocess.run([*cli, "--config", str(server_toml), "server", "revoke",
-                            str(status["username"]), str(status["device_id"])], check=True,
-                           capture_output=True)
-            say("  the server admin revoked this device; the tablet edits a contact and syncs:")
-            card = sorted((device / "contacts").glob("*.vcf"))[1]
-            replace_in(card, "END:VCARD", "NOTE:Edited on the tablet\r\nEND:VCARD")
-            summary("tablet: sync after revocation", run_sync(config))
-            after = auth_status(config)
-            say(f"  got 401, re-provisioned once by itself: state {after.get('state')}, "
-                f"device {after['device_id']}")
+            config = _tablet_config(root, port, issuer.url)
+            _revocation_heals(config, server_toml, root / "tablet")
         finally:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+def _start_server(root: Path, issuer_url: str) -> tuple[Path, int, subprocess.Popen[bytes]]:
+    """`davsync server` trusting the dev issuer, on a free port, logging to server.log."""
+    from davsync.devtools.net import free_port
+
+    port = free_port()
+    server_toml = root / "server.toml"
+    server_toml.write_text(
+        f'[server]\nlisten = "127.0.0.1:{port}"\ndata_dir = "{root / "server-data"}"\n\n'
+        f'[[issuers]]\nissuer = "{issuer_url}"\nclient_id = "davsync-demo"\n',
+        encoding="utf-8",
+    )
+    with (root / "server.log").open("wb") as log:
+        proc = subprocess.Popen([*_CLI, "--config", str(server_toml), "server"],
+                                stdout=log, stderr=subprocess.STDOUT)
+    return server_toml, port, proc
+
+
+def _tablet_config(root: Path, port: int, issuer_url: str) -> Config:
+    """A tablet with the sample contacts that signs in with a dev token (auth = provision)."""
+    import json
+    import shlex
+
+    device = root / "tablet"
+    shutil.copytree(SAMPLES / "contacts", device / "contacts")
+    (device / "calendars").mkdir()
+    token_cmd = shlex.join([*_CLI, "server", "dev-token", "--issuer", issuer_url,
+                            "--audience", "davsync-demo", "alice@example.org"])
+    config_path = root / "tablet.toml"
+    config_path.write_text(
+        '[server]\nauth = "provision"\n'
+        f'provision_url = "http://127.0.0.1:{port}/.well-known/davsync/provision"\n'
+        f"assertion_command = {json.dumps(token_cmd)}\n"
+        'device_name = "demo-tablet"\n\n'
+        f'[device]\ncontacts = "{device / "contacts"}"\n'
+        f'calendars = "{device / "calendars"}"\n\n[state]\ndir = "{device / "state"}"\n',
+        encoding="utf-8",
+    )
+    return load_config(config_path)
+
+
+def _revocation_heals(config: Config, server_toml: Path, device: Path) -> None:
+    """First sync provisions the tablet; the admin revokes it; the next sync re-provisions."""
+    from davsync.app.credentials import auth_status
+
+    summary("tablet: first sync", run_sync(config))
+    status = auth_status(config)
+    say(f"  signed in as {status['username']} on {status['server']}, "
+        f"device {status['device_id']}")
+    creds = device / "state" / "credentials.json"
+    if creds.exists():
+        say(f"  device password stored in {creds} (mode {creds.stat().st_mode & 0o777:o})")
+    subprocess.run([*_CLI, "--config", str(server_toml), "server", "revoke",
+                    str(status["username"]), str(status["device_id"])], check=True,
+                   capture_output=True)
+    say("  the server admin revoked this device; the tablet edits a contact and syncs:")
+    card = sorted((device / "contacts").glob("*.vcf"))[1]
+    replace_in(card, "END:VCARD", "NOTE:Edited on the tablet\r\nEND:VCARD")
+    summary("tablet: sync after revocation", run_sync(config))
+    after = auth_status(config)
+    say(f"  got 401, re-provisioned once by itself: state {after.get('state')}, "
+        f"device {after['device_id']}")
 
 
 def backup_demo(work: Path) -> None:

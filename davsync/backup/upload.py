@@ -1,4 +1,5 @@
-"""Uploading files: big ones in parts through a bounded pool, small ones packed together.
+"""Uploading files: big ones in parts through a bounded pool (`multipart.py`, parts built by
+`parts.py`), small ones packed together.
 
 Memory stays bounded whatever the file sizes: a file is read one part (`part_size`) at a time,
 and a shared pool of buffer tokens caps how many parts exist at once, across all workers.
@@ -7,28 +8,23 @@ and a shared pool of buffer tokens caps how many parts exist at once, across all
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
 
-from davsync.backup.index import Index, MultipartState
+from davsync.backup.index import Index
 from davsync.backup.model import Record, ScannedFile, undeleted
+from davsync.backup.multipart import MultipartUpload
+from davsync.backup.parts import SEGMENT, read_part
 from davsync.backup.progress import Progress
 from davsync.backup.repo import (
     Repository,
 )
 from davsync.backup.scan import FileChanged, hash_file, same_file
-from davsync.backup.store import NotFound, Part, StoreError
+from davsync.backup.store import StoreError
 
-if TYPE_CHECKING:
-    from davsync.backup.format import Encryptor
-
-log = logging.getLogger(__name__)
-SEGMENT = 1 << 20   # format.DEFAULT_SEGMENT_SIZE; format (and OpenSSL) loads only to upload
 PACK_FILE_MAX = 512 * 1024      # files up to this size share pack objects...
 PACK_TARGET = 8 << 20           # ...of about this size (one request instead of hundreds)
 PACK_MAX_FILES = 1000
@@ -49,7 +45,8 @@ class Cancelled(Exception):
 
 
 class Uploader:
-    """Uploads one file at a time per calling thread; parts of big files go to `part_pool`."""
+    """Uploads one file at a time per calling thread: small ones packed, one part's worth
+    in one request, bigger ones through `MultipartUpload` (parts go to `part_pool`)."""
 
     def __init__(self, repo: Repository, index: Index, part_size: int, progress: Progress,
                  part_pool: ThreadPoolExecutor, buffers: int, now: float,
@@ -71,6 +68,8 @@ class Uploader:
         self.now = now
         self.gate = gate
         self.cancel = cancel or threading.Event()
+        self.multipart = MultipartUpload(repo, index, part_size, progress, part_pool,
+                                         self.tokens, fmt, self._check_cancel)
 
     def _check_cancel(self) -> None:
         """Called before each file, pack and part: a stopped run starts nothing new (a part
@@ -185,24 +184,8 @@ class Uploader:
             return self._record(f, obj, sha, stored)
         self.index.add_pending(obj, stored)
         single = f.size <= self.part_size
-        sha = self._put_single(f, obj) if single else self._put_multipart(f, obj)
+        sha = self._put_single(f, obj) if single else self.multipart.put(f, obj)
         return self._record(f, obj, sha, stored)
-
-    def _read_part(self, fh: BinaryIO, enc: Encryptor | None, number: int, per_part: int,
-                   total_segments: int, digest: hashlib._Hash, keep: bool) -> tuple[bytearray, int]:
-        """Part `number` (1-based) as stored, built one segment at a time so that at most one
-        segment of plaintext exists beside it; with `keep` False only the hash is updated."""
-        first = (number - 1) * per_part
-        body = bytearray(enc.header if enc is not None and number == 1 and keep else b"")
-        plain_len = 0
-        for index in range(first, min(first + per_part, total_segments)):
-            segment = fh.read(SEGMENT)
-            digest.update(segment)
-            plain_len += len(segment)
-            if keep:
-                body += segment if enc is None else enc.segment(
-                    index, segment, index == total_segments - 1)
-        return body, plain_len
 
     def _put_single(self, f: ScannedFile, obj: str) -> str:
         digest = hashlib.sha256()
@@ -210,7 +193,7 @@ class Uploader:
             enc = self.fmt.Encryptor(self.repo.keys.data, SEGMENT) \
                 if self.repo.client_side else None
             total = self.fmt.segment_count(f.size, SEGMENT)
-            body, plain_len = self._read_part(fh, enc, 1, total, total, digest, True)
+            body, plain_len = read_part(fh, enc, 1, total, total, digest, True)
             if plain_len != f.size or fh.read(1):
                 raise FileChanged("changed size while being read; it will be backed up on the "
                                   "next run")
@@ -218,97 +201,6 @@ class Uploader:
             self.store.put(obj, body)
         self.progress.advance(f.size)
         return digest.hexdigest()
-
-    def _resume_state(self, f: ScannedFile,
-                      obj: str) -> tuple[MultipartState | None, dict[int, Part]]:
-        state = self.index.multipart(obj)
-        if state is None:
-            return None, {}
-        if (state.size, state.mtime_ns, state.inode, state.part_size) == (
-                f.size, f.mtime_ns, f.inode, self.part_size):
-            try:
-                parts = self.store.list_parts(obj, state.upload_id)
-                log.info("%s: resuming upload, %d part(s) already stored", f.path, len(parts))
-                return state, {p.number: p for p in parts}
-            except NotFound:
-                pass
-        else:
-            self.store.abort_multipart(obj, state.upload_id)
-        self.index.drop_multipart(obj)
-        return None, {}
-
-    def _put_multipart(self, f: ScannedFile, obj: str) -> str:
-        state, done = self._resume_state(f, obj)
-        if state is None:
-            upload_id = self.store.create_multipart(obj)
-            fresh = self.fmt.Encryptor(self.repo.keys.data, SEGMENT) \
-                if self.repo.client_side else None
-            state = MultipartState(obj, upload_id, f.size, f.mtime_ns, f.inode,
-                                   fresh.salt if fresh else None,
-                                   fresh.nonce_prefix if fresh else None, self.part_size)
-            self.index.save_multipart(state)
-        enc = None
-        if self.repo.client_side:
-            enc = self.fmt.Encryptor(self.repo.keys.data, SEGMENT, state.salt, state.nonce_prefix)
-        total_segments = self.fmt.segment_count(f.size, SEGMENT)
-        per_part = self.part_size // SEGMENT
-        part_count = -(-total_segments // per_part)
-        digest = hashlib.sha256()
-        futures: list[Future[Part]] = []
-        parts: list[Part] = []
-        try:
-            with open(f.path, "rb") as fh:
-                for number in range(1, part_count + 1):
-                    for fut in futures:
-                        if fut.done() and fut.exception() is not None:
-                            fut.result()  # a part failed: stop reading, keep the rest resumable
-                    self._check_cancel()
-                    stored = done.get(number)
-                    if stored is not None and stored.size == self._part_size(
-                            number, part_count, f.size):
-                        _, plain_len = self._read_part(fh, enc, number, per_part,
-                                                       total_segments, digest, False)
-                        parts.append(stored)
-                        self.progress.advance(plain_len)
-                        continue
-                    self.tokens.acquire()
-                    try:
-                        body, plain_len = self._read_part(fh, enc, number, per_part,
-                                                          total_segments, digest, True)
-                    except BaseException:
-                        self.tokens.release()
-                        raise
-                    futures.append(self.part_pool.submit(
-                        self._send_part, obj, state.upload_id, number, body, plain_len))
-                    del body
-                if fh.read(1):
-                    raise FileChanged("grew while being read; it will be backed up next run")
-                same_file(fh, f)
-            parts.extend(fut.result() for fut in futures)
-        finally:
-            for fut in futures:
-                fut.exception()  # wait, so no part is still in flight when we return
-        self.store.complete_multipart(obj, state.upload_id, parts)
-        self.index.drop_multipart(obj)
-        return digest.hexdigest()
-
-    def _part_size(self, number: int, part_count: int, size: int) -> int:
-        """Stored size of part `number`: what ListParts must report for it to count as done."""
-        plain = self.part_size if number < part_count else size - self.part_size * (part_count - 1)
-        if not self.repo.client_side:
-            return plain
-        header = 36 if number == 1 else 0
-        return header + plain + 16 * -(-plain // SEGMENT)
-
-    def _send_part(self, obj: str, upload_id: str, number: int, body: bytearray,
-                   plain: int) -> Part:
-        try:
-            part = self.store.upload_part(obj, upload_id, number, body)
-        finally:
-            self.tokens.release()
-        self.progress.advance(plain)
-        return part
-
 
 
 def upload_one(uploader: Uploader, f: ScannedFile, prev: Record | None,

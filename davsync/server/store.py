@@ -1,10 +1,11 @@
 """The credential store: accounts keyed by (iss, sub), their devices' and app passwords' hashes,
 and the admin's blocks.
 
-SQLite in WAL mode, file mode 0600, shared by the running server and the admin commands
-(`davsync server revoke` in another process takes effect on the server's next request).
-Only slow salted hashes (argon2id) of passwords are stored, never the passwords.
-Every revocation bumps `generation`, which login caches compare on each request.
+The file (SQLite in WAL mode, mode 0600, shared by the running server and the admin commands:
+`davsync server revoke` in another process takes effect on the server's next request), its
+schema and its lock are `credential_db.py`'s. Only slow salted hashes (argon2id) of
+passwords are stored, never the passwords. Every revocation bumps `generation`, which login
+caches compare on each request.
 
 A credential is a row of `devices`: `kind` "device" (a davsync client, provisioned with an
 identity assertion) or "app" (an app password for a standard CardDAV/CalDAV client, made by
@@ -18,61 +19,18 @@ import base64
 import hashlib
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from davsync.errors import DavsyncError
 from davsync.secret import Secret
-from davsync.sqlite import Version, migrate, open_db
+from davsync.server.credential_db import CredentialDB, bump_generation
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0), ('schema', 1);
-CREATE TABLE IF NOT EXISTS accounts (
-    username TEXT PRIMARY KEY,
-    iss TEXT NOT NULL,
-    sub TEXT NOT NULL,
-    email TEXT,
-    created REAL NOT NULL,
-    UNIQUE (iss, sub)
-);
-CREATE TABLE IF NOT EXISTS devices (
-    username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
-    device_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    password_hash TEXT,
-    created REAL NOT NULL,
-    provisioned REAL NOT NULL,
-    last_used REAL,
-    revoked REAL,
-    PRIMARY KEY (username, device_id)
-);
-"""
-# Append only: step N turns schema N into N + 1. Step 1 -> 2: app passwords and blocks.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    ALTER TABLE devices ADD COLUMN kind TEXT NOT NULL DEFAULT 'device';
-    ALTER TABLE devices ADD COLUMN blocked REAL;
-    ALTER TABLE accounts ADD COLUMN blocked REAL
-    """,
-    # 2 -> 3: the daemon mode an admin set for an account (NULL: the device's own config).
-    """
-    ALTER TABLE accounts ADD COLUMN mode TEXT
-    """,
-)
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
-_SCHEMA_SLOT = Version(  # older than the use of user_version: the number lives in meta
-    read="SELECT value FROM meta WHERE key = 'schema'",
-    write="UPDATE meta SET value = {number} WHERE key = 'schema'",
-)
 DEVICE = "device"
 APP = "app"
 LOCAL_ISSUER = "local"  # accounts the admin made with `app-password --create`: no identity
@@ -152,7 +110,8 @@ class Account:
 
 
 class CredentialStore:
-    """Thread-safe access to the credential database (one connection behind a lock).
+    """Accounts, their credentials and the admin's blocks, over the credential database
+    (`credential_db.CredentialDB`: the file, its schema, the lock).
 
     Password hashing and checking happen outside the lock: they are the slow part.
     """
@@ -166,52 +125,14 @@ class CredentialStore:
         self.path = path
         self.hasher = hasher or default_hasher()
         self.clock = clock
-        self._lock = threading.Lock()
-        self._db = self._open(path)
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = open_db(path, timeout=10.0)
-        db.execute("PRAGMA foreign_keys = ON")
-        db.executescript(SCHEMA)
-        migrate(db, MIGRATIONS, what="credential store", path=path, first=1,
-                version=_SCHEMA_SLOT, error=DavsyncError)
-        return db
+        self._db = CredentialDB(path)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _one(self, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
-        """One row, with the statement closed at once: an open SELECT would pin an old WAL
-        snapshot, and this connection would miss revocations made by other processes."""
-        with self._lock:
-            cursor = self._db.execute(sql, args)
-            try:
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        return None if row is None else tuple(row)
-
-    def _bump_generation(self, db: sqlite3.Connection) -> None:
-        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+        self._db.close()
 
     def generation(self) -> int:
         """Changes whenever a device password stops being valid; cheap enough for every request."""
-        row = self._one("SELECT value FROM meta WHERE key = 'generation'")
-        assert row is not None
-        return int(row[0])
+        return self._db.generation()
 
     def provision(
         self,
@@ -232,8 +153,8 @@ class CredentialStore:
         password = new_device_password()
         password_hash = self.hasher.hash(password.reveal())
         now = self.clock()
-        with self._write() as db:
-            self._upsert_account(db, username, iss, sub, email, now)
+        with self._db.write() as db:
+            _upsert_account(db, username, iss, sub, email, now)
             blocked = db.execute(
                 "SELECT 1 FROM devices WHERE username = ? AND device_id = ?"
                 " AND blocked IS NOT NULL", (username, device_id),
@@ -247,7 +168,7 @@ class CredentialStore:
                 (device_name, password_hash, now, username, device_id),
             ).rowcount
             if replaced:
-                self._bump_generation(db)
+                bump_generation(db)
             else:
                 db.execute(
                     "INSERT INTO devices (username, device_id, name, password_hash, created,"
@@ -256,21 +177,9 @@ class CredentialStore:
                 )
         return username, password
 
-    def _upsert_account(self, db: sqlite3.Connection, username: str, iss: str, sub: str,
-                        email: str | None, now: float) -> None:
-        """Create the account or refresh its e-mail; Blocked if the admin blocked it."""
-        db.execute(
-            "INSERT INTO accounts (username, iss, sub, email, created) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (username) DO UPDATE SET email = coalesce(excluded.email, email)",
-            (username, iss, sub, email, now),
-        )
-        if db.execute("SELECT blocked FROM accounts WHERE username = ?",
-                      (username,)).fetchall()[0][0] is not None:
-            raise Blocked("account", username)
-
     def create_local_account(self, username: str) -> bool:
         """An account without an identity (for app passwords only); False if it exists."""
-        with self._write() as db:
+        with self._db.write() as db:
             return bool(db.execute(
                 "INSERT INTO accounts (username, iss, sub, created) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING", (username, LOCAL_ISSUER, username, self.clock()),
@@ -294,9 +203,9 @@ class CredentialStore:
         password_hash = self.hasher.hash(password.reveal())
         app_id = new_app_id()
         now = self.clock()
-        with self._write() as db:
+        with self._db.write() as db:
             if identity is not None:
-                self._upsert_account(db, username, *identity[:2], identity[2], now)
+                _upsert_account(db, username, *identity[:2], identity[2], now)
             else:
                 row = db.execute("SELECT blocked FROM accounts WHERE username = ?",
                                  (username,)).fetchall()
@@ -315,14 +224,13 @@ class CredentialStore:
 
     def check_password(self, username: str, password: str) -> str | None:
         """The id of the active device of `username` whose password this is, else None."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT d.device_id, d.password_hash FROM devices d JOIN accounts a"
-                " USING (username) WHERE d.username = ? AND a.blocked IS NULL"
-                " AND d.revoked IS NULL AND d.password_hash IS NOT NULL"
-                " ORDER BY coalesce(d.last_used, d.provisioned) DESC",
-                (username,),
-            ).fetchall()
+        rows = self._db.all(
+            "SELECT d.device_id, d.password_hash FROM devices d JOIN accounts a"
+            " USING (username) WHERE d.username = ? AND a.blocked IS NULL"
+            " AND d.revoked IS NULL AND d.password_hash IS NOT NULL"
+            " ORDER BY coalesce(d.last_used, d.provisioned) DESC",
+            (username,),
+        )
         for device_id, password_hash in rows:
             try:
                 self.hasher.verify(password_hash, password)
@@ -333,7 +241,7 @@ class CredentialStore:
 
     def touch(self, username: str, device_id: str) -> None:
         """Record a successful login (called on cache misses only, so about once a minute)."""
-        with self._write() as db:
+        with self._db.write() as db:
             db.execute(
                 "UPDATE devices SET last_used = ? WHERE username = ? AND device_id = ?",
                 (self.clock(), username, device_id),
@@ -341,14 +249,14 @@ class CredentialStore:
 
     def revoke(self, username: str, device_id: str) -> bool:
         """Revoke one device (its hash is dropped); False if there is no such active device."""
-        with self._write() as db:
+        with self._db.write() as db:
             changed = db.execute(
                 "UPDATE devices SET revoked = ?, password_hash = NULL"
                 " WHERE username = ? AND device_id = ? AND revoked IS NULL",
                 (self.clock(), username, device_id),
             ).rowcount
             if changed:
-                self._bump_generation(db)
+                bump_generation(db)
         return bool(changed)
 
     def block(self, username: str, device_id: str | None = None) -> bool:
@@ -360,7 +268,7 @@ class CredentialStore:
         """
         now = self.clock()
         revoke = "UPDATE devices SET revoked = coalesce(revoked, ?), password_hash = NULL"
-        with self._write() as db:
+        with self._db.write() as db:
             if device_id is None:
                 found = db.execute("UPDATE accounts SET blocked = coalesce(blocked, ?)"
                                    " WHERE username = ?", (now, username)).rowcount
@@ -372,7 +280,7 @@ class CredentialStore:
                 db.execute(revoke + " WHERE username = ? AND device_id = ?",
                            (now, username, device_id))
             if found:
-                self._bump_generation(db)
+                bump_generation(db)
         return bool(found)
 
     def unblock(self, username: str, device_id: str | None = None) -> bool:
@@ -381,7 +289,7 @@ class CredentialStore:
         Credentials revoked by the block stay revoked: davsync devices re-provision on their
         next sync; app passwords need new ones. False if nothing was blocked.
         """
-        with self._write() as db:
+        with self._db.write() as db:
             if device_id is None:
                 return bool(db.execute("UPDATE accounts SET blocked = NULL WHERE username = ?"
                                        " AND blocked IS NOT NULL", (username,)).rowcount)
@@ -392,17 +300,17 @@ class CredentialStore:
     def set_mode(self, username: str, mode: str | None) -> bool:
         """The daemon mode the account's devices are told when they provision (None: each
         device's own `[daemon] mode`); False if there is no such account."""
-        with self._write() as db:
+        with self._db.write() as db:
             return bool(db.execute("UPDATE accounts SET mode = ? WHERE username = ?",
                                    (mode, username)).rowcount)
 
     def mode_of(self, username: str) -> str | None:
-        row = self._one("SELECT mode FROM accounts WHERE username = ?", (username,))
+        row = self._db.one("SELECT mode FROM accounts WHERE username = ?", (username,))
         return None if row is None or row[0] is None else str(row[0])
 
     def counts(self) -> tuple[int, int, int]:
         """(accounts, active devices, active app passwords), for the start-up line."""
-        row = self._one(
+        row = self._db.one(
             "SELECT (SELECT count(*) FROM accounts),"
             " (SELECT count(*) FROM devices WHERE revoked IS NULL AND kind = 'device'),"
             " (SELECT count(*) FROM devices WHERE revoked IS NULL AND kind = 'app')")
@@ -411,38 +319,36 @@ class CredentialStore:
 
     def delete_account(self, username: str) -> bool:
         """Forget the account and all its devices; False if there was no such account."""
-        with self._write() as db:
+        with self._db.write() as db:
             changed = db.execute("DELETE FROM accounts WHERE username = ?", (username,)).rowcount
             db.execute("DELETE FROM devices WHERE username = ?", (username,))
             if changed:
-                self._bump_generation(db)
+                bump_generation(db)
         return bool(changed)
 
     def username_for(self, iss: str, sub: str) -> str | None:
-        row = self._one("SELECT username FROM accounts WHERE iss = ? AND sub = ?", (iss, sub))
+        row = self._db.one("SELECT username FROM accounts WHERE iss = ? AND sub = ?", (iss, sub))
         return None if row is None else str(row[0])
 
     def has_account(self, username: str) -> bool:
-        row = self._one("SELECT 1 FROM accounts WHERE username = ?", (username,))
+        row = self._db.one("SELECT 1 FROM accounts WHERE username = ?", (username,))
         return row is not None
 
     def devices(self, username: str) -> list[Device]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT username, device_id, name, created, provisioned, last_used, revoked,"
-                " kind, blocked FROM devices WHERE username = ? ORDER BY created, device_id",
-                (username,),
-            ).fetchall()
+        rows = self._db.all(
+            "SELECT username, device_id, name, created, provisioned, last_used, revoked,"
+            " kind, blocked FROM devices WHERE username = ? ORDER BY created, device_id",
+            (username,),
+        )
         return [Device(*row) for row in rows]
 
     def accounts(self) -> list[Account]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT a.username, a.iss, a.sub, a.email, a.created,"
-                " (SELECT count(*) FROM devices d WHERE d.username = a.username"
-                "  AND d.revoked IS NULL), a.blocked"
-                " FROM accounts a ORDER BY a.created, a.username"
-            ).fetchall()
+        rows = self._db.all(
+            "SELECT a.username, a.iss, a.sub, a.email, a.created,"
+            " (SELECT count(*) FROM devices d WHERE d.username = a.username"
+            "  AND d.revoked IS NULL), a.blocked"
+            " FROM accounts a ORDER BY a.created, a.username"
+        )
         return [Account(*row) for row in rows]
 
 
@@ -457,3 +363,16 @@ def _check_room(db: sqlite3.Connection, username: str, device_id: str, max_devic
             f"account {username} already has {active} active devices (limit {max_devices});"
             " revoke one with `davsync logout` or `davsync server revoke`"
         )
+
+
+def _upsert_account(db: sqlite3.Connection, username: str, iss: str, sub: str,
+                    email: str | None, now: float) -> None:
+    """Create the account or refresh its e-mail; Blocked if the admin blocked it."""
+    db.execute(
+        "INSERT INTO accounts (username, iss, sub, email, created) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (username) DO UPDATE SET email = coalesce(excluded.email, email)",
+        (username, iss, sub, email, now),
+    )
+    if db.execute("SELECT blocked FROM accounts WHERE username = ?",
+                  (username,)).fetchall()[0][0] is not None:
+        raise Blocked("account", username)

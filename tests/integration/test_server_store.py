@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 
+from davsync.server.credential_db import SCHEMA, SCHEMA_VERSION
 from davsync.server.store import (
-    SCHEMA,
-    SCHEMA_VERSION,
     Blocked,
     CredentialStore,
     NoAccount,

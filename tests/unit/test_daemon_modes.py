@@ -31,7 +31,7 @@ def test_modes_both_and_restore_sync(tmp_path: Path, mode: str, jobs: list[str],
     daemon = _daemon(tmp_path, mode)
     try:
         daemon._apply(daemon.config)
-        assert [job.id for job in daemon._scheduler.get_jobs()] == jobs
+        assert [job.id for job in daemon._jobs.scheduler.get_jobs()] == jobs
         assert (daemon._service is not None) is syncs
     finally:
         daemon._stop_watcher()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from davsync.app.daemon import Daemon, Heartbeat, hung_bound
+from davsync.app.daemon import Daemon
+from davsync.app.heartbeat import Heartbeat, hung_bound
 from davsync.app.notify import Notifier
 from davsync.config import load_config
 
@@ -66,12 +67,12 @@ def test_a_hung_run_stops_the_pings(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path)
     pings = daemon.notifier
     assert isinstance(pings, Pings)
-    daemon._ping_watchdog()
+    daemon.watchdog.ping()
     assert pings.pings == 1
     daemon.heartbeat.started(-1e9)  # a run that began long ago and made no request since
-    daemon._ping_watchdog()
-    daemon._ping_watchdog()
+    daemon.watchdog.ping()
+    daemon.watchdog.ping()
     assert pings.pings == 1
     daemon.heartbeat.finished()
-    daemon._ping_watchdog()
+    daemon.watchdog.ping()
     assert pings.pings == 2
