@@ -1,4 +1,5 @@
-"""The two kinds of collection davsync syncs, and the file suffix each kind's items carry.
+"""The two kinds of collection davsync syncs, and the file suffix and media type each kind's
+items carry.
 
 Its own module so that scanning a device folder never imports the vCard/iCalendar parser.
 """
@@ -10,3 +11,6 @@ from typing import Final, Literal
 Kind = Literal["contacts", "calendars"]
 
 SUFFIX: Final = {"contacts": ".vcf", "calendars": ".ics"}
+# The Content-Type of an item's body on the wire (PUT of one item, or of a whole collection).
+MEDIA_TYPE: Final = {"contacts": "text/vcard; charset=utf-8",
+                     "calendars": "text/calendar; charset=utf-8"}

@@ -70,13 +70,19 @@ def sync_collection(token: str | None, props: Iterable[str] = (GETETAG,)) -> byt
     return _serialize(root)
 
 
+def data_prop(kind: str) -> str:
+    """The property that carries an item's data: address-data for an addressbook,
+    calendar-data for a calendar."""
+    return ADDRESS_DATA if kind == "contacts" else CALENDAR_DATA
+
+
 def multiget(kind: str, hrefs: Sequence[str]) -> bytes:
     """addressbook-multiget (RFC 6352) or calendar-multiget (RFC 4791) for etag and data."""
     if kind == "contacts":
-        root, data = ET.Element(qname(CARDDAV, "addressbook-multiget")), ADDRESS_DATA
+        root = ET.Element(qname(CARDDAV, "addressbook-multiget"))
     else:
-        root, data = ET.Element(qname(CALDAV, "calendar-multiget")), CALENDAR_DATA
-    _prop(root, (GETETAG, data))
+        root = ET.Element(qname(CALDAV, "calendar-multiget"))
+    _prop(root, (GETETAG, data_prop(kind)))
     for href in hrefs:
         ET.SubElement(root, qname(DAV, "href")).text = href
     return _serialize(root)

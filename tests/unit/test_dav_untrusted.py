@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-import davsync.dav.collection as collection_module
+import davsync.dav.multiget as multiget_module
 from davsync.dav.api import DavError, DavUnreachable, RequestCounter
 from davsync.dav.bounds import LISTING, SMALL, AnswerLimit, install_deadline
 from davsync.dav.client import DavClient
@@ -271,7 +271,7 @@ def test_a_real_ten_thousand_item_sync_answer_fits_the_listing_limit() -> None:
 def test_a_multiget_over_its_limit_is_split_until_it_fits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(collection_module, "MULTIGET", AnswerLimit(10_000, "one multiget batch"))
+    monkeypatch.setattr(multiget_module, "MULTIGET", AnswerLimit(10_000, "one multiget batch"))
     photo = "P" * 6_000
 
     def handler(request: httpx.Request) -> httpx.Response:

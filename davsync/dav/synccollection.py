@@ -1,0 +1,124 @@
+"""RFC 6578 sync-collection of one collection: the token-paged listing of what changed
+(`sync`, 507 continuations followed to the end) and the full sync-collection that carries every
+item's data (`sync_with_data`): whether to ask it (the quirks table), the request on a worker
+thread, and each streamed response as a `Fetched` of the collection's own items.
+`syncstream.py` parses that answer as it streams in.
+
+`Collection.sync` / `sync_with_data` (the `DavCollection` contract) call these; every request
+goes through the collection's `DavClient`.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from functools import partial
+from typing import TYPE_CHECKING, Final
+
+from davsync.dav import xmlbodies as xb
+from davsync.dav.api import DavError, Fetched, InvalidSyncToken, SyncDelta
+from davsync.dav.bounds import LISTING
+from davsync.dav.multistatus import (
+    Multistatus,
+    SyncAccumulator,
+    error_conditions,
+    parse_multistatus,
+    read_sync_page,
+)
+from davsync.dav.quirks import identify, rating
+from davsync.dav.syncstream import SyncStream, fetched_from
+
+if TYPE_CHECKING:
+    from davsync.dav.client import DavClient
+    from davsync.dav.collection import Collection
+
+_MAX_SYNC_PAGES: Final = 1000
+
+
+def sync(client: DavClient, collection: Collection, token: str | None) -> SyncDelta:
+    """What changed since `token` (None: everything), every page of the answer merged."""
+    url = collection.url
+    merged = SyncAccumulator()
+    current = token
+    for _ in range(_MAX_SYNC_PAGES):
+        page = read_sync_page(_sync_report(client, url, current), collection.path, url)
+        merged.add(page)
+        if not page.truncated:
+            collection.last_sync_token = page.token
+            deleted = collection.members(dict.fromkeys(merged.deleted))
+            return SyncDelta(collection.members(merged.changed), frozenset(deleted), page.token)
+        if page.token == current:
+            raise DavError(f"{url}: sync answer truncated (507) without a new token")
+        current = page.token
+    raise DavError(f"{url}: sync still truncated after {_MAX_SYNC_PAGES} pages")
+
+
+def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
+    response = client.request(
+        "REPORT", url, headers={"Depth": "0", **xb.XML_CONTENT},
+        content=xb.sync_collection(token), limit=LISTING,
+    )
+    status = response.status_code
+    if status in (403, 412):
+        conditions = error_conditions(response.content)
+        detail = "valid-sync-token" if xb.VALID_SYNC_TOKEN in conditions else f"HTTP {status}"
+        raise InvalidSyncToken(
+            f"{url}: the server refused the sync token ({detail}); a full listing "
+            "is needed",
+            status,
+        )
+    if status != 207:
+        raise client.failure("REPORT sync-collection", url, response)
+    ms = parse_multistatus(response.content, url)
+    client.learn(identify(sync_token=ms.sync_token))
+    return ms
+
+
+def sync_with_data(client: DavClient, collection: Collection) -> SyncStream | None:
+    """A full sync-collection (empty token) that carries every item's data, streamed
+    (`syncstream.py`); None where the quirks table does not say the server answers it
+    well. Started on a worker; returns once the first item (or the end) arrived, and
+    raises DavError when the request failed before that (refused: 400/403/507, malformed,
+    truncated), so the caller can take the listing + multiget path with nothing applied."""
+    if rating(client.server, "sync_collection_data") != "supported":
+        return None
+    stream = SyncStream(collection.url, partial(_streamed, collection))
+    client.executor().submit(_stream_sync, client, collection, stream)
+    try:
+        stream.first()
+    except BaseException:
+        stream.close()
+        raise
+    return stream
+
+
+def _stream_sync(client: DavClient, collection: Collection, stream: SyncStream) -> None:
+    """The request itself (on a worker thread): its outcome goes into `stream`."""
+    url = collection.url
+    error: BaseException | None = None
+    try:
+        response = client.request(
+            "REPORT", url, headers={"Depth": "0", **xb.XML_CONTENT},
+            content=xb.sync_collection(None, (xb.GETETAG, xb.data_prop(collection.kind))),
+            consume=stream.read,
+        )
+        if response.status_code != 207:
+            raise client.failure("REPORT sync-collection", url, response)
+        if stream.sync_token is None:
+            raise DavError(f"{url}: the sync-collection answer has no sync-token")
+        collection.last_sync_token = stream.sync_token
+        client.learn(identify(sync_token=stream.sync_token))
+    except BaseException as exc:  # handed to the consuming thread, raised there
+        error = exc
+    stream.finish(error)
+
+
+def _streamed(collection: Collection, element: ET.Element) -> Fetched | None:
+    """One response of the streamed answer as a `Fetched`; None for the collection's own
+    (a 507 there means truncated: refused, as nothing here follows continuations) and for
+    hrefs that are not items of this collection (reported once, as in any listing)."""
+    fetched = fetched_from(element, collection.url, xb.data_prop(collection.kind))
+    if fetched.href == collection.path:
+        if fetched.status == 507:
+            raise DavError(f"{collection.url}: sync answer truncated (507); not streamed")
+        return None
+    return fetched if collection.members({fetched.href: fetched}) else None
