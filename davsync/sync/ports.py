@@ -104,10 +104,11 @@ class DavCollection(Protocol):
         """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
         ...
 
-    def sync_with_data(self) -> SyncStream | None:
-        """A full sync-collection carrying every item's data, streamed; None where the server
-        is not known to answer it well. Raises DavError when it failed before any item came
-        (then nothing was handed out: take `sync(None)` and `multiget` instead)."""
+    def sync_with_data(self, token: str | None = None) -> SyncStream | None:
+        """A sync-collection from `token` (None: everything) carrying each changed item's
+        data, streamed; None where the server is not known to answer it well. Raises
+        InvalidSyncToken as `sync` does, and DavError when it failed before any item came
+        (then nothing was handed out: take `sync` and `multiget` instead)."""
         ...
 
     def list_etags(self) -> dict[str, str | None]:
