@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.profile_sync --size 10000 --scenario pairing \
         [--py-spy PATH/py-spy] [--out DIR] [--davsync-set multiget_batch=500]
 
-Seeds a Radicale (the benchmark's: subprocess, fsync on) with `--size` contacts, then runs
+Seeds a Radicale (the benchmark's: subprocess, fsync on) with `--size` contacts (its sync
+history written, as in an account in use, unless `--never-synced`), then runs
 `davsync sync` once, under py-spy (`--py-spy`, all threads, idle time included, so waiting on
 the server shows) or under nothing (just the wall time and request count). For
 `server-change`, a first untimed sync pairs, then half of the items are edited on the server
@@ -36,6 +37,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--py-spy", type=Path, help="py-spy binary; without it: no profile")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--davsync-set", action="append", default=[])
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL (where the CPU goes), "
+                        "instead of every thread, idle included (where the time goes)")
+    parser.add_argument("--never-synced", action="store_true",
+                        help="skip the seeding sync-collection that writes Radicale's history")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="davsync-profile-"))
@@ -46,6 +52,8 @@ def main(argv: list[str]) -> int:
         try:
             seed.touch_principal()
             seed.bulk_put(COLLECTION, datagen.bulk_body(items))
+            if not args.never_synced:
+                seed.write_history(COLLECTION)
         finally:
             seed.close()
         dav = Davsync(server, work / "davsync", "seed", args.davsync_set)
@@ -55,7 +63,8 @@ def main(argv: list[str]) -> int:
         cmd = [str(dav.binary), "--config", str(dav.config), "sync", "--json"]
         stem = f"{args.scenario}-{args.size}-{time.strftime('%H%M%S')}"
         if args.py_spy is not None:
-            cmd = [str(args.py_spy), "record", "--idle", "--threads", "--rate", "200",
+            how = ["--gil"] if args.gil else ["--idle"]
+            cmd = [str(args.py_spy), "record", *how, "--threads", "--rate", "200",
                    "--format", "raw", "-o", str(args.out / f"{stem}.txt"), "--", *cmd]
         before = server.requests_seen()
         started = time.perf_counter()

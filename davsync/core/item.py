@@ -128,6 +128,8 @@ def _normalize(comp: Component) -> str:
 
 
 def _norm_prop(prop: Prop) -> str:
+    if not prop.params and prop.name not in RECUR_PROPS:  # the common case, same result
+        return f"{prop.name}:{prop.value.rstrip()}"
     params: set[tuple[str, str]] = set()
     for key, raw in prop.params:
         for value in _split_param_values(raw):

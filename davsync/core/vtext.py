@@ -61,7 +61,7 @@ def _joined(text: str) -> str:
     return _FOLD.sub("", text) if "\n " in text or "\n\t" in text else text
 
 
-@dataclass
+@dataclass(slots=True)
 class Prop:
     """One content line: `group.NAME;PARAM=x:value`, with the original line kept."""
 
@@ -71,7 +71,7 @@ class Prop:
     line: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Component:
     name: str
     props: list[Prop] = field(default_factory=list)
@@ -124,9 +124,12 @@ def split_unquoted(text: str, sep: str) -> list[str]:
 
 
 def _prop(parts: list[str], value: str, line: str) -> Prop:
-    name = parts[0].rsplit(".", 1)[-1].upper()  # drop vCard group prefix "item1."
-    if not _NAME.fullmatch(name):
-        raise ParseError(f"invalid property name {parts[0][:40]!r}")
+    first = parts[0]
+    name = (first.rpartition(".")[2] if "." in first else first).upper()  # drop "item1."
+    if _NAME.fullmatch(name) is None:
+        raise ParseError(f"invalid property name {first[:40]!r}")
+    if len(parts) == 1:  # most lines have no parameter
+        return Prop(name, (), value, line)
     params = []
     for raw in parts[1:]:
         key, _, val = raw.partition("=")
@@ -149,9 +152,19 @@ def parse(text: str) -> list[Component]:
         number += 1
         if number > MAX_LINES:
             raise ParseError(f"more than {MAX_LINES} lines")
-        prop = split_line(line)
-        params += sum(1 + value.count(",") for _, value in prop.params)
-        _check_params(params)
+        colon = line.find(":")
+        head = line[:colon]
+        if colon > 0 and ";" not in head and '"' not in head and "." not in head:
+            # the common line (`NAME:value`): what split_line gives, without its steps
+            name = head.upper()
+            if _NAME.fullmatch(name) is None:
+                raise ParseError(f"invalid property name {head[:40]!r}")
+            prop = Prop(name, (), line[colon + 1 :], line)
+        else:
+            prop = split_line(line)
+        if prop.params:
+            params += sum(1 + value.count(",") for _, value in prop.params)
+            _check_params(params)
         if prop.name == "BEGIN":
             if len(stack) >= MAX_DEPTH:
                 raise ParseError(f"components nested more than {MAX_DEPTH} deep "

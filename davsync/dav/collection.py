@@ -191,9 +191,10 @@ class Collection:
         """What changed since `token` (RFC 6578 sync-collection, `synccollection.py`)."""
         return synccollection.sync(self._client, self, token)
 
-    def sync_with_data(self) -> SyncStream | None:
-        """The full sync-collection with every item's data, streamed (`synccollection.py`)."""
-        return synccollection.sync_with_data(self._client, self)
+    def sync_with_data(self, token: str | None = None) -> SyncStream | None:
+        """The sync-collection from `token` with the changed items' data, streamed
+        (`synccollection.py`)."""
+        return synccollection.sync_with_data(self._client, self, token)
 
     def list_etags(self) -> dict[str, str | None]:
         return self.members(

@@ -28,6 +28,8 @@ from davsync.dav.quirks import identify, rating
 from davsync.dav.syncstream import SyncStream, fetched_from
 
 if TYPE_CHECKING:
+    import httpx
+
     from davsync.dav.client import DavClient
     from davsync.dav.collection import Collection
 
@@ -59,13 +61,7 @@ def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
     )
     status = response.status_code
     if status in (403, 412):
-        conditions = error_conditions(response.content)
-        detail = "valid-sync-token" if xb.VALID_SYNC_TOKEN in conditions else f"HTTP {status}"
-        raise InvalidSyncToken(
-            f"{url}: the server refused the sync token ({detail}); a full listing "
-            "is needed",
-            status,
-        )
+        raise _refused_token(url, response)
     if status != 207:
         raise client.failure("REPORT sync-collection", url, response)
     ms = parse_multistatus(response.content, url)
@@ -73,16 +69,31 @@ def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
     return ms
 
 
-def sync_with_data(client: DavClient, collection: Collection) -> SyncStream | None:
-    """A full sync-collection (empty token) that carries every item's data, streamed
-    (`syncstream.py`); None where the quirks table does not say the server answers it
-    well. Started on a worker; returns once the first item (or the end) arrived, and
-    raises DavError when the request failed before that (refused: 400/403/507, malformed,
-    truncated), so the caller can take the listing + multiget path with nothing applied."""
+def _refused_token(url: str, response: httpx.Response) -> InvalidSyncToken:
+    status = response.status_code
+    conditions = error_conditions(response.content)
+    detail = "valid-sync-token" if xb.VALID_SYNC_TOKEN in conditions else f"HTTP {status}"
+    return InvalidSyncToken(
+        f"{url}: the server refused the sync token ({detail}); a full listing is needed",
+        status,
+    )
+
+
+def sync_with_data(
+    client: DavClient, collection: Collection, token: str | None = None
+) -> SyncStream | None:
+    """A sync-collection from `token` (None: the whole collection) that carries each changed
+    item's data, streamed (`syncstream.py`); None where the quirks table does not say the
+    server answers it well. Started on a worker; returns once the first item (or the end)
+    arrived, and raises DavError when the request failed before that (InvalidSyncToken for
+    a token the server no longer knows; refused: 400/403/507, malformed, truncated), so the
+    caller can take the listing + multiget path with nothing applied."""
+    if token is not None:  # the token it gave us names the server as well as any answer
+        client.learn(identify(sync_token=token))
     if rating(client.server, "sync_collection_data") != "supported":
         return None
     stream = SyncStream(collection.url, partial(_streamed, collection))
-    client.executor().submit(_stream_sync, client, collection, stream)
+    client.executor().submit(_stream_sync, client, collection, stream, token)
     try:
         stream.first()
     except BaseException:
@@ -91,16 +102,20 @@ def sync_with_data(client: DavClient, collection: Collection) -> SyncStream | No
     return stream
 
 
-def _stream_sync(client: DavClient, collection: Collection, stream: SyncStream) -> None:
+def _stream_sync(
+    client: DavClient, collection: Collection, stream: SyncStream, token: str | None
+) -> None:
     """The request itself (on a worker thread): its outcome goes into `stream`."""
     url = collection.url
     error: BaseException | None = None
     try:
         response = client.request(
             "REPORT", url, headers={"Depth": "0", **xb.XML_CONTENT},
-            content=xb.sync_collection(None, (xb.GETETAG, xb.data_prop(collection.kind))),
+            content=xb.sync_collection(token, (xb.GETETAG, xb.data_prop(collection.kind))),
             consume=stream.read,
         )
+        if token is not None and response.status_code in (403, 412):
+            raise _refused_token(url, response)
         if response.status_code != 207:
             raise client.failure("REPORT sync-collection", url, response)
         if stream.sync_token is None:

@@ -30,17 +30,17 @@ class _Staged:
     """A create or write carried out at the next `flush`: its data sits in `tmp`."""
 
     name: str
-    tmp: Path
+    tmp: str
     sig: str
     replace: bool
     expect_sig: str | None  # write: what the file must still be just before it is replaced
 
 
-def _discard(tmp: Path) -> None:
+def _discard(tmp: str) -> None:
     """Remove a staged file that will not be placed; one left behind is removed as stale by a
     later scan."""
     with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
+        os.unlink(tmp)
 
 
 def _sig(st: os.stat_result) -> str:
@@ -68,6 +68,7 @@ class VdirSource:
         self.location = str(path)
         self._dirty = False  # names changed since the last directory fsync
         self._staged: list[_Staged] = []  # creates and writes waiting for `flush`, in order
+        self._last: dict[str, _Staged] = {}  # name -> its latest entry in `_staged`
         self.skipped: dict[str, str] = {}  # name -> why the last scan left it out
 
     def scan(self) -> dict[str, str]:
@@ -135,14 +136,18 @@ class VdirSource:
             pass
 
     def _file(self, name: str) -> Path:
+        return Path(self._where(name))
+
+    def _where(self, name: str) -> str:
+        """`_file` as a string: what the per-item paths (staging, placing) use."""
         if "/" in name or "\\" in name or name in {"", ".", ".."} or "\0" in name:
             raise SourceError(f"refusing unsafe item name {name!r} in {self.path}")
-        return self.path / name
+        return os.path.join(self.location, name)
 
     def read(self, name: str, max_bytes: int | None = None) -> bytes:
         """The item's bytes; its staged version if it has one (written, not yet flushed)."""
         staged = self._last_staged(name)
-        path = staged.tmp if staged else self._file(name)
+        path = Path(staged.tmp) if staged else self._file(name)
         try:
             with path.open("rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
@@ -162,7 +167,7 @@ class VdirSource:
         base = self.name_for(uid)
         for attempt in range(100):
             name = base if attempt == 0 else f"{base[: -len(self.suffix)]}-{attempt}{self.suffix}"
-            if not (self.path / name).exists() and not self._is_staged(name):
+            if name not in self._last and not os.path.lexists(self._where(name)):
                 return name, self._stage(name, data, replace=False, expect_sig=None)
         raise SourceError(f"{self.path}: no free file name for UID {uid!r}")
 
@@ -172,16 +177,14 @@ class VdirSource:
         return self._stage(name, data, replace=True, expect_sig=None if staged else expect_sig)
 
     def _last_staged(self, name: str) -> _Staged | None:
-        return next((s for s in reversed(self._staged) if s.name == name), None)
-
-    def _is_staged(self, name: str) -> bool:
-        return self._last_staged(name) is not None
+        return self._last.get(name)
 
     def delete(self, name: str, expect_sig: str | None) -> None:
         self._check(name, expect_sig)
-        for staged in [s for s in self._staged if s.name == name]:
-            self._staged.remove(staged)
-            _discard(staged.tmp)
+        if self._last.pop(name, None) is not None:
+            for staged in [s for s in self._staged if s.name == name]:
+                self._staged.remove(staged)
+                _discard(staged.tmp)
         try:
             self._file(name).unlink()
         except FileNotFoundError:
@@ -196,7 +199,7 @@ class VdirSource:
             return
         staged = self._last_staged(name)
         try:
-            current = staged.sig if staged else _sig(self._file(name).stat())
+            current = staged.sig if staged else _sig(os.stat(self._where(name)))
         except FileNotFoundError:
             current = None
         if current is not None and current != expect_sig:
@@ -206,13 +209,14 @@ class VdirSource:
         """Write the new content beside `name` now and give it the name at `flush`, once the
         data of every staged file is durable (one sync for all of them instead of one fsync
         each). The sig is final: placing keeps the inode, size and mtime."""
-        target = self._file(name)
+        target = self._where(name)
         try:  # the folder is not created: one gone during the run is reported, not recreated
             tmp, st = stage_file(target, data)
         except OSError as exc:
             raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
         sig = _sig(st)
-        self._staged.append(_Staged(name, tmp, sig, replace, expect_sig))
+        staged = self._last[name] = _Staged(name, tmp, sig, replace, expect_sig)
+        self._staged.append(staged)
         return sig
 
     def flush(self) -> dict[str, str]:
@@ -220,6 +224,7 @@ class VdirSource:
         then one directory fsync. A name taken meanwhile (create) or a file changed meanwhile
         (write) is left as it is and returned with why: its outcome must not be recorded."""
         staged, self._staged = self._staged, []
+        self._last = {}
         failed: dict[str, str] = {}
         try:
             sync_files(self.path, [s.tmp for s in staged])
@@ -240,7 +245,7 @@ class VdirSource:
 
     def _place(self, item: _Staged) -> str | None:
         """Give one staged file its name; why not, or None when it was placed."""
-        target = self._file(item.name)
+        target = self._where(item.name)
         try:
             self._check(item.name, item.expect_sig)
             place_staged(item.tmp, target, replace=item.replace)

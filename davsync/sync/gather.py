@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Final
 
 from davsync.core.item import ParseError, new_uid, parse_item, with_uid
 from davsync.core.plan import Action, Op, Seen
@@ -40,7 +41,7 @@ class ServerView:
     read: bool  # False: the probe said nothing changed, so marks stay as they are
     failed: set[str] = field(default_factory=set)  # hrefs to look at again next run
     to_fetch: dict[str, str | None] = field(default_factory=dict)  # href -> listed etag
-    stream: SyncStream | None = None  # a first pairing's listing that carries the data
+    stream: SyncStream | None = None  # a sync-collection answer that carries the data
 
 
 class DeviceGather:
@@ -214,27 +215,39 @@ class ServerGather:
             return ServerView(gone, None, None, read=True)
         if probe.shows_no_change(old_ctag, old_token) and not pending:
             return ServerView({}, old_ctag, old_token, read=False)
-        if old_token is None and not self.state and not pending:
-            stream = self._stream = self._open_stream()
-            if stream is not None and self._closed:
-                stream.close()
-            if stream is not None:
-                return ServerView({}, probe.ctag, None, read=True, stream=stream)
+        if old_token is not None or (not self.state and not pending):
+            try:
+                stream = self._open_stream(old_token)
+            except InvalidSyncToken:
+                log.info("%s: sync token no longer valid; doing a full listing", ctx.name)
+                old_token = None
+            else:
+                if stream is not None:
+                    # hrefs to look at again that the answer does not carry: multiget after it
+                    to_fetch = dict.fromkeys(pending)
+                    return ServerView({}, probe.ctag, None, read=True, stream=stream,
+                                      to_fetch=to_fetch)
         changed, deleted, token = self._list(old_token)
         changed.update({h: None for h in pending if h not in changed and h not in deleted})
         gone = {self.by_href[href].uid: None for href in deleted}
         return ServerView(gone, probe.ctag, token, read=True, to_fetch=changed)
 
-    def _open_stream(self) -> SyncStream | None:
-        """A first pairing (nothing synced, no token): the listing and the data in one
-        streamed request where the server is known to answer it well. A failure before any
-        item came falls back, once, to the listing + multiget path of this same run."""
+    def _open_stream(self, token: str | None) -> SyncStream | None:
+        """What changed since `token` (None: a first pairing, nothing synced) and the data,
+        in one streamed request where the server is known to answer it well. A failure
+        before any item came falls back, once, to the listing + multiget path of this same
+        run; a token the server no longer knows is raised (a full listing is needed)."""
         try:
-            return self.ctx.remote.sync_with_data()
+            stream = self._stream = self.ctx.remote.sync_with_data(token)
+        except InvalidSyncToken:
+            raise
         except DavError as exc:
             log.info("%s: one-request download refused (%s); listing, then downloading in "
                      "batches", self.ctx.name, exc)
             return None
+        if stream is not None and self._closed:
+            stream.close()
+        return stream
 
     def _list(self, token: str | None) -> tuple[dict[str, str | None], set[str], str | None]:
         remote, by_href = self.ctx.remote, self.by_href
@@ -277,9 +290,14 @@ class ServerGather:
         assert view.stream is not None
         try:
             for fetched in view.stream:
+                wanted = view.to_fetch.pop(fetched.href, _NOT_PENDING) is not _NOT_PENDING
                 if fetched.data is None and fetched.status is None:
                     view.to_fetch[fetched.href] = fetched.etag
                     continue
+                known = self.by_href.get(fetched.href)
+                if (not wanted and fetched.data is not None and known is not None
+                        and fetched.etag is not None and known.etag == fetched.etag):
+                    continue  # this version is the one synced (our own write, listed back)
                 yield from self._take(fetched, owner, view)
         finally:
             view.stream.close()
@@ -333,6 +351,9 @@ class ServerGather:
                 return None
             self.wrote_remote = True
         return Seen(href, etag, item)
+
+
+_NOT_PENDING: Final = object()
 
 
 def _mib(size: int) -> str:

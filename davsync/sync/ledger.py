@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from davsync.core.synced import Synced
 from davsync.state.store import Refusal
 from davsync.sync.context import Context
 from davsync.sync.execute import Done, Record, Replan, Written
@@ -77,11 +78,15 @@ class Ledger:
         self._records = []
         refusals, self._refusals = self._refusals, []
         with ctx.store.transaction():
+            run: list[tuple[Synced, str | None]] = []  # records in a row, one statement
             for uid, synced, text in records:
-                if synced is None:
-                    ctx.store.forget(ctx.name, uid)
-                else:
-                    ctx.store.record(ctx.name, synced, text)
+                if synced is not None:
+                    run.append((synced, text))
+                    continue
+                ctx.store.upsert(ctx.name, run)
+                run = []
+                ctx.store.forget(ctx.name, uid)
+            ctx.store.upsert(ctx.name, run)
             for uid, refusal in refusals:
                 ctx.store.refuse(ctx.name, uid, refusal)
             done = {uid for uid, _, _ in records}

@@ -104,10 +104,11 @@ class DavCollection(Protocol):
         """sync-collection from `token` (None: initial full listing). Raises InvalidSyncToken."""
         ...
 
-    def sync_with_data(self) -> SyncStream | None:
-        """A full sync-collection carrying every item's data, streamed; None where the server
-        is not known to answer it well. Raises DavError when it failed before any item came
-        (then nothing was handed out: take `sync(None)` and `multiget` instead)."""
+    def sync_with_data(self, token: str | None = None) -> SyncStream | None:
+        """A sync-collection from `token` (None: everything) carrying each changed item's
+        data, streamed; None where the server is not known to answer it well. Raises
+        InvalidSyncToken as `sync` does, and DavError when it failed before any item came
+        (then nothing was handed out: take `sync` and `multiget` instead)."""
         ...
 
     def list_etags(self) -> dict[str, str | None]:
@@ -167,6 +168,7 @@ class StateStore(Protocol):
     def record(self, collection: str, synced: Synced, text: str | None) -> None: ...
 
     def record_many(self, collection: str, rows: Iterable[tuple[Synced, str | None]]) -> None: ...
+    def upsert(self, collection: str, rows: Iterable[tuple[Synced, str | None]]) -> None: ...
 
     def forget(self, collection: str, uid: str) -> None: ...
 

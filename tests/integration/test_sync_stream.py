@@ -102,6 +102,70 @@ def test_a_change_made_after_the_streamed_listing_is_seen_by_the_next_run(
         assert phone.uids() == laptop.uids()
 
 
+def from_token(request: Request) -> bool:
+    """A sync-collection with data that starts from a token (not a first pairing)."""
+    return with_data(request) and b"radicale.org/ns/sync/" in request.body
+
+
+def change_on_laptop(laptop: Device) -> None:
+    """Another client edits 30 contacts, deletes 5 and adds 3."""
+    for i in range(30):
+        (laptop.contacts / f"c{i}.vcf").write_text(card(f"c{i}", f"Person {i} v2"),
+                                                  encoding="utf-8")
+    for i in range(100, 105):
+        (laptop.contacts / f"c{i}.vcf").unlink()
+    write_cards(laptop, {f"n{i}": f"New {i}" for i in range(3)})
+    got = laptop.sync()
+    assert got["exit"] == 0 and got["collections"]["contacts"]["deleted_remote"] == 5, got
+
+
+def test_a_server_side_change_comes_down_in_one_request_same_as_the_old_path(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """Issue 13: an already paired collection asks the sync-collection from its token for the
+    changed items' data; deletions come in the same answer. Same files and state as the
+    listing + multiget path."""
+    laptop = seeded(tmp_path, dav_account)
+    phone, old = Device(tmp_path / "phone", dav_account), Device(tmp_path / "old", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy, LoopbackProxy(dav_account.url, refuse_data) as op:
+        pair(proxy, phone)
+        pair(op, old)
+        change_on_laptop(laptop)
+        proxy.seen.clear()
+        op.seen.clear()
+        got, old_got = phone.sync(), old.sync()
+        assert got["exit"] == old_got["exit"] == 0, (got, old_got)
+        assert sum(1 for r in proxy.seen if from_token(r)) == 1
+        assert multigets(proxy) == 0
+        assert multigets(op) == 1  # the old path: listing, then one multiget of 33
+        assert got["collections"]["contacts"]["downloaded"] == 33
+        assert got["collections"]["contacts"]["deleted_local"] == 5
+        assert got["http_requests"] == old_got["http_requests"] - 2  # no listing, no multiget
+        assert phone.uids() == laptop.uids() == old.uids()
+        assert state_rows(phone) == state_rows(old)
+        assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2  # 2 probes
+
+
+def test_a_sync_token_the_server_no_longer_knows_falls_back_to_a_full_listing(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy:
+        pair(proxy, phone)
+        change_on_laptop(laptop)
+        db = next((phone.root / "state").glob("*.sqlite*"))
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE collections SET sync_token = ? WHERE sync_token IS NOT NULL",
+                         ("http://radicale.org/ns/sync/" + "0" * 64,))
+        proxy.seen.clear()
+        got = phone.sync()
+        assert got["exit"] == 0, got
+        assert sum(1 for r in proxy.seen if from_token(r)) == 1  # refused: 403 valid-sync-token
+        assert phone.uids() == laptop.uids()
+        assert phone.sync()["http_requests"] == 2
+
+
 def hostile(body: bytes) -> Callable[[Request, Upstream], Reply | Drop]:
     def hook(request: Request, upstream: Upstream) -> Reply | Drop:
         if with_data(request):

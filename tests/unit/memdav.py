@@ -67,7 +67,7 @@ class MemCollection:
         deleted = frozenset(h for h in touched if h not in self.items)
         return SyncDelta(changed, deleted, f"t{len(self.log)}")
 
-    def sync_with_data(self) -> None:
+    def sync_with_data(self, token: str | None = None) -> None:
         return None  # the listing + multiget path, as on a server the quirks table does not know
 
     def list_etags(self) -> dict[str, str | None]:

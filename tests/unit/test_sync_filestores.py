@@ -97,7 +97,7 @@ def test_a_kill_at_the_write_neither_loses_nor_duplicates(
     def kill(*args: object, **kwargs: object) -> None:
         raise Killed
 
-    target = (onefile, "write_atomic") if where == "at the write" else (StateStore, "record")
+    target = (onefile, "write_atomic") if where == "at the write" else (StateStore, "upsert")
     with monkeypatch.context() as patch:
         patch.setattr(*target, kill)
         with pytest.raises(Killed):
