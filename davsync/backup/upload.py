@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from io import BufferedReader
+from typing import TYPE_CHECKING
 
 from davsync.backup.index import Index, MultipartState
 from davsync.backup.model import Record, ScannedFile, undeleted
@@ -188,20 +189,34 @@ class Uploader:
         sha = self._put_single(f, obj) if single else self._put_multipart(f, obj)
         return self._record(f, obj, sha, stored)
 
-    def _read_part(self, fh: BinaryIO, enc: Encryptor | None, number: int, per_part: int,
+    def _read_part(self, fh: BufferedReader, enc: Encryptor | None, number: int, per_part: int,
                    total_segments: int, digest: hashlib._Hash, keep: bool) -> tuple[bytearray, int]:
-        """Part `number` (1-based) as stored, built one segment at a time so that at most one
-        segment of plaintext exists beside it; with `keep` False only the hash is updated."""
+        """Part `number` (1-based) as stored, read (and encrypted) one segment at a time straight
+        into one buffer, so that at most one segment of plaintext exists beside it and no
+        segment is allocated or copied twice; with `keep` False only the hash is updated."""
         first = (number - 1) * per_part
-        body = bytearray(enc.header if enc is not None and number == 1 and keep else b"")
-        plain_len = 0
-        for index in range(first, min(first + per_part, total_segments)):
-            segment = fh.read(SEGMENT)
-            digest.update(segment)
-            plain_len += len(segment)
-            if keep:
-                body += segment if enc is None else enc.segment(
-                    index, segment, index == total_segments - 1)
+        segments = range(first, min(first + per_part, total_segments))
+        header = enc.header if enc is not None and number == 1 and keep else b""
+        tag = self.fmt.TAG_SIZE if enc is not None else 0
+        body = bytearray(len(header) + len(segments) * (SEGMENT + tag) if keep else 0)
+        body[:len(header)] = header
+        plain = bytearray(SEGMENT) if enc is not None or not keep else body
+        pos, plain_len = len(header), 0
+        with memoryview(body) as out, memoryview(plain) as scratch:
+            for index in segments:
+                into = scratch if plain is not body else out[pos:pos + SEGMENT]
+                n = fh.readinto(into)
+                final = index == total_segments - 1
+                if n < SEGMENT and not final:
+                    raise FileChanged("changed size while being read; it will be backed up on "
+                                      "the next run")
+                digest.update(into[:n])
+                plain_len += n
+                if enc is not None and keep:
+                    pos += enc.segment_into(index, into[:n], final, out[pos:pos + n + tag])
+                elif keep:
+                    pos += n
+        del body[pos:]
         return body, plain_len
 
     def _put_single(self, f: ScannedFile, obj: str) -> str:
