@@ -204,18 +204,19 @@ class Uploader:
         pos, plain_len = len(header), 0
         with memoryview(body) as out, memoryview(plain) as scratch:
             for index in segments:
-                into = scratch if plain is not body else out[pos:pos + SEGMENT]
-                n = fh.readinto(into)
-                final = index == total_segments - 1
-                if n < SEGMENT and not final:
-                    raise FileChanged("changed size while being read; it will be backed up on "
-                                      "the next run")
-                digest.update(into[:n])
-                plain_len += n
-                if enc is not None and keep:
-                    pos += enc.segment_into(index, into[:n], final, out[pos:pos + n + tag])
-                elif keep:
-                    pos += n
+                # Every view of `body` is released before it is trimmed (a live one forbids it).
+                with out[pos:pos + SEGMENT] if plain is body else scratch[:] as into:
+                    n = fh.readinto(into)
+                    final = index == total_segments - 1
+                    if n < SEGMENT and not final:
+                        raise FileChanged("changed size while being read; it will be backed up "
+                                          "on the next run")
+                    digest.update(into[:n])
+                    plain_len += n
+                    if enc is not None and keep:
+                        pos += enc.segment_into(index, into[:n], final, out[pos:pos + n + tag])
+                    elif keep:
+                        pos += n
         del body[pos:]
         return body, plain_len
 
