@@ -7,28 +7,47 @@ Memory stays bounded: at most one segment of plaintext exists beside the part be
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, BinaryIO
+from io import BufferedReader
+from typing import TYPE_CHECKING
+
+from davsync.backup.scan import FileChanged
 
 if TYPE_CHECKING:
     from davsync.backup.format import Encryptor
 
 SEGMENT = 1 << 20   # format.DEFAULT_SEGMENT_SIZE; format (and OpenSSL) loads only to upload
+_TAG = 16  # format.TAG_SIZE: the AEAD tag after each encrypted segment
 
 
-def read_part(fh: BinaryIO, enc: Encryptor | None, number: int, per_part: int,
+def read_part(fh: BufferedReader, enc: Encryptor | None, number: int, per_part: int,
               total_segments: int, digest: hashlib._Hash, keep: bool) -> tuple[bytearray, int]:
-    """Part `number` (1-based) as stored, built one segment at a time so that at most one
-    segment of plaintext exists beside it; with `keep` False only the hash is updated."""
+    """Part `number` (1-based) as stored, read (and encrypted) one segment at a time straight
+    into one buffer, so that at most one segment of plaintext exists beside it and no
+    segment is allocated or copied twice; with `keep` False only the hash is updated."""
     first = (number - 1) * per_part
-    body = bytearray(enc.header if enc is not None and number == 1 and keep else b"")
-    plain_len = 0
-    for index in range(first, min(first + per_part, total_segments)):
-        segment = fh.read(SEGMENT)
-        digest.update(segment)
-        plain_len += len(segment)
-        if keep:
-            body += segment if enc is None else enc.segment(
-                index, segment, index == total_segments - 1)
+    segments = range(first, min(first + per_part, total_segments))
+    header = enc.header if enc is not None and number == 1 and keep else b""
+    tag = _TAG if enc is not None else 0
+    body = bytearray(len(header) + len(segments) * (SEGMENT + tag) if keep else 0)
+    body[:len(header)] = header
+    plain = bytearray(SEGMENT) if enc is not None or not keep else body
+    pos, plain_len = len(header), 0
+    with memoryview(body) as out, memoryview(plain) as scratch:
+        for index in segments:
+            # Every view of `body` is released before it is trimmed (a live one forbids it).
+            with out[pos:pos + SEGMENT] if plain is body else scratch[:] as into:
+                n = fh.readinto(into)
+                final = index == total_segments - 1
+                if n < SEGMENT and not final:
+                    raise FileChanged("changed size while being read; it will be backed up "
+                                      "on the next run")
+                digest.update(into[:n])
+                plain_len += n
+                if enc is not None and keep:
+                    pos += enc.segment_into(index, into[:n], final, out[pos:pos + n + tag])
+                elif keep:
+                    pos += n
+    del body[pos:]
     return body, plain_len
 
 
@@ -39,4 +58,4 @@ def stored_part_size(part_size: int, number: int, part_count: int, size: int,
     if not client_side:
         return plain
     header = 36 if number == 1 else 0
-    return header + plain + 16 * -(-plain // SEGMENT)
+    return header + plain + _TAG * -(-plain // SEGMENT)

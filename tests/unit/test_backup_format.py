@@ -86,3 +86,16 @@ def test_only_the_final_segment_may_be_short() -> None:
     enc = Encryptor(KEY, SEG)
     with pytest.raises(ValueError, match="final"):
         enc.segment(0, b"short", final=False)
+
+
+def test_segment_into_writes_the_same_bytes_as_segment_in_place() -> None:
+    enc = Encryptor(KEY, SEG, salt=b"s" * 16, nonce_prefix=b"n" * 8)
+    body = bytearray(b"?" * (3 + SEG + TAG_SIZE + 5 + TAG_SIZE))
+    with memoryview(body) as out:
+        first = enc.segment_into(0, b"x" * SEG, False, out[3:3 + SEG + TAG_SIZE])
+        last = enc.segment_into(1, memoryview(b"tail!"), True, out[3 + first:])
+    assert (first, last) == (SEG + TAG_SIZE, 5 + TAG_SIZE)
+    expected = enc.segment(0, b"x" * SEG, False) + enc.segment(1, b"tail!", True)
+    assert bytes(body) == b"???" + expected
+    with pytest.raises(ValueError, match="final"):
+        enc.segment_into(0, b"short", False, memoryview(bytearray(5 + TAG_SIZE)))
