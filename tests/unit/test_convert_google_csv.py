@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from davsync.core.convert import Unconverted
@@ -160,6 +160,8 @@ def rows(draw: st.DrawFn) -> Row:
 
 @settings(max_examples=80, deadline=None)
 @given(rows().filter(bool), st.sampled_from(VERSIONS))
+@example({"Website 1 - Label": "PREF", "Website 1 - Value": "0"}, "3.0")  # not TYPE=pref
+@example({"E-mail 1 - Label": "* pref", "E-mail 1 - Value": "a@x"}, "4.0")
 def test_any_row_round_trips(row: Row, version: Version) -> None:
     text = row_to_vcard(row, version)
     assert vcard_to_row(text)[0] == row
