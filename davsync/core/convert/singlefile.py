@@ -36,6 +36,9 @@ _VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNOREC
 _UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _SUMMARY_LINE = re.compile(r"^SUMMARY(?:;[^:\r\n]*)?:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _UNFOLD = re.compile(r"\r?\n[ \t]")
+# A line and its end: only CR LF, LF or CR end a line of vCard/iCalendar text (str.splitlines
+# also ends one at U+2028, \x1e and others, which are text inside a value).
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 # A component's BEGIN or END line in an .ics (a line starting with white space continues the
 # line before it, so it never is one).
 _BEGIN_END = re.compile(r"(BEGIN|END)[ \t]*:[ \t]*([A-Za-z0-9-]+)[ \t]*\r?\n?\Z", re.IGNORECASE)
@@ -110,7 +113,8 @@ def join_vcards(items: Iterable[Item | Unconverted]) -> str:
 
 
 def _crlf(text: str) -> str:
-    return "".join(line + "\r\n" for line in text.splitlines() if line)
+    lines = (line.rstrip("\r\n") for line in _LINE.findall(text))
+    return "".join(line + "\r\n" for line in lines if line)
 
 
 # ---- .ics ----
@@ -151,7 +155,7 @@ def split_calendar_records(data: bytes | str) -> tuple[list[Item | Unconverted],
     header, pieces = _cut_calendar(text)
     with _as_parse_error("not an iCalendar file"):
         cal = _read_calendar(f"BEGIN:VCALENDAR\r\n{''.join(header)}END:VCALENDAR\r\n")
-        return _split_records(cal, [_Piece.read(piece) for piece in pieces])
+        return _split_records(cal, _keep_strays_with_their_text(map(_Piece.read, pieces)))
 
 
 @contextmanager
@@ -179,9 +183,6 @@ class _Piece:
 
     @classmethod
     def read(cls, raw: str) -> _Piece:
-        flat = _UNFOLD.sub("", raw)
-        found, summary = _UID_LINE.search(flat), _SUMMARY_LINE.search(flat)
-        uid, name = (m.group(1).strip() if m else "" for m in (found, summary))
         try:
             with _as_parse_error(_INVALID):
                 subs = _read_calendar(f"BEGIN:VCALENDAR\r\n{raw}END:VCALENDAR\r\n",
@@ -189,9 +190,36 @@ class _Piece:
             if len(subs) != 1:
                 raise ParseError(f"{_INVALID}: not one component")
         except ParseError as exc:
-            return cls(raw, None, str(exc), uid, name)
+            return cls.unreadable(raw, str(exc))
         comp = subs[0]
         return cls(raw, comp, "", str(comp.get("UID", "")).strip(), str(comp.get("SUMMARY", "")))
+
+    @classmethod
+    def unreadable(cls, raw: str, why: str) -> _Piece:
+        flat = _UNFOLD.sub("", raw)
+        found, summary = _UID_LINE.search(flat), _SUMMARY_LINE.search(flat)
+        uid, name = (m.group(1).strip() if m else "" for m in (found, summary))
+        return cls(raw, None, why, uid, name)
+
+
+def _keep_strays_with_their_text(pieces: Iterable[_Piece]) -> list[_Piece]:
+    """An unreadable piece that does not start with a top-level BEGIN (a stray END line, a
+    VALARM standing outside any event) joins the piece before it, which is then kept as read
+    too: how such a piece is cut depends on the text before it, so only there does a rewrite
+    give it back as the same record (on its own, after another record whose END line is
+    missing, it would end or continue that one)."""
+    kept: list[_Piece] = []
+    for piece in pieces:
+        if kept and piece.comp is None and not _starts_top_level(piece.raw):
+            before = kept.pop()
+            piece = _Piece.unreadable(before.raw + piece.raw, before.why or piece.why)
+        kept.append(piece)
+    return kept
+
+
+def _starts_top_level(raw: str) -> bool:
+    mark = _delimiter(_LINE.findall(raw)[0])
+    return mark is not None and mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL
 
 
 def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
@@ -199,8 +227,8 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
     their BEGIN/END lines (a continuation line never is one) without reading anything else,
     so that one broken component costs only itself: a component runs to its own END line, or
     to the BEGIN of the next top-level component when that line is missing."""
-    lines = [line if line.endswith("\n") else line + "\r\n"
-             for line in text.splitlines(keepends=True)]
+    lines = [line if line.endswith(("\n", "\r")) else line + "\r\n"
+             for line in _LINE.findall(text)]
     while lines and not lines[0].strip():
         lines.pop(0)
     while lines and not lines[-1].strip():
@@ -358,9 +386,9 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
 
 
 def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
-    """One .ics: the rest's properties, each VTIMEZONE once, the items' components in order
-    (a record kept as it was read: its text unchanged, in its place), then the rest's other
-    components. ParseError if an item or the rest is not iCalendar."""
+    """One .ics: the rest's properties, each VTIMEZONE once, the rest's other components, then
+    the items' components in order (a record kept as it was read: its text unchanged, in its
+    place). ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
 
@@ -384,9 +412,11 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
     for comp in base.subcomponents:
         if comp.name == "VTIMEZONE":
             timezones.setdefault(str(comp.get("TZID", "")), comp)
-    tail = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
+    # The rest's components go before the items: after them, a record kept as read whose END
+    # line is missing would take a component that can nest (a VALARM, an X- component) as its own.
+    others = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
     start = _text(head).removesuffix("END:VCALENDAR\r\n")
-    return "".join([start, *(_text(tz) for tz in timezones.values()), *body, *tail,
+    return "".join([start, *(_text(tz) for tz in timezones.values()), *others, *body,
                     "END:VCALENDAR\r\n"])
 
 
