@@ -270,6 +270,9 @@ _LINES = st.sampled_from(["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VALARM", "END:VAL
 @example(["BEGIN:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE", "BEGIN:VALARM", "no colon"])
 @example(["BEGIN:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE", "BEGIN:VALARM", "UID:u",
           "END:VALARM"])
+@example(["END:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE"])  # a stray line first: stays first
+@example(["BEGIN:VALARM", "no colon", "BEGIN:VALARM", "UID:u", "END:VALARM"])
+@example(["BEGIN:VALARM", "UID:u", "BEGIN:VALARM", "BEGIN:VEVENT", "UID:u"])
 @example(["BEGIN:VEVENT", "\x1e"])  # a line break to str.splitlines, text to iCalendar
 def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
         lines: list[str]) -> None:

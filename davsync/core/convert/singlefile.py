@@ -12,6 +12,7 @@ are items; only a file that is not one VCALENDAR is refused as a whole.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -238,10 +239,17 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
     if _delimiter(lines[-1]) != ("END", "VCALENDAR"):
         raise ParseError("not an iCalendar file: it does not end with END:VCALENDAR "
                          "(truncated file, or more than one calendar?)")
+    header, pieces, _ = _cut_lines(lines[1:-1])
+    return header, pieces
+
+
+def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
+    """The property lines and component texts of a VCALENDAR's inside, and the name of the
+    component left open at the end (None when every component got its END line)."""
     header: list[str] = []
     pieces: list[list[str]] = []
     open_name: str | None = None
-    for line in lines[1:-1]:
+    for line in lines:
         mark = _delimiter(line)
         if mark is not None and (open_name is None or mark == ("BEGIN", open_name)
                                  or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)):
@@ -252,7 +260,7 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
             open_name = None if mark == ("END", open_name) else open_name
         else:
             header.append(line)
-    return header, ["".join(piece) for piece in pieces]
+    return header, ["".join(piece) for piece in pieces], open_name
 
 
 def _delimiter(line: str) -> tuple[str, str] | None:
@@ -388,7 +396,8 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
 def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
     """One .ics: the rest's properties, each VTIMEZONE once, the rest's other components, then
     the items' components in order (a record kept as it was read: its text unchanged, in its
-    place). ParseError if an item or the rest is not iCalendar."""
+    place; see `_after_an_end` for the one kind of record written before the VTIMEZONEs).
+    ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
 
@@ -412,12 +421,28 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
     for comp in base.subcomponents:
         if comp.name == "VTIMEZONE":
             timezones.setdefault(str(comp.get("TZID", "")), comp)
-    # The rest's components go before the items: after them, a record kept as read whose END
-    # line is missing would take a component that can nest (a VALARM, an X- component) as its own.
     others = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
     start = _text(head).removesuffix("END:VCALENDAR\r\n")
-    return "".join([start, *(_text(tz) for tz in timezones.values()), *others, *body,
+    lead = list(itertools.takewhile(lambda chunk: not _starts_top_level(chunk), body))
+    rest = [*(_text(tz) for tz in timezones.values()), *others]
+    return "".join([start, *lead, *_after_an_end(rest, body[len(lead):], lead),
                     "END:VCALENDAR\r\n"])
+
+
+def _after_an_end(rest: list[str], body: list[str], lead: list[str]) -> list[str]:
+    """`body` with the rest's components where they cannot be taken for part of a record kept
+    as read: after the records that do not start with a top-level BEGIN (a stray line at the
+    start of the file, which must follow the calendar's properties to be read the same), and
+    where no record is left without its END line (which would take a VALARM or an X-
+    component for its own). Each record in `body` starts with a top-level BEGIN."""
+    at = 0 if not lead or not _ends_open(lead[-1]) or (rest and _starts_top_level(rest[0])) \
+        else next((i + 1 for i, chunk in enumerate(body) if not _ends_open(chunk)), len(body))
+    return [*body[:at], *rest, *body[at:]]
+
+
+def _ends_open(chunk: str) -> bool:
+    return _cut_lines(_LINE.findall(chunk))[2] is not None
+
 
 
 def _text(comp: Any) -> str:
