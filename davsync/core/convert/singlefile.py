@@ -219,7 +219,8 @@ def _keep_strays_with_their_text(pieces: Iterable[_Piece]) -> list[_Piece]:
 
 
 def _starts_top_level(raw: str) -> bool:
-    mark = _delimiter(_LINE.findall(raw)[0])
+    first = _LINE.match(raw)
+    mark = _delimiter(first[0]) if first else None
     return mark is not None and mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL
 
 
@@ -442,7 +443,6 @@ def _after_an_end(rest: list[str], body: list[str], lead: list[str]) -> list[str
 
 def _ends_open(chunk: str) -> bool:
     return _cut_lines(_LINE.findall(chunk))[2] is not None
-
 
 
 def _text(comp: Any) -> str:
