@@ -219,7 +219,7 @@ class ServerGather:
             try:
                 stream = self._open_stream(old_token)
             except InvalidSyncToken:
-                log.info("%s: sync token no longer valid; doing a full listing", ctx.name)
+                _token_lost(ctx.name)
                 old_token = None
             else:
                 if stream is not None:
@@ -259,7 +259,7 @@ class ServerGather:
                                if e is None or by_href.get(h) is None or by_href[h].etag != e}
                     return changed, set(delta.deleted) & set(by_href), delta.sync_token
             except InvalidSyncToken:
-                log.info("%s: sync token no longer valid; doing a full listing", self.ctx.name)
+                _token_lost(self.ctx.name)
                 delta = remote.sync(None)
             listing: dict[str, str | None] = dict(delta.changed)
             new_token: str | None = delta.sync_token
@@ -354,6 +354,10 @@ class ServerGather:
 
 
 _NOT_PENDING: Final = object()
+
+
+def _token_lost(name: str) -> None:
+    log.info("%s: sync token no longer valid; doing a full listing", name)
 
 
 def _mib(size: int) -> str:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from davsync.core.convert import ConvertError, Unconverted
@@ -51,6 +51,16 @@ def test_joined_vcf_splits_into_the_same_items() -> None:
     items = split_vcards(VCF)
     again = split_vcards(join_vcards(items))
     assert [(i.uid, i.hash) for i in again] == [(i.uid, i.hash) for i in items]
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\x1e", "\x85", "\x0c"])
+def test_a_value_holding_a_unicode_line_separator_is_written_back_unchanged(char: str) -> None:
+    card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a\r\nFN:A\r\nNOTE:x{char}y\r\nEND:VCARD\r\n"
+    assert join_vcards(split_vcards(card)) == card
+    broken = f"BEGIN:VEVENT\r\nUID:b\r\nDESCRIPTION:x{char}y\r\nno colon\r\nEND:VEVENT\r\n"
+    records, rest = split_calendar_records(f"BEGIN:VCALENDAR\r\n{broken}END:VCALENDAR\r\n")
+    assert [r.raw for r in records if isinstance(r, Unconverted)] == [broken]
+    assert broken in join_calendar(records, rest)
 
 
 def test_a_broken_card_is_named_by_its_position() -> None:
@@ -253,6 +263,17 @@ _LINES = st.sampled_from(["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VALARM", "END:VAL
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(_LINES, st.text(max_size=30)), max_size=40))
+# Records whose END line is missing, cut by a VTIMEZONE that a rewrite moves to the top: what
+# follows them (a stray END, a VALARM outside any event, the rest's components) must not
+# become theirs.
+@example(["BEGIN:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE", "END:VEVENT"])
+@example(["BEGIN:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE", "BEGIN:VALARM", "no colon"])
+@example(["BEGIN:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE", "BEGIN:VALARM", "UID:u",
+          "END:VALARM"])
+@example(["END:VEVENT", "BEGIN:VTIMEZONE", "END:VTIMEZONE"])  # a stray line first: stays first
+@example(["BEGIN:VALARM", "no colon", "BEGIN:VALARM", "UID:u", "END:VALARM"])
+@example(["BEGIN:VALARM", "UID:u", "BEGIN:VALARM", "BEGIN:VEVENT", "UID:u"])
+@example(["BEGIN:VEVENT", "\x1e"])  # a line break to str.splitlines, text to iCalendar
 def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
         lines: list[str]) -> None:
     text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"
@@ -264,5 +285,22 @@ def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
     for record in records:
         if isinstance(record, Unconverted):
             assert str(record.raw) in joined
-    again, _ = split_calendar_records(joined)
+    again, rest_again = split_calendar_records(joined)
     assert sorted(r.uid or "" for r in again) == sorted(r.uid or "" for r in records)
+    assert [r.raw for r in again if isinstance(r, Unconverted)] == \
+        [r.raw for r in records if isinstance(r, Unconverted)]
+    assert rest_again == rest
+
+
+def test_a_stray_line_outside_any_event_stays_with_the_text_before_it() -> None:
+    text = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n" + _event("a")
+            + "BEGIN:VEVENT\r\nUID:b\r\nBEGIN:VTIMEZONE\r\nTZID:X\r\nEND:VTIMEZONE\r\n"
+            "END:VEVENT\r\nEND:VCALENDAR\r\n")
+    records, rest = split_calendar_records(text)
+    assert [r.uid for r in records] == ["a", "b", None]
+    assert isinstance(records[1], Unconverted) and isinstance(records[2], Unconverted)
+    assert records[2].raw == "BEGIN:VTIMEZONE\r\nTZID:X\r\nEND:VTIMEZONE\r\nEND:VEVENT\r\n"
+    joined = join_calendar(records, rest)
+    assert joined.endswith("BEGIN:VEVENT\r\nUID:b\r\nBEGIN:VTIMEZONE\r\nTZID:X\r\n"
+                           "END:VTIMEZONE\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    assert [r.uid for r in split_calendar_records(joined)[0]] == ["a", "b", None]

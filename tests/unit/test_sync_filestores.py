@@ -15,6 +15,7 @@ from davsync.sources import onefile
 from davsync.sources.base import StoreUnavailable
 from davsync.sources.mozcontacts import MozContactsSource
 from davsync.state.store import StateStore
+from davsync.sync.ledger import _RECORD_BATCH
 from tests.unit.rig import Rig, vcard
 
 
@@ -71,13 +72,14 @@ def test_a_first_sync_of_many_writes_the_file_once(
 ) -> None:
     rig = Rig(tmp_path)
     path = _export(rig, [])
-    _many_on_server(rig, 260)  # more than a record batch (200) and many download chunks (50)
+    many = _RECORD_BATCH + 60  # more than a record batch and many download chunks (50)
+    _many_on_server(rig, many)
     writes = _count_writes(monkeypatch)
     report = rig.sync(_store(path))
     assert report.errors == []
     assert writes == [path]
-    assert len(json.loads(path.read_text())) == 260
-    assert len(rig.store.items("c")) == 260
+    assert len(json.loads(path.read_text())) == many
+    assert len(rig.store.items("c")) == many
     again = rig.sync(_store(path))
     assert again.errors == [] and writes == [path]  # nothing left to write
 

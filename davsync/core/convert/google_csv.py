@@ -281,11 +281,20 @@ def _add_addresses(card: Any, row: Mapping[str, str], n: int, version: Version,
 def _label_params(label: str, version: Version) -> dict[str, list[str]]:
     pref = label.startswith("* ")
     bare = label[2:] if pref else label
-    types = list(LABEL_TYPES.get(bare, (bare,) if bare else ()))
+    types = _label_types(bare)
     params = type_params(types, pref, version)
     if _label(types) != bare:
         params["X-GOOGLE-LABEL"] = [bare]
     return params
+
+
+def _label_types(bare: str) -> list[str]:
+    """The TYPE values a label (without its `* `) is written as: Google's known labels as
+    vCard's, any other as it is, except a label spelled `pref` (any case), which is written as
+    no TYPE (and its shadow) because readers take TYPE=pref for the preferred flag."""
+    if bare.lower() == "pref":
+        return []
+    return list(LABEL_TYPES.get(bare, (bare,) if bare else ()))
 
 
 def _label(types: Sequence[str]) -> str:
@@ -331,8 +340,7 @@ def _text(lines: Sequence[Line], name: str) -> str:
 def _slot_label(line: Line) -> str:
     types, pref = line.types_and_pref()
     shadow = line.param("X-GOOGLE-LABEL")
-    bare = shadow[0] if shadow and list(LABEL_TYPES.get(shadow[0], (shadow[0],))) == types \
-        else _label(types)
+    bare = shadow[0] if shadow and _label_types(shadow[0]) == types else _label(types)
     return ("* " if pref else "") + bare
 
 

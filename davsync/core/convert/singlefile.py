@@ -12,6 +12,7 @@ are items; only a file that is not one VCALENDAR is refused as a whole.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,9 @@ _VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNOREC
 _UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _SUMMARY_LINE = re.compile(r"^SUMMARY(?:;[^:\r\n]*)?:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _UNFOLD = re.compile(r"\r?\n[ \t]")
+# A line and its end: only CR LF, LF or CR end a line of vCard/iCalendar text (str.splitlines
+# also ends one at U+2028, \x1e and others, which are text inside a value).
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 # A component's BEGIN or END line in an .ics (a line starting with white space continues the
 # line before it, so it never is one).
 _BEGIN_END = re.compile(r"(BEGIN|END)[ \t]*:[ \t]*([A-Za-z0-9-]+)[ \t]*\r?\n?\Z", re.IGNORECASE)
@@ -110,7 +114,8 @@ def join_vcards(items: Iterable[Item | Unconverted]) -> str:
 
 
 def _crlf(text: str) -> str:
-    return "".join(line + "\r\n" for line in text.splitlines() if line)
+    lines = (line.rstrip("\r\n") for line in _LINE.findall(text))
+    return "".join(line + "\r\n" for line in lines if line)
 
 
 # ---- .ics ----
@@ -151,7 +156,7 @@ def split_calendar_records(data: bytes | str) -> tuple[list[Item | Unconverted],
     header, pieces = _cut_calendar(text)
     with _as_parse_error("not an iCalendar file"):
         cal = _read_calendar(f"BEGIN:VCALENDAR\r\n{''.join(header)}END:VCALENDAR\r\n")
-        return _split_records(cal, [_Piece.read(piece) for piece in pieces])
+        return _split_records(cal, _keep_strays_with_their_text(map(_Piece.read, pieces)))
 
 
 @contextmanager
@@ -179,9 +184,6 @@ class _Piece:
 
     @classmethod
     def read(cls, raw: str) -> _Piece:
-        flat = _UNFOLD.sub("", raw)
-        found, summary = _UID_LINE.search(flat), _SUMMARY_LINE.search(flat)
-        uid, name = (m.group(1).strip() if m else "" for m in (found, summary))
         try:
             with _as_parse_error(_INVALID):
                 subs = _read_calendar(f"BEGIN:VCALENDAR\r\n{raw}END:VCALENDAR\r\n",
@@ -189,9 +191,37 @@ class _Piece:
             if len(subs) != 1:
                 raise ParseError(f"{_INVALID}: not one component")
         except ParseError as exc:
-            return cls(raw, None, str(exc), uid, name)
+            return cls.unreadable(raw, str(exc))
         comp = subs[0]
         return cls(raw, comp, "", str(comp.get("UID", "")).strip(), str(comp.get("SUMMARY", "")))
+
+    @classmethod
+    def unreadable(cls, raw: str, why: str) -> _Piece:
+        flat = _UNFOLD.sub("", raw)
+        found, summary = _UID_LINE.search(flat), _SUMMARY_LINE.search(flat)
+        uid, name = (m.group(1).strip() if m else "" for m in (found, summary))
+        return cls(raw, None, why, uid, name)
+
+
+def _keep_strays_with_their_text(pieces: Iterable[_Piece]) -> list[_Piece]:
+    """An unreadable piece that does not start with a top-level BEGIN (a stray END line, a
+    VALARM standing outside any event) joins the piece before it, which is then kept as read
+    too: how such a piece is cut depends on the text before it, so only there does a rewrite
+    give it back as the same record (on its own, after another record whose END line is
+    missing, it would end or continue that one)."""
+    kept: list[_Piece] = []
+    for piece in pieces:
+        if kept and piece.comp is None and not _starts_top_level(piece.raw):
+            before = kept.pop()
+            piece = _Piece.unreadable(before.raw + piece.raw, before.why or piece.why)
+        kept.append(piece)
+    return kept
+
+
+def _starts_top_level(raw: str) -> bool:
+    first = _LINE.match(raw)
+    mark = _delimiter(first[0]) if first else None
+    return mark is not None and mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL
 
 
 def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
@@ -199,8 +229,8 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
     their BEGIN/END lines (a continuation line never is one) without reading anything else,
     so that one broken component costs only itself: a component runs to its own END line, or
     to the BEGIN of the next top-level component when that line is missing."""
-    lines = [line if line.endswith("\n") else line + "\r\n"
-             for line in text.splitlines(keepends=True)]
+    lines = [line if line.endswith(("\n", "\r")) else line + "\r\n"
+             for line in _LINE.findall(text)]
     while lines and not lines[0].strip():
         lines.pop(0)
     while lines and not lines[-1].strip():
@@ -210,10 +240,17 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
     if _delimiter(lines[-1]) != ("END", "VCALENDAR"):
         raise ParseError("not an iCalendar file: it does not end with END:VCALENDAR "
                          "(truncated file, or more than one calendar?)")
+    header, pieces, _ = _cut_lines(lines[1:-1])
+    return header, pieces
+
+
+def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
+    """The property lines and component texts of a VCALENDAR's inside, and the name of the
+    component left open at the end (None when every component got its END line)."""
     header: list[str] = []
     pieces: list[list[str]] = []
     open_name: str | None = None
-    for line in lines[1:-1]:
+    for line in lines:
         mark = _delimiter(line)
         if mark is not None and (open_name is None or mark == ("BEGIN", open_name)
                                  or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)):
@@ -224,7 +261,7 @@ def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
             open_name = None if mark == ("END", open_name) else open_name
         else:
             header.append(line)
-    return header, ["".join(piece) for piece in pieces]
+    return header, ["".join(piece) for piece in pieces], open_name
 
 
 def _delimiter(line: str) -> tuple[str, str] | None:
@@ -358,9 +395,10 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
 
 
 def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
-    """One .ics: the rest's properties, each VTIMEZONE once, the items' components in order
-    (a record kept as it was read: its text unchanged, in its place), then the rest's other
-    components. ParseError if an item or the rest is not iCalendar."""
+    """One .ics: the rest's properties, each VTIMEZONE once, the rest's other components, then
+    the items' components in order (a record kept as it was read: its text unchanged, in its
+    place; see `_after_an_end` for the one kind of record written before the VTIMEZONEs).
+    ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
 
@@ -384,10 +422,27 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
     for comp in base.subcomponents:
         if comp.name == "VTIMEZONE":
             timezones.setdefault(str(comp.get("TZID", "")), comp)
-    tail = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
+    others = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
     start = _text(head).removesuffix("END:VCALENDAR\r\n")
-    return "".join([start, *(_text(tz) for tz in timezones.values()), *body, *tail,
+    lead = list(itertools.takewhile(lambda chunk: not _starts_top_level(chunk), body))
+    rest = [*(_text(tz) for tz in timezones.values()), *others]
+    return "".join([start, *lead, *_after_an_end(rest, body[len(lead):], lead),
                     "END:VCALENDAR\r\n"])
+
+
+def _after_an_end(rest: list[str], body: list[str], lead: list[str]) -> list[str]:
+    """`body` with the rest's components where they cannot be taken for part of a record kept
+    as read: after the records that do not start with a top-level BEGIN (a stray line at the
+    start of the file, which must follow the calendar's properties to be read the same), and
+    where no record is left without its END line (which would take a VALARM or an X-
+    component for its own). Each record in `body` starts with a top-level BEGIN."""
+    at = 0 if not lead or not _ends_open(lead[-1]) or (rest and _starts_top_level(rest[0])) \
+        else next((i + 1 for i, chunk in enumerate(body) if not _ends_open(chunk)), len(body))
+    return [*body[:at], *rest, *body[at:]]
+
+
+def _ends_open(chunk: str) -> bool:
+    return _cut_lines(_LINE.findall(chunk))[2] is not None
 
 
 def _text(comp: Any) -> str:
