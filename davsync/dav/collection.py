@@ -174,6 +174,10 @@ class Collection:
         ctag = own.text(xb.GETCTAG)
         return Probe(ctag, None) if ctag is not None else None
 
+    def current_sync_token(self) -> str | None:
+        """The collection's sync-token as of now (a PROPFIND Depth 0 for it alone)."""
+        return self._token_probe().sync_token
+
     def _token_probe(self) -> Probe:
         own = self._own(self._propfind((xb.SYNC_TOKEN,), "0"))
         self._observe(own)
