@@ -76,6 +76,17 @@ QUIRKS: Final[tuple[Quirk, ...]] = (
         "a first pairing is one request instead of a listing and N/50 multigets.",
     ),
     Quirk(
+        "query_all_data",
+        RADICALE,
+        (3,),
+        "supported",
+        "An addressbook-query / calendar-query matching everything answers every item with "
+        "its data in 2.0 s at 10 000 contacts, where a sync-collection from an empty token "
+        "with the data takes 5.0 s and with etags alone 4.3 s (Radicale builds sync answers "
+        "item by item): a first pairing asks the sync-token first (PROPFIND Depth 0, about "
+        "1 s), then the query, and applies the items while they stream in.",
+    ),
+    Quirk(
         "sync_collection_truncation",
         RADICALE,
         (3,),

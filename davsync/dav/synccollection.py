@@ -82,18 +82,25 @@ def _refused_token(url: str, response: httpx.Response) -> InvalidSyncToken:
 def sync_with_data(
     client: DavClient, collection: Collection, token: str | None = None
 ) -> SyncStream | None:
-    """A sync-collection from `token` (None: the whole collection) that carries each changed
-    item's data, streamed (`syncstream.py`); None where the quirks table does not say the
-    server answers it well. Started on a worker; returns once the first item (or the end)
-    arrived, and raises DavError when the request failed before that (InvalidSyncToken for
-    a token the server no longer knows; refused: 400/403/507, malformed, truncated), so the
-    caller can take the listing + multiget path with nothing applied."""
+    """What changed since `token` (None: the whole collection) with each item's data, streamed
+    (`syncstream.py`); None where the quirks table does not say the server answers it well.
+    A sync-collection asking for the data; for the whole collection, where the table says so,
+    the sync-token first and then a query matching every item (Radicale builds that answer 2.5
+    times faster): the items are then at least as new as the token, and the next sync from it
+    lists again what changed in between, already applied (same etag). Started on a worker;
+    returns once the first item (or the end) arrived, and raises DavError when the request
+    failed before that (InvalidSyncToken for a token the server no longer knows; refused:
+    400/403/507, malformed, truncated), so the caller can take the listing + multiget path
+    with nothing applied."""
     if token is not None:  # the token it gave us names the server as well as any answer
         client.learn(identify(sync_token=token))
     if rating(client.server, "sync_collection_data") != "supported":
         return None
+    start = None
+    if token is None and rating(client.server, "query_all_data") == "supported":
+        start = collection.current_sync_token()
     stream = SyncStream(collection.url, partial(_streamed, collection))
-    client.executor().submit(_stream_sync, client, collection, stream, token)
+    client.executor().submit(_stream_report, client, collection, stream, token, start)
     try:
         stream.first()
     except BaseException:
@@ -102,22 +109,31 @@ def sync_with_data(
     return stream
 
 
-def _stream_sync(
-    client: DavClient, collection: Collection, stream: SyncStream, token: str | None
+def _stream_report(
+    client: DavClient, collection: Collection, stream: SyncStream, token: str | None,
+    start: str | None,
 ) -> None:
-    """The request itself (on a worker thread): its outcome goes into `stream`."""
+    """The request itself (on a worker thread): its outcome goes into `stream`. With `start`
+    (the token taken before it), a query for every item; else the sync-collection from
+    `token`."""
     url = collection.url
     error: BaseException | None = None
+    data = xb.data_prop(collection.kind)
+    what = "REPORT query" if start is not None else "REPORT sync-collection"
     try:
         response = client.request(
-            "REPORT", url, headers={"Depth": "0", **xb.XML_CONTENT},
-            content=xb.sync_collection(token, (xb.GETETAG, xb.data_prop(collection.kind))),
+            "REPORT", url,
+            headers={"Depth": "1" if start is not None else "0", **xb.XML_CONTENT},
+            content=(xb.query_all(collection.kind) if start is not None
+                     else xb.sync_collection(token, (xb.GETETAG, data))),
             consume=stream.read,
         )
         if token is not None and response.status_code in (403, 412):
             raise _refused_token(url, response)
         if response.status_code != 207:
-            raise client.failure("REPORT sync-collection", url, response)
+            raise client.failure(what, url, response)
+        if start is not None:
+            stream.sync_token = start
         if stream.sync_token is None:
             raise DavError(f"{url}: the sync-collection answer has no sync-token")
         collection.last_sync_token = stream.sync_token

@@ -88,6 +88,20 @@ def multiget(kind: str, hrefs: Sequence[str]) -> bytes:
     return _serialize(root)
 
 
+def query_all(kind: str) -> bytes:
+    """addressbook-query (RFC 6352) or calendar-query (RFC 4791) matching every item, for
+    etag and data: a whole collection's download without naming its hrefs."""
+    if kind == "contacts":
+        root = ET.Element(qname(CARDDAV, "addressbook-query"))
+        _prop(root, (GETETAG, ADDRESS_DATA))
+    else:
+        root = ET.Element(qname(CALDAV, "calendar-query"))
+        _prop(root, (GETETAG, CALENDAR_DATA))
+        every = ET.SubElement(root, qname(CALDAV, "filter"))
+        ET.SubElement(every, qname(CALDAV, "comp-filter"), {"name": "VCALENDAR"})
+    return _serialize(root)
+
+
 def mkcol_addressbook(displayname: str | None) -> bytes:
     """Extended MKCOL (RFC 5689) creating an addressbook."""
     root = ET.Element(qname(DAV, "mkcol"))

@@ -178,8 +178,8 @@ def delete_before_multiget(account: DavAccount, victims: list[str]
     Such a race exists only between a listing and its downloads, so the one-request sync with
     the data (Radicale's) is refused here, and davsync lists, then downloads."""
     def hook(request: Request, upstream: Upstream) -> Reply:
-        if (request.method == "REPORT" and b"sync-collection" in request.body
-                and b"address-data" in request.body):
+        if (request.method == "REPORT" and b"address-data" in request.body
+                and b"multiget" not in request.body):
             return Reply(403, {}, b"not here")
         if request.method == "REPORT" and b"multiget" in request.body:
             for name in victims:

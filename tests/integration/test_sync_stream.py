@@ -17,14 +17,16 @@ from tests.fixtures.proxy import Drop, LoopbackProxy, Reply, Request, Upstream, 
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_dav_hostile import MEASURED_RUN, behind, no_traceback, run
 from tests.integration.test_sync_radicale import ROOT, Device
-from tests.integration.test_sync_safety import card, proxied, write_cards
+from tests.integration.test_sync_safety import card, delete, event, proxied, put, write_cards
 
 ITEMS = 120  # over two multiget batches of 50
 
 
 def with_data(request: Request) -> bool:
-    return (request.method == "REPORT" and b"sync-collection" in request.body
-            and b"address-data" in request.body)
+    """A request for every item's data in one answer: Radicale's first pairing (a query after
+    the sync-token) or a sync-collection asking for the data; not a multiget."""
+    return (request.method == "REPORT" and b"address-data" in request.body
+            and b"multiget" not in request.body)
 
 
 def multigets(proxy: LoopbackProxy) -> int:
@@ -69,11 +71,69 @@ def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_pat
         assert sum(1 for r in proxy.seen if with_data(r)) == 1
         assert multigets(proxy) == 0
         assert multigets(op) == 3  # 1 + N/50 on the old path
+        assert token_then_query(proxy.seen, b"addressbook-query")
         assert phone.uids() == laptop.uids() == old.uids()
         assert sorted(p.name for p in phone.contacts.iterdir()) == sorted(
             p.name for p in old.contacts.iterdir())
         assert state_rows(phone) == state_rows(old)
         assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2  # 2 probes
+
+
+def token_then_query(seen: list[Request], query: bytes) -> bool:
+    """Radicale's first pairing: the sync-token alone (PROPFIND Depth 0), then one query for
+    every item's data, and no sync-collection listing at all."""
+    kinds = [("token" if r.method == "PROPFIND" and b"sync-token" in r.body else
+              "query" if r.method == "REPORT" and query in r.body else
+              "sync" if b"sync-collection" in r.body else "") for r in seen]
+    return ("sync" not in kinds and kinds.count("query") == 1
+            and "token" in kinds[:kinds.index("query")])
+
+
+def test_a_first_calendar_pairing_is_one_query_after_the_token(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    laptop = Device(tmp_path / "laptop", dav_account)
+    for i in range(60):
+        (laptop.calendars / f"e{i}.ics").write_text(event(f"e{i}"), encoding="utf-8")
+    assert laptop.sync()["exit"] == 0
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy:
+        pair(proxy, phone)
+        assert token_then_query([r for r in proxy.seen if b"/personal/" in r.path.encode()],
+                                b"calendar-query")
+        assert sum(1 for r in proxy.seen if b"calendar-multiget" in r.body) == 0
+        assert phone.uids("calendars") == laptop.uids("calendars")
+        assert len(phone.uids("calendars")) == 60
+        assert phone.sync()["http_requests"] == 2
+
+
+def test_a_change_between_the_token_and_the_query_is_applied_once(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """Another client edits one item and deletes another after davsync took the sync-token
+    and before its query: the query brings the new version; the next run's sync from that
+    token lists both changes again, finds them applied, and downloads nothing."""
+    laptop = seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+
+    def race(request: Request, upstream: Upstream) -> Reply | Drop:
+        if request.method == "REPORT" and b"addressbook-query" in request.body:
+            put(dav_account, "contacts", "c3.vcf", card("c3", "Person 3 raced"))
+            delete(dav_account, "contacts/c4.vcf")
+        return upstream()
+
+    with LoopbackProxy(dav_account.url, race) as proxy:
+        pair(proxy, phone)
+        assert "Person 3 raced" in (phone.contacts / "c3.vcf").read_text(encoding="utf-8")
+        assert not (phone.contacts / "c4.vcf").exists()
+        again = phone.sync()
+        assert again["exit"] == 0, again
+        assert again["collections"]["contacts"]["downloaded"] == 0
+        assert again["collections"]["contacts"]["deleted_local"] == 0
+        assert again["collections"]["contacts"]["conflicts"] == 0
+    assert laptop.sync()["exit"] == 0
+    assert phone.uids() == laptop.uids()
+    assert len(phone.uids()) == ITEMS - 1
 
 
 def test_a_refused_request_falls_back_to_listing_and_multigets_in_the_same_run(
