@@ -1,6 +1,6 @@
 """The ports the sync drives: a device store, a DAV collection and the state store.
 
-Adapters implement them (`sources.vdir`, `dav.client.Collection`, `state.store.StateStore`;
+Adapters implement them (`sources.vdir`, `dav.collection.Collection`, `state.store.StateStore`;
 the tests' in-memory collection) without importing this module: the protocols are structural.
 Their value types (Probe, Fetched, Synced, Refusal, ...) and errors stay with the adapters'
 shared modules (`dav.api`, `core.synced`, `sources.base`, `state.store`).
