@@ -27,11 +27,11 @@ from davsync.core.plan import (
     resolve_conflicts,
 )
 from davsync.core.synced import Synced
-from davsync.dav.api import DavError, Probe
+from davsync.dav.api import Probe
 from davsync.report import CollectionReport
 from davsync.sources.base import StoreUnavailable
 from davsync.sync.conflicts import Conflicts
-from davsync.sync.context import REFUSED_STATUSES, Context, seen
+from davsync.sync.context import Context
 from davsync.sync.execute import Handlers, Replan, run_pool, touches_remote
 from davsync.sync.gather import (
     DeviceGather,
@@ -42,6 +42,7 @@ from davsync.sync.gather import (
 )
 from davsync.sync.ledger import Ledger
 from davsync.sync.marks import keep_pending, save_marks
+from davsync.sync.newcollection import create_collection
 
 log = logging.getLogger("davsync.engine")
 # Downloaded items applied at a time when nothing is deleted (see `_stream`): about one multiget
@@ -229,7 +230,8 @@ class CollectionSync:
 
     def _execute(self, actions: list[Action], *, commit: bool = True) -> None:
         if not self._exists and not self.ctx.options.pull_only:
-            actions = self._create_collection(actions)
+            self._exists = True
+            actions = create_collection(self.ctx, self.ledger, actions)
         for _ in range(_MAX_ROUNDS):
             actions = self._round(actions)
             if not actions:
@@ -279,40 +281,3 @@ class CollectionSync:
                 action = replace(action, base=replan.where)
             actions.append(action)
         return actions
-
-    def _create_collection(self, actions: list[Action]) -> list[Action]:
-        """Create the collection, in one request with its first items where the server can."""
-        creates = [a for a in actions if a.op is Op.CREATE_REMOTE]
-        self._exists = True
-        if creates and self.ctx.remote.can_bulk_create() and self._bulk_create(creates):
-            return [a for a in actions if a.op is not Op.CREATE_REMOTE]
-        self.ctx.remote.ensure_exists()
-        return actions
-
-    def _bulk_create(self, creates: list[Action]) -> bool:
-        """One request for a new collection's first upload; False when the server refused
-        that body (one bad or too large item spoils it): then it goes item by item, so only
-        the items the server refuses are reported, each on its own."""
-        ctx = self.ctx
-        items = [(a.uid, seen(a.device).item.data) for a in creates]
-        try:
-            created = ctx.remote.bulk_create(items)
-        except DavError as exc:
-            if exc.status not in REFUSED_STATUSES:
-                raise
-            log.info("%s: one-request upload refused (%s); uploading item by item", ctx.name,
-                     exc)
-            return False
-        self.ledger.wrote_remote = True
-        rows = []
-        for action in creates:
-            d = seen(action.device)
-            where = created.get(action.uid)
-            if where is None:
-                self.report.error(d.ref, "the server did not store it in the bulk upload")
-                continue
-            rows.append((Synced(action.uid, d.ref, d.tag, where.href, where.etag, d.item.hash),
-                         d.item.text))
-            self.report.count("uploaded")
-        ctx.store.record_many(ctx.name, rows)
-        return True
