@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 _IDLE_WAKE = 30.0
 
 
-class BackupStopped(Exception):
-    """A backup or restore job stopped early by SIGTERM: its work is resumed next run."""
-
-
 class Daemon:
     """Runs until `stop()` (SIGTERM/SIGINT); `run()` returns the exit code (0)."""
 
