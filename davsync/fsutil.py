@@ -18,6 +18,9 @@ from typing import BinaryIO, Final
 
 TMP_PREFIX: Final = ".davsync-"
 """Temporary files start with this; scanners of a folder skip such names."""
+# A temporary file is always new: never an existing file, never through a symbolic link.
+_NEW_FILE: Final = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    | getattr(os, "O_CLOEXEC", 0))
 
 
 @contextmanager
@@ -37,8 +40,7 @@ def atomic_file(
     (restoring thousands of files, statistics): a crash then may leave an empty file.
     """
     tmp = target.with_name(f"{TMP_PREFIX}{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(tmp, flags, mode)
+    fd = os.open(tmp, _NEW_FILE, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -93,11 +95,10 @@ def stage_file(target: str | Path, data: bytes, *,
     more than the write itself): the name is this process's random stem and a counter, and
     O_EXCL still refuses anything already there."""
     folder = os.path.dirname(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     while True:
         tmp = os.path.join(folder, f"{TMP_PREFIX}{_STAGE_STEM}{next(_STAGE_COUNT)}.tmp")
         try:
-            fd = os.open(tmp, flags, mode)
+            fd = os.open(tmp, _NEW_FILE, mode)
             break
         except FileExistsError:  # another process's leftover with the same stem: next one
             continue

@@ -122,13 +122,13 @@ class Collection:
         every item a second time, except where a first pairing needs it anyway before its
         query (`synccollection.sync_with_data`): one walk more in this request costs less
         than a request of its own."""
-        token = rating(self._client.server, "query_all_data") == "supported"
+        with_token = rating(self._client.server, "query_all_data") == "supported"
         response = self._client.request(
             "PROPFIND",
             self.url,
             headers={"Depth": "0", **_XML},
             content=xb.propfind((xb.RESOURCETYPE, *xb.PROBE_PROPS,
-                                 *((xb.SYNC_TOKEN,) if token else ()))),
+                                 *((xb.SYNC_TOKEN,) if with_token else ()))),
         )
         if response.status_code == 404:
             self.exists = False

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Final
 
 from davsync.core.item import ParseError, new_uid, parse_item, with_uid
 from davsync.core.plan import Action, Op, Seen
@@ -290,7 +289,8 @@ class ServerGather:
         assert view.stream is not None
         try:
             for fetched in view.stream:
-                wanted = view.to_fetch.pop(fetched.href, _NOT_PENDING) is not _NOT_PENDING
+                wanted = fetched.href in view.to_fetch  # pending: taken whatever its etag
+                view.to_fetch.pop(fetched.href, None)
                 if fetched.data is None and fetched.status is None:
                     view.to_fetch[fetched.href] = fetched.etag
                     continue
@@ -351,9 +351,6 @@ class ServerGather:
                 return None
             self.wrote_remote = True
         return Seen(href, etag, item)
-
-
-_NOT_PENDING: Final = object()
 
 
 def _token_lost(name: str) -> None:
