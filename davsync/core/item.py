@@ -146,6 +146,8 @@ def _norm_prop(prop: Prop) -> str:
 
 
 def _split_param_values(raw: str) -> list[str]:
+    if '"' not in raw:  # nothing quoted: a plain split gives the same
+        return raw.split(",")
     return [value.replace('"', "") for value in split_unquoted(raw, ",")]
 
 

@@ -13,6 +13,7 @@ text, with no Python loop per character.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -27,6 +28,7 @@ MAX_BYTES: Final = 32 << 20  # a contact with a large photo stays well below
 MAX_LINES: Final = 100_000  # content lines (after unfolding; blank lines are not counted)
 MAX_DEPTH: Final = 16  # nesting of components; real data uses 3 (VCALENDAR/VEVENT/VALARM)
 MAX_PARAMS: Final = 100_000  # parameters and their comma-separated values, in one item
+_SPLIT_AT_ONCE: Final = 2 * MAX_LINES  # line breaks up to which a text is split in one call
 
 
 class ParseError(ValueError):
@@ -145,25 +147,26 @@ def parse(text: str) -> list[Component]:
     stack: list[Component] = []
     number = 0
     params = 0
-    for match in _LINE.finditer(_joined(text)):  # lazily: stop at the limit
-        line = match.group()
-        if line.isspace():
+    for line in _lines(text):
+        if not line or line.isspace():
             continue
         number += 1
         if number > MAX_LINES:
             raise ParseError(f"more than {MAX_LINES} lines")
         colon = line.find(":")
         head = line[:colon]
-        if colon > 0 and ";" not in head and '"' not in head and "." not in head:
-            # the common line (`NAME:value`): what split_line gives, without its steps
-            name = head.upper()
+        if colon <= 0 or '"' in head:
+            prop = split_line(line)
+        elif ";" not in head:  # the common line (`NAME:value`): split_line without its steps
+            name = (head.rpartition(".")[2] if "." in head else head).upper()
             if _NAME.fullmatch(name) is None:
                 raise ParseError(f"invalid property name {head[:40]!r}")
             prop = Prop(name, (), line[colon + 1 :], line)
-        else:
-            prop = split_line(line)
+        else:  # parameters, none quoted
+            _check_params(head.count(";"))  # before splitting: a hostile head is not split
+            prop = _prop(head.split(";"), line[colon + 1 :], line)
         if prop.params:
-            params += sum(1 + value.count(",") for _, value in prop.params)
+            params += len(prop.params) + sum(value.count(",") for _, value in prop.params)
             _check_params(params)
         if prop.name == "BEGIN":
             if len(stack) >= MAX_DEPTH:
@@ -187,6 +190,18 @@ def parse(text: str) -> list[Component]:
     if not roots:
         raise ParseError("no BEGIN:VCARD or BEGIN:VCALENDAR found")
     return roots
+
+
+def _lines(text: str) -> Iterable[str]:
+    """The lines of `text` with its folds joined, some of them empty: split at once in C,
+    except in a text with more line breaks than `_SPLIT_AT_ONCE` (a hostile run of empty
+    lines), which is split lazily so that MAX_LINES stops it early."""
+    joined = _joined(text)
+    if joined.count("\n") + joined.count("\r") > _SPLIT_AT_ONCE:
+        return (match.group() for match in _LINE.finditer(joined))
+    if "\r" in joined:
+        joined = joined.replace("\r\n", "\n").replace("\r", "\n")
+    return joined.split("\n")
 
 
 def check_size(size: int) -> None:

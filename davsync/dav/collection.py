@@ -118,17 +118,19 @@ class Collection:
         """Find out whether the collection exists and is of the right kind (one PROPFIND).
 
         It asks for the probe's properties too and keeps what it saw in `loaded_probe`, so a
-        first run needs no second probe; not for the sync-token, which on Radicale would walk
-        every item a second time, except where a first pairing needs it anyway before its
-        query (`synccollection.sync_with_data`): one walk more in this request costs less
-        than a request of its own."""
+        first run needs no second probe. Where a first pairing reads the sync-token before
+        its query (`synccollection.sync_with_data`, Radicale) it asks for the token instead
+        of getctag: each walks every item on Radicale (0.8-1.1 s at 10 000), and the token
+        is the one the pairing needs. The probe then carries the token alone, so the marks
+        saved hold no getctag; the next run's probe sees that, syncs once from the token
+        (an up-to-date answer: one request) and records the getctag it read."""
         with_token = rating(self._client.server, "query_all_data") == "supported"
+        marker = (xb.SUPPORTED_REPORT_SET, xb.SYNC_TOKEN) if with_token else xb.PROBE_PROPS
         response = self._client.request(
             "PROPFIND",
             self.url,
             headers={"Depth": "0", **_XML},
-            content=xb.propfind((xb.RESOURCETYPE, *xb.PROBE_PROPS,
-                                 *((xb.SYNC_TOKEN,) if with_token else ()))),
+            content=xb.propfind((xb.RESOURCETYPE, *marker)),
         )
         if response.status_code == 404:
             self.exists = False
@@ -145,6 +147,8 @@ class Collection:
         self._check_type(own)
         self.loaded_probe = self._ctag_probe(own)
         self.loaded_token = own.text(xb.SYNC_TOKEN)
+        if self.loaded_probe is None and self.loaded_token is not None:
+            self.loaded_probe = Probe(None, self.loaded_token)
         self.exists = True
 
     def _check_type(self, own: DavResponse) -> None:

@@ -70,6 +70,11 @@ class VdirSource:
         self._staged: list[_Staged] = []  # creates and writes waiting for `flush`, in order
         self._last: dict[str, _Staged] = {}  # name -> its latest entry in `_staged`
         self.skipped: dict[str, str] = {}  # name -> why the last scan left it out
+        # Names (casefolded, for case-insensitive file systems) the last scan saw or this run
+        # gave out: a new item's name is chosen without asking the file system about each
+        # one; one taken meanwhile by someone else is refused when it is placed. None before
+        # the first scan.
+        self._taken: set[str] | None = None
 
     def scan(self) -> dict[str, str]:
         try:
@@ -93,6 +98,8 @@ class VdirSource:
             ) from None
 
     def create_store(self) -> None:
+        if not self.path.is_dir():
+            self._taken = set()  # a new folder: no name is taken
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -110,6 +117,7 @@ class VdirSource:
             for entry in entries:
                 self._scan_entry(entry, out)
         out.update((staged.name, staged.sig) for staged in self._staged)  # not yet flushed
+        self._taken = {name.casefold() for name in (*out, *self.skipped)}
         return out
 
     def _scan_entry(self, entry: os.DirEntry[str], out: dict[str, str]) -> None:
@@ -167,9 +175,19 @@ class VdirSource:
         base = self.name_for(uid)
         for attempt in range(100):
             name = base if attempt == 0 else f"{base[: -len(self.suffix)]}-{attempt}{self.suffix}"
-            if name not in self._last and not os.path.lexists(self._where(name)):
-                return name, self._stage(name, data, replace=False, expect_sig=None)
+            if not self._is_taken(name):
+                sig = self._stage(name, data, replace=False, expect_sig=None)
+                if self._taken is not None:
+                    self._taken.add(name.casefold())
+                return name, sig
         raise SourceError(f"{self.path}: no free file name for UID {uid!r}")
+
+    def _is_taken(self, name: str) -> bool:
+        if name in self._last:
+            return True
+        if self._taken is None:
+            return os.path.lexists(self._where(name))
+        return name.casefold() in self._taken
 
     def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
         self._check(name, expect_sig)
@@ -191,6 +209,8 @@ class VdirSource:
             return
         except OSError as exc:
             raise SourceError(f"{self.path / name}: cannot delete: {exc.strerror}") from None
+        if self._taken is not None:
+            self._taken.discard(name.casefold())
         self._dirty = True
 
     def _check(self, name: str, expect_sig: str | None) -> None:
@@ -235,9 +255,10 @@ class VdirSource:
                     _discard(item.tmp)
                 else:
                     self._dirty = True
-        finally:
-            for item in staged:  # left over only when something above raised
+        except BaseException:
+            for item in staged:  # the ones not placed yet
                 _discard(item.tmp)
+            raise
         if self._dirty:
             fsync_dir(self.path)
             self._dirty = False

@@ -64,6 +64,7 @@ class CollectionSync:
         self.conflicts = Conflicts(ctx)
         self.handlers = Handlers(ctx, self.conflicts.copy_made, self.ledger.flush)
         self._known: set[str] = set()  # UIDs synced or on the device (see resolve_conflicts)
+        self._sizes: tuple[int, int] | None = None  # synced items on the device, on the server
         self._exists = ctx.remote.exists
 
     def run(self, probe: Future[Probe] | None = None) -> CollectionReport:
@@ -194,9 +195,10 @@ class CollectionSync:
         if self.ctx.options.pull_only:
             planned = self._hold_uploads(planned)
         actions = self._resolve(planned)
-        device_count = len([r for r in state.values() if r.filename])
-        server_count = len([r for r in state.values() if r.href])
-        guard = mass_deletion(actions, device_count, server_count)
+        if self._sizes is None:  # the state before the run: counted once, not per chunk
+            self._sizes = (sum(1 for r in state.values() if r.filename),
+                           sum(1 for r in state.values() if r.href))
+        guard = mass_deletion(actions, *self._sizes)
         if guard and not self.ctx.options.allow_mass_delete:
             self.report.error(self.ctx.source.location, guard)  # the folder, not a state key
             return False

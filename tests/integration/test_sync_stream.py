@@ -76,7 +76,43 @@ def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_pat
         assert sorted(p.name for p in phone.contacts.iterdir()) == sorted(
             p.name for p in old.contacts.iterdir())
         assert state_rows(phone) == state_rows(old)
+        settle(phone, old)
         assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2  # 2 probes
+
+
+def settle(*devices: Device) -> None:
+    """The run after a pairing on Radicale: the pairing read the sync-token, not getctag, so
+    this run syncs once from the token (nothing to download) and records the getctag."""
+    for device in devices:
+        got = device.sync()
+        assert got["exit"] == 0, got
+        assert all(c.get("downloaded", 0) == 0 for c in got["collections"].values()), got
+
+
+def test_a_first_pairing_reads_the_token_not_the_ctag_and_the_next_run_records_it(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """On Radicale getctag and the sync-token each walk every item: the pairing asks the one
+    it needs (the token) in the collection's first PROPFIND. The next run's probe finds no
+    getctag recorded, syncs once from the token (one up-to-date answer, nothing downloaded)
+    and records the getctag it read; from then on a no-op is the probe alone."""
+    seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url) as proxy:
+        pair(proxy, phone)
+        own = [r for r in proxy.seen if r.method == "PROPFIND" and b"/contacts/" in r.path.encode()
+               and b"resourcetype" in r.body]
+        assert own and all(b"getctag" not in r.body and b"sync-token" in r.body for r in own)
+        proxy.seen.clear()
+        got = phone.sync()
+        assert got["exit"] == 0 and got["collections"]["contacts"]["downloaded"] == 0, got
+        contacts = [r for r in proxy.seen if b"/contacts/" in r.path.encode()]
+        assert [r.method for r in contacts] == ["PROPFIND", "REPORT"]
+        assert b"getctag" in contacts[0].body and b"sync-collection" in contacts[1].body
+        proxy.seen.clear()
+        assert phone.sync()["exit"] == 0
+        contacts = [r for r in proxy.seen if b"/contacts/" in r.path.encode()]
+        assert [(r.method, b"getctag" in r.body) for r in contacts] == [("PROPFIND", True)]
 
 
 def token_then_query(seen: list[Request], query: bytes) -> bool:
@@ -104,6 +140,7 @@ def test_a_first_calendar_pairing_is_one_query_after_the_token(
         assert sum(1 for r in proxy.seen if b"calendar-multiget" in r.body) == 0
         assert phone.uids("calendars") == laptop.uids("calendars")
         assert len(phone.uids("calendars")) == 60
+        settle(phone)
         assert phone.sync()["http_requests"] == 2
 
 
@@ -146,6 +183,7 @@ def test_a_refused_request_falls_back_to_listing_and_multigets_in_the_same_run(
         assert sum(1 for r in proxy.seen if with_data(r)) == 1  # tried once
         assert multigets(proxy) == 3
         assert phone.uids() == laptop.uids()
+        settle(phone)
         assert phone.sync()["http_requests"] == 2
 
 

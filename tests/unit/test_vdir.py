@@ -164,3 +164,47 @@ def test_a_file_edited_before_flush_is_not_replaced(tmp_path: Path) -> None:
     assert set(failed) == {name} and "changed while syncing" in failed[name]
     assert (tmp_path / name).read_bytes() == b"user's edit"
     assert os.listdir(tmp_path) == [name]
+
+
+def test_a_new_name_is_chosen_from_the_scan_casefolded(tmp_path: Path) -> None:
+    """After a scan the names are chosen from what it saw (no file system call per name):
+    a name it saw, in any letter case (case-insensitive file systems), is taken."""
+    (tmp_path / "ABC.vcf").write_bytes(b"theirs")
+    src = VdirSource(tmp_path, "contacts")
+    src.scan()
+    name, _ = src.create("abc", b"ours")
+    assert name == "abc-1.vcf"
+    assert src.flush() == {}
+    assert (tmp_path / "ABC.vcf").read_bytes() == b"theirs"
+
+
+def test_a_name_freed_by_a_delete_is_free_again(tmp_path: Path) -> None:
+    (tmp_path / "abc.vcf").write_bytes(b"old")
+    src = VdirSource(tmp_path, "contacts")
+    src.delete("abc.vcf", src.scan()["abc.vcf"])
+    assert src.create("abc", b"new")[0] == "abc.vcf"
+
+
+def test_a_name_taken_after_the_scan_is_refused_when_placed_and_free_next_run(
+    tmp_path: Path,
+) -> None:
+    """The scan is not asked again per name: a file someone creates after it under the name
+    chosen is kept and the create reported; the next run's scan sees it and picks another."""
+    src = VdirSource(tmp_path, "contacts")
+    src.scan()
+    (tmp_path / "uid-1.vcf").write_bytes(b"someone else's")
+    name, _ = src.create("uid-1", b"ours")
+    assert "appeared while syncing" in src.flush()[name]
+    assert (tmp_path / "uid-1.vcf").read_bytes() == b"someone else's"
+    again = VdirSource(tmp_path, "contacts")
+    again.scan()
+    assert again.create("uid-1", b"ours")[0] == "uid-1-1.vcf"
+
+
+def test_a_new_folder_has_every_name_free(tmp_path: Path) -> None:
+    src = VdirSource(tmp_path / "new", "contacts")
+    src.create_store()
+    made = [src.create("same", b"x")[0] for _ in range(2)]
+    assert made == ["same.vcf", "same-1.vcf"]
+    assert src.flush() == {}
+    assert sorted(os.listdir(tmp_path / "new")) == sorted(made)
