@@ -64,6 +64,21 @@ _UPSERT = (
 )
 
 
+# Texts up to this many characters are stored as they are (SQLite TEXT); longer ones (a contact
+# with a photo) as zlib data (a BLOB). Compressing a 400-byte vCard saves about 80 bytes and
+# cost 25 us, more than the rest of recording it (0.25 s of a 10 000-contact pairing).
+_PLAIN_UP_TO = 2048
+
+
+def _pack(text: str) -> str | bytes:
+    return text if len(text) <= _PLAIN_UP_TO else _compress(text)
+
+
+def _unpack(stored: str | bytes) -> str:
+    """The text `_pack` stored; a BLOB is zlib data (every text before TEXT was used too)."""
+    return stored if isinstance(stored, str) else zlib.decompress(stored).decode("utf-8")
+
+
 def _compress(text: str) -> bytes:
     """zlib data that `zlib.decompress` reads, with a window no larger than the text: the
     default 32 KiB window (and 256 KiB of state) cost four times the compression itself for
@@ -184,7 +199,7 @@ class StateStore:
         row = self.db.execute(
             "SELECT content FROM items WHERE collection = ? AND uid = ?", (collection, uid)
         ).fetchone()
-        return zlib.decompress(row[0]).decode("utf-8") if row and row[0] else None
+        return _unpack(row[0]) if row and row[0] else None
 
     def record(self, collection: str, synced: Synced, text: str | None) -> None:
         self.upsert(collection, [(synced, text)])
@@ -198,7 +213,7 @@ class StateStore:
         caller's transaction."""
         self.db.executemany(_UPSERT, (
             (collection, synced.uid, synced.filename, synced.device_sig, synced.href,
-             synced.etag, synced.hash, None if text is None else _compress(text))
+             synced.etag, synced.hash, None if text is None else _pack(text))
             for synced, text in rows
         ))
 

@@ -59,3 +59,23 @@ def test_report_keys_are_names_unless_two_collections_share_one() -> None:
 def test_the_name_comes_back_out_of_a_state_key() -> None:
     key = state_key("calendars", "a@b:c", "https://u@dav.example.org/")
     assert name_in_state_key(key, "calendars") == "a@b:c"
+
+
+def test_texts_round_trip_small_as_text_large_compressed_and_older_blobs_still_read(
+    tmp_path: Path,
+) -> None:
+    """A small text is stored as it is (compressing it cost more than recording it), a large
+    one (a photo) as zlib data; a state written before keeps its zlib BLOBs readable."""
+    import zlib
+
+    store = StateStore(tmp_path / "s.sqlite")
+    store.save_collection("c", "contacts", "http://x/c/")
+    small = "BEGIN:VCARD\r\nFN:Zoë\r\nEND:VCARD\r\n"
+    large = "BEGIN:VCARD\r\nPHOTO:" + "QUJD" * 5000 + "\r\nEND:VCARD\r\n"
+    for uid, text in (("s", small), ("l", large)):
+        store.record("c", Synced(uid, f"{uid}.vcf", "1:2:3", f"/c/{uid}.vcf", '"e"', "h"), text)
+    stored = dict(store.db.execute("SELECT uid, content FROM items").fetchall())
+    assert stored["s"] == small and isinstance(stored["l"], bytes) and len(stored["l"]) < 2000
+    store.db.execute("UPDATE items SET content = ? WHERE uid = 's'",
+                     (zlib.compress(small.encode("utf-8")),))  # as an older version wrote it
+    assert store.content("c", "s") == small and store.content("c", "l") == large
