@@ -274,6 +274,9 @@ _LINES = st.sampled_from(["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VALARM", "END:VAL
 @example(["BEGIN:VALARM", "no colon", "BEGIN:VALARM", "UID:u", "END:VALARM"])
 @example(["BEGIN:VALARM", "UID:u", "BEGIN:VALARM", "BEGIN:VEVENT", "UID:u"])
 @example(["BEGIN:VEVENT", "\x1e"])  # a line break to str.splitlines, text to iCalendar
+# Every record lacks its END line and the rest holds a VALARM: the rest goes where the open
+# VALARM is ended by beginning another, not into the open event after it.
+@example(["BEGIN:VALARM", "BEGIN:VALARM", "END:VALARM", "BEGIN:VEVENT"])
 def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
         lines: list[str]) -> None:
     text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"

@@ -12,7 +12,6 @@ are items; only a file that is not one VCALENDAR is refused as a whole.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -252,8 +251,7 @@ def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
     open_name: str | None = None
     for line in lines:
         mark = _delimiter(line)
-        if mark is not None and (open_name is None or mark == ("BEGIN", open_name)
-                                 or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)):
+        if mark is not None and _starts_piece(mark, open_name):
             pieces.append([line])  # a new component (the one open, if any, lacks its END)
             open_name = mark[1] if mark[0] == "BEGIN" else None
         elif open_name is not None:
@@ -262,6 +260,14 @@ def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
         else:
             header.append(line)
     return header, ["".join(piece) for piece in pieces], open_name
+
+
+def _starts_piece(mark: tuple[str, str], open_name: str | None) -> bool:
+    """Whether a BEGIN/END line starts a component of its own when the component `open_name`
+    is open (None: none is): it ends one lacking its END line only by beginning the same kind
+    again or a top-level one."""
+    return open_name is None or mark == ("BEGIN", open_name) \
+        or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)
 
 
 def _delimiter(line: str) -> tuple[str, str] | None:
@@ -397,7 +403,7 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
 def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
     """One .ics: the rest's properties, each VTIMEZONE once, the rest's other components, then
     the items' components in order (a record kept as it was read: its text unchanged, in its
-    place; see `_after_an_end` for the one kind of record written before the VTIMEZONEs).
+    place; see `_place_for_rest` for where records kept as read put the rest).
     ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
@@ -424,25 +430,32 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
             timezones.setdefault(str(comp.get("TZID", "")), comp)
     others = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
     start = _text(head).removesuffix("END:VCALENDAR\r\n")
-    lead = list(itertools.takewhile(lambda chunk: not _starts_top_level(chunk), body))
     rest = [*(_text(tz) for tz in timezones.values()), *others]
-    return "".join([start, *lead, *_after_an_end(rest, body[len(lead):], lead),
-                    "END:VCALENDAR\r\n"])
+    at = _place_for_rest(rest, body)
+    return "".join([start, *body[:at], *rest, *body[at:], "END:VCALENDAR\r\n"])
 
 
-def _after_an_end(rest: list[str], body: list[str], lead: list[str]) -> list[str]:
-    """`body` with the rest's components where they cannot be taken for part of a record kept
-    as read: after the records that do not start with a top-level BEGIN (a stray line at the
-    start of the file, which must follow the calendar's properties to be read the same), and
-    where no record is left without its END line (which would take a VALARM or an X-
-    component for its own). Each record in `body` starts with a top-level BEGIN."""
-    at = 0 if not lead or not _ends_open(lead[-1]) or (rest and _starts_top_level(rest[0])) \
-        else next((i + 1 for i, chunk in enumerate(body) if not _ends_open(chunk)), len(body))
-    return [*body[:at], *rest, *body[at:]]
+def _place_for_rest(rest: list[str], body: list[str]) -> int:
+    """Where in `body` the rest's components go: the first place (first of all, in a file
+    without skipped records) where they are read back as the same components and no record
+    kept as read changes. Not before a record that does not start with a top-level BEGIN (a
+    stray line first in the file stays first; after a component it would join that one), and
+    not after a record left without its END line unless the rest's first component ends it
+    (beginning the same kind again or a top-level one); else that record would take the rest
+    for its own. When no such place exists, the end: the rest's text is kept either way."""
+    first = _LINE.match(rest[0]) if rest else None
+    mark = _delimiter(first[0]) if first else None
+    for at in range(len(body) + 1):
+        if at < len(body) and not _starts_top_level(body[at]):
+            continue
+        if mark is None or _starts_piece(mark, _open_at_end(body[at - 1]) if at else None):
+            return at
+    return len(body)
 
 
-def _ends_open(chunk: str) -> bool:
-    return _cut_lines(_LINE.findall(chunk))[2] is not None
+def _open_at_end(chunk: str) -> str | None:
+    """The component a record leaves open (its END line missing), None when it is closed."""
+    return _cut_lines(_LINE.findall(chunk))[2]
 
 
 def _text(comp: Any) -> str:
