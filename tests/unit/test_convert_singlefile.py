@@ -128,9 +128,11 @@ def test_a_tzid_without_vtimezone_gets_one_from_the_time_zone_database() -> None
             "DTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Europe/Paris:20250106T100000\r\n"
             "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:b\r\nDTSTAMP:20250101T000000Z\r\n"
             "DTSTART;TZID=Nowhere/Special:20250106T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
-    items, _ = split_calendar(text)
+    items, rest = split_calendar(text)
     assert "TZID:Europe/Paris" in items[0].text and "TZOFFSETTO:+0100" in items[0].text
     assert "TZID:Nowhere/Special" in items[1].text
+    again, _ = split_calendar(join_calendar(items, rest))  # the file can be written back
+    assert [(i.uid, i.hash) for i in again] == [(i.uid, i.hash) for i in items]
 
 
 def test_join_into_a_new_file() -> None:
@@ -277,6 +279,8 @@ _LINES = st.sampled_from(["BEGIN:VEVENT", "END:VEVENT", "BEGIN:VALARM", "END:VAL
 # Every record lacks its END line and the rest holds a VALARM: the rest goes where the open
 # VALARM is ended by beginning another, not into the open event after it.
 @example(["BEGIN:VALARM", "BEGIN:VALARM", "END:VALARM", "BEGIN:VEVENT"])
+# A TZID no database knows gets a VTIMEZONE without rules, which icalendar cannot read back.
+@example(["BEGIN:VEVENT", "DTSTART;TZID=X:20240101T100000", "END:VEVENT"])
 def test_hostile_calendars_keep_what_they_cannot_read_or_raise_a_parse_error(
         lines: list[str]) -> None:
     text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + "\r\n".join(lines) + "\r\nEND:VCALENDAR\r\n"

@@ -218,9 +218,18 @@ def _keep_strays_with_their_text(pieces: Iterable[_Piece]) -> list[_Piece]:
 
 
 def _starts_top_level(raw: str) -> bool:
-    first = _LINE.match(raw)
-    mark = _delimiter(first[0]) if first else None
+    mark = _first_mark(raw)
     return mark is not None and mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL
+
+
+def _starts_with(raw: str, mark: tuple[str, str]) -> bool:
+    return _first_mark(raw) == mark
+
+
+def _first_mark(raw: str) -> tuple[str, str] | None:
+    """The BEGIN/END line `raw` starts with, if it does."""
+    first = _LINE.match(raw)
+    return _delimiter(first[0]) if first else None
 
 
 def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
@@ -420,7 +429,7 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
         if isinstance(item, Unconverted):
             body.append(str(item.raw))
             continue
-        for comp in _read_calendar(item.text).subcomponents:
+        for comp in _item_components(item.text):
             if comp.name == "VTIMEZONE":
                 timezones.setdefault(str(comp.get("TZID", "")), comp)
             else:
@@ -435,6 +444,24 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
     return "".join([start, *body[:at], *rest, *body[at:], "END:VCALENDAR\r\n"])
 
 
+def _item_components(text: str) -> Iterator[Any]:
+    """An item's components as icalendar reads them, each on its own, without a VTIMEZONE
+    that has no rules (what `_timezone` makes for a name no database knows): icalendar
+    refuses to read one back, and it says no more than the TZID the events name, from which
+    a split makes it again."""
+    for raw in _cut_calendar(text)[1]:
+        yield from _components_of(raw)
+
+
+def _components_of(raw: str) -> list[Any]:
+    try:
+        return list(_read_calendar(f"BEGIN:VCALENDAR\r\n{raw}END:VCALENDAR\r\n").subcomponents)
+    except ValueError:  # dateutil's, on a VTIMEZONE without STANDARD or DAYLIGHT
+        if _starts_with(raw, ("BEGIN", "VTIMEZONE")):
+            return []
+        raise
+
+
 def _place_for_rest(rest: list[str], body: list[str]) -> int:
     """Where in `body` the rest's components go: the first place (first of all, in a file
     without skipped records) where they are read back as the same components and no record
@@ -443,8 +470,7 @@ def _place_for_rest(rest: list[str], body: list[str]) -> int:
     not after a record left without its END line unless the rest's first component ends it
     (beginning the same kind again or a top-level one); else that record would take the rest
     for its own. When no such place exists, the end: the rest's text is kept either way."""
-    first = _LINE.match(rest[0]) if rest else None
-    mark = _delimiter(first[0]) if first else None
+    mark = _first_mark(rest[0]) if rest else None
     for at in range(len(body) + 1):
         if at < len(body) and not _starts_top_level(body[at]):
             continue
