@@ -30,7 +30,10 @@ from davsync.core.convert import (
 from davsync.core.item import CAL_ITEMS, Item, content_hash, parse_item, with_uid
 from davsync.core.vtext import ParseError, check_size, decode, parse
 
-_VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+# A BEGIN:VCARD line: a CR alone ends a line too (as for the parser and `_LINE`), so a card
+# starting after one is cut there, as it is after the CR LF a rewrite puts in its place.
+_VCARD_START = re.compile(r"(?:\A|(?<=[\r\n]))[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t]*(?=[\r\n]|\Z)",
+                          re.IGNORECASE)
 # The UID a card that cannot be parsed names (unfolded lines only; None is safe: it only keeps
 # the sync from knowing which synced item the card is).
 _UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
