@@ -12,7 +12,6 @@ are items; only a file that is not one VCALENDAR is refused as a whole.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,10 @@ from davsync.core.convert import (
 from davsync.core.item import CAL_ITEMS, Item, content_hash, parse_item, with_uid
 from davsync.core.vtext import ParseError, check_size, decode, parse
 
-_VCARD_START = re.compile(r"^[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+# A BEGIN:VCARD line: a CR alone ends a line too (as for the parser and `_LINE`), so a card
+# starting after one is cut there, as it is after the CR LF a rewrite puts in its place.
+_VCARD_START = re.compile(r"(?:\A|(?<=[\r\n]))[ \t]*BEGIN[ \t]*:[ \t]*VCARD[ \t]*(?=[\r\n]|\Z)",
+                          re.IGNORECASE)
 # The UID a card that cannot be parsed names (unfolded lines only; None is safe: it only keeps
 # the sync from knowing which synced item the card is).
 _UID_LINE = re.compile(r"^UID:([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
@@ -219,9 +221,18 @@ def _keep_strays_with_their_text(pieces: Iterable[_Piece]) -> list[_Piece]:
 
 
 def _starts_top_level(raw: str) -> bool:
-    first = _LINE.match(raw)
-    mark = _delimiter(first[0]) if first else None
+    mark = _first_mark(raw)
     return mark is not None and mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL
+
+
+def _starts_with(raw: str, mark: tuple[str, str]) -> bool:
+    return _first_mark(raw) == mark
+
+
+def _first_mark(raw: str) -> tuple[str, str] | None:
+    """The BEGIN/END line `raw` starts with, if it does."""
+    first = _LINE.match(raw)
+    return _delimiter(first[0]) if first else None
 
 
 def _cut_calendar(text: str) -> tuple[list[str], list[str]]:
@@ -252,8 +263,7 @@ def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
     open_name: str | None = None
     for line in lines:
         mark = _delimiter(line)
-        if mark is not None and (open_name is None or mark == ("BEGIN", open_name)
-                                 or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)):
+        if mark is not None and _starts_piece(mark, open_name):
             pieces.append([line])  # a new component (the one open, if any, lacks its END)
             open_name = mark[1] if mark[0] == "BEGIN" else None
         elif open_name is not None:
@@ -262,6 +272,14 @@ def _cut_lines(lines: Iterable[str]) -> tuple[list[str], list[str], str | None]:
         else:
             header.append(line)
     return header, ["".join(piece) for piece in pieces], open_name
+
+
+def _starts_piece(mark: tuple[str, str], open_name: str | None) -> bool:
+    """Whether a BEGIN/END line starts a component of its own when the component `open_name`
+    is open (None: none is): it ends one lacking its END line only by beginning the same kind
+    again or a top-level one."""
+    return open_name is None or mark == ("BEGIN", open_name) \
+        or (mark[0] == "BEGIN" and mark[1] in _TOP_LEVEL)
 
 
 def _delimiter(line: str) -> tuple[str, str] | None:
@@ -397,7 +415,7 @@ def _rest(cal: Any, timezones: list[Any], others: list[Any]) -> CalendarRest:
 def join_calendar(items: Iterable[Item | Unconverted], rest: CalendarRest) -> str:
     """One .ics: the rest's properties, each VTIMEZONE once, the rest's other components, then
     the items' components in order (a record kept as it was read: its text unchanged, in its
-    place; see `_after_an_end` for the one kind of record written before the VTIMEZONEs).
+    place; see `_place_for_rest` for where records kept as read put the rest).
     ParseError if an item or the rest is not iCalendar."""
     with _as_parse_error("cannot write the calendar file"):
         return _join_calendar(items, _read_calendar(rest.text))
@@ -414,7 +432,7 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
         if isinstance(item, Unconverted):
             body.append(str(item.raw))
             continue
-        for comp in _read_calendar(item.text).subcomponents:
+        for comp in _item_components(item.text):
             if comp.name == "VTIMEZONE":
                 timezones.setdefault(str(comp.get("TZID", "")), comp)
             else:
@@ -424,25 +442,49 @@ def _join_calendar(items: Iterable[Item | Unconverted], base: Any) -> str:
             timezones.setdefault(str(comp.get("TZID", "")), comp)
     others = [_text(c) for c in base.subcomponents if c.name != "VTIMEZONE"]
     start = _text(head).removesuffix("END:VCALENDAR\r\n")
-    lead = list(itertools.takewhile(lambda chunk: not _starts_top_level(chunk), body))
     rest = [*(_text(tz) for tz in timezones.values()), *others]
-    return "".join([start, *lead, *_after_an_end(rest, body[len(lead):], lead),
-                    "END:VCALENDAR\r\n"])
+    at = _place_for_rest(rest, body)
+    return "".join([start, *body[:at], *rest, *body[at:], "END:VCALENDAR\r\n"])
 
 
-def _after_an_end(rest: list[str], body: list[str], lead: list[str]) -> list[str]:
-    """`body` with the rest's components where they cannot be taken for part of a record kept
-    as read: after the records that do not start with a top-level BEGIN (a stray line at the
-    start of the file, which must follow the calendar's properties to be read the same), and
-    where no record is left without its END line (which would take a VALARM or an X-
-    component for its own). Each record in `body` starts with a top-level BEGIN."""
-    at = 0 if not lead or not _ends_open(lead[-1]) or (rest and _starts_top_level(rest[0])) \
-        else next((i + 1 for i, chunk in enumerate(body) if not _ends_open(chunk)), len(body))
-    return [*body[:at], *rest, *body[at:]]
+def _item_components(text: str) -> Iterator[Any]:
+    """An item's components as icalendar reads them, each on its own, without a VTIMEZONE
+    that has no rules (what `_timezone` makes for a name no database knows): icalendar
+    refuses to read one back, and it says no more than the TZID the events name, from which
+    a split makes it again."""
+    for raw in _cut_calendar(text)[1]:
+        yield from _components_of(raw)
 
 
-def _ends_open(chunk: str) -> bool:
-    return _cut_lines(_LINE.findall(chunk))[2] is not None
+def _components_of(raw: str) -> list[Any]:
+    try:
+        return list(_read_calendar(f"BEGIN:VCALENDAR\r\n{raw}END:VCALENDAR\r\n").subcomponents)
+    except ValueError:  # dateutil's, on a VTIMEZONE without STANDARD or DAYLIGHT
+        if _starts_with(raw, ("BEGIN", "VTIMEZONE")):
+            return []
+        raise
+
+
+def _place_for_rest(rest: list[str], body: list[str]) -> int:
+    """Where in `body` the rest's components go: the first place (first of all, in a file
+    without skipped records) where they are read back as the same components and no record
+    kept as read changes. Not before a record that does not start with a top-level BEGIN (a
+    stray line first in the file stays first; after a component it would join that one), and
+    not after a record left without its END line unless the rest's first component ends it
+    (beginning the same kind again or a top-level one); else that record would take the rest
+    for its own. When no such place exists, the end: the rest's text is kept either way."""
+    mark = _first_mark(rest[0]) if rest else None
+    for at in range(len(body) + 1):
+        if at < len(body) and not _starts_top_level(body[at]):
+            continue
+        if mark is None or _starts_piece(mark, _open_at_end(body[at - 1]) if at else None):
+            return at
+    return len(body)
+
+
+def _open_at_end(chunk: str) -> str | None:
+    """The component a record leaves open (its END line missing), None when it is closed."""
+    return _cut_lines(_LINE.findall(chunk))[2]
 
 
 def _text(comp: Any) -> str:
