@@ -190,6 +190,12 @@ class Collection:
         token, self.loaded_token = self.loaded_token, None
         return token if token is not None else self._token_probe().sync_token
 
+    def ctag_if_token(self, token: str) -> str | None:
+        """getctag and the sync-token in one PROPFIND: the getctag while the sync-token is
+        still `token` (nothing changed since it was read), else None."""
+        own = self._own(self._propfind((xb.GETCTAG, xb.SYNC_TOKEN), "0"))
+        return own.text(xb.GETCTAG) if own.text(xb.SYNC_TOKEN) == token else None
+
     def _token_probe(self) -> Probe:
         own = self._own(self._propfind((xb.SYNC_TOKEN,), "0"))
         self._observe(own)

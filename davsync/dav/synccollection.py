@@ -10,6 +10,7 @@ goes through the collection's `DavClient`.
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from functools import partial
 from typing import TYPE_CHECKING, Final
@@ -26,12 +27,15 @@ from davsync.dav.multistatus import (
 )
 from davsync.dav.quirks import identify, rating
 from davsync.dav.syncstream import SyncStream, fetched_from
+from davsync.errors import DavsyncError
 
 if TYPE_CHECKING:
     import httpx
 
     from davsync.dav.client import DavClient
     from davsync.dav.collection import Collection
+
+log = logging.getLogger(__name__)
 
 _MAX_SYNC_PAGES: Final = 1000
 
@@ -126,7 +130,8 @@ def _stream_report(
             headers={"Depth": "1" if start is not None else "0", **xb.XML_CONTENT},
             content=(xb.query_all(collection.kind) if start is not None
                      else xb.sync_collection(token, (xb.GETETAG, data))),
-            consume=stream.read,
+            consume=(stream.read if start is None
+                     else partial(_read_and_mark, client, collection, stream, start)),
         )
         if token is not None and response.status_code in (403, 412):
             raise _refused_token(url, response)
@@ -141,6 +146,30 @@ def _stream_report(
     except BaseException as exc:  # handed to the consuming thread, raised there
         error = exc
     stream.finish(error)
+
+
+def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream, start: str,
+                   response: httpx.Response) -> None:
+    """Read a first pairing's query answer, and ask for the getctag beside it. Radicale builds
+    the whole answer before its first byte, so once that byte is here one PROPFIND for getctag
+    and the sync-token can go out on another connection: Radicale answers it on a thread of
+    its own while the items are applied, instead of the pairing waiting for that walk over
+    every item before its query. Where the token is still `start`, nothing changed since the
+    token the items are at least as new as, and that getctag is the next run's change marker:
+    the run after a pairing is then a probe alone."""
+    if stream.ctag_read is None:
+        stream.ctag_read = client.executor().submit(_ctag_if_unchanged, collection, start)
+    stream.read(response)
+
+
+def _ctag_if_unchanged(collection: Collection, token: str) -> str | None:
+    """`Collection.ctag_if_token`, None when it failed (the next run then syncs from the
+    token once and records the getctag)."""
+    try:
+        return collection.ctag_if_token(token)
+    except DavsyncError as exc:
+        log.debug("%s: getctag after the pairing's query not read: %s", collection.url, exc)
+        return None
 
 
 def _streamed(collection: Collection, element: ET.Element) -> Fetched | None:

@@ -22,6 +22,7 @@ import queue
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Final
 
 import defusedxml
@@ -154,6 +155,9 @@ class SyncStream:
         self._batch: list[Fetched] = []  # parsed, not yet handed over
         self._stopped = threading.Event()
         self._first: object = None
+        # The getctag that goes with `sync_token`, asked by a request of its own once the
+        # answer was built (a first pairing on Radicale: `synccollection`); None: not asked.
+        self.ctag_read: Future[str | None] | None = None
 
     # -- the worker side ------------------------------------------------------------------
 
@@ -212,6 +216,11 @@ class SyncStream:
             assert isinstance(value, list)
             yield from value
             value = self._queue.get()
+
+    def ctag(self) -> str | None:
+        """The getctag valid for `sync_token` (read once the iteration ended); None when none
+        was asked, or the collection changed before it was read."""
+        return self.ctag_read.result() if self.ctag_read is not None else None
 
     def close(self) -> None:
         self._stopped.set()

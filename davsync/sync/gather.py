@@ -302,6 +302,7 @@ class ServerGather:
         finally:
             view.stream.close()
         view.token = view.stream.sync_token
+        view.ctag = view.ctag or view.stream.ctag()  # a first pairing's, read beside it
 
     def _take(
         self, fetched: Fetched, owner: dict[str, str], view: ServerView
