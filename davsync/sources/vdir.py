@@ -16,6 +16,7 @@ from davsync.fsutil import (
     TMP_PREFIX,
     fsync_dir,
     place_staged,
+    remove_later,
     stage_file,
     sync_files,
 )
@@ -246,10 +247,11 @@ class VdirSource:
         staged, self._staged = self._staged, []
         self._last = {}
         failed: dict[str, str] = {}
+        replaced: list[str] = []
         try:
             sync_files(self.path, [s.tmp for s in staged])
             for item in staged:
-                why = self._place(item) if item.name not in failed else "not written"
+                why = self._place(item, replaced) if item.name not in failed else "not written"
                 if why is not None:
                     failed[item.name] = why
                     _discard(item.tmp)
@@ -259,17 +261,22 @@ class VdirSource:
             for item in staged:  # the ones not placed yet
                 _discard(item.tmp)
             raise
+        finally:
+            remove_later(replaced)  # the old versions: freeing them is the costly part
         if self._dirty:
             fsync_dir(self.path)
             self._dirty = False
         return failed
 
-    def _place(self, item: _Staged) -> str | None:
-        """Give one staged file its name; why not, or None when it was placed."""
+    def _place(self, item: _Staged, replaced: list[str]) -> str | None:
+        """Give one staged file its name; why not, or None when it was placed. The file it
+        replaced, kept under a temporary name, is added to `replaced`."""
         target = self._where(item.name)
         try:
             self._check(item.name, item.expect_sig)
-            place_staged(item.tmp, target, replace=item.replace)
+            aside = place_staged(item.tmp, target, replace=item.replace)
+            if aside is not None:
+                replaced.append(aside)
         except SourceError as exc:
             return str(exc)
         except FileExistsError:

@@ -208,3 +208,39 @@ def test_a_new_folder_has_every_name_free(tmp_path: Path) -> None:
     assert made == ["same.vcf", "same-1.vcf"]
     assert src.flush() == {}
     assert sorted(os.listdir(tmp_path / "new")) == sorted(made)
+
+
+def test_a_replaced_file_is_freed_by_another_thread_and_never_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replace first gives the old file a temporary second name, so the replace frees no
+    inode (the costly part on ext4); that name is unlinked on a thread of its own. Before it
+    is, a scan does not take it for an item; without hard links the replace is a plain one."""
+    import threading
+
+    import davsync.fsutil as fsutil
+
+    src = VdirSource(tmp_path, "contacts")
+    name, sig = src.create("uid-1", b"one")
+    assert src.flush() == {}
+    held = threading.Event()
+    real = fsutil._remove_all
+    monkeypatch.setattr(fsutil, "_remove_all", lambda paths: (held.wait(5), real(paths)))
+    src.write(name, b"two", sig)
+    assert src.flush() == {}
+    asides = [p for p in os.listdir(tmp_path) if p.endswith(".old")]
+    assert len(asides) == 1 and (tmp_path / asides[0]).read_bytes() == b"one"
+    assert list(src.scan()) == [name] and src.read(name) == b"two"
+    held.set()
+    if fsutil._REMOVER is not None:
+        fsutil._REMOVER.shutdown(wait=True)  # the unlinks done
+    monkeypatch.setattr(fsutil, "_REMOVER", None)
+    assert os.listdir(tmp_path) == [name]
+
+    def no_links(src_path: str, dst: str) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(fsutil.os, "link", no_links)
+    src.write(name, b"three", src.scan()[name])
+    assert src.flush() == {}
+    assert os.listdir(tmp_path) == [name] and src.read(name) == b"three"
