@@ -120,10 +120,10 @@ class Collection:
         It asks for the probe's properties too and keeps what it saw in `loaded_probe`, so a
         first run needs no second probe. Where a first pairing reads the sync-token before
         its query (`synccollection.sync_with_data`, Radicale) it asks for the token instead
-        of getctag: each walks every item on Radicale (0.8-1.1 s at 10 000), and the token
-        is the one the pairing needs. The probe then carries the token alone, so the marks
-        saved hold no getctag; the next run's probe sees that, syncs once from the token
-        (an up-to-date answer: one request) and records the getctag it read."""
+        of getctag: each walks every item on Radicale (1.1-1.2 s at 10 000), and the token
+        is the one the query needs first. The probe then carries the token alone; the
+        getctag is read beside the query (`synccollection._read_and_mark`), and where it is
+        not, the next run's probe finds none recorded and syncs once from the token."""
         with_token = rating(self._client.server, "query_all_data") == "supported"
         marker = (xb.SUPPORTED_REPORT_SET, xb.SYNC_TOKEN) if with_token else xb.PROBE_PROPS
         response = self._client.request(
