@@ -188,6 +188,16 @@ def place_staged(tmp: str, target: str, *, replace: bool) -> str | None:
     return aside
 
 
+def set_aside(path: str) -> str:
+    """Give the file `path` a new temporary name beside it, returned for `remove_later`: a
+    deletion then frees the inode (the costly part on ext4) off the caller's thread. Raises
+    what `os.rename` raises (FileNotFoundError when it is gone)."""
+    folder = os.path.dirname(path)
+    aside = os.path.join(folder, f"{TMP_PREFIX}{_STAGE_STEM}{next(_STAGE_COUNT)}.gone")
+    os.rename(path, aside)
+    return aside
+
+
 def remove_later(paths: Sequence[str]) -> None:
     """Unlink `paths` on a thread of its own (kernel time, no lock of ours held), in order.
     The interpreter waits for it at exit; a kill leaves the files under TMP_PREFIX, where a
@@ -198,7 +208,10 @@ def remove_later(paths: Sequence[str]) -> None:
     with _REMOVER_LOCK:
         if _REMOVER is None:
             _REMOVER = ThreadPoolExecutor(1, thread_name_prefix="davsync-remove")
-        _REMOVER.submit(_remove_all, list(paths))
+        try:
+            _REMOVER.submit(_remove_all, list(paths))
+        except RuntimeError:  # the interpreter is shutting down: no new thread work
+            _remove_all(list(paths))
 
 
 def _remove_all(paths: list[str]) -> None:

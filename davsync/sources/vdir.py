@@ -17,6 +17,7 @@ from davsync.fsutil import (
     fsync_dir,
     place_staged,
     remove_later,
+    set_aside,
     stage_file,
     sync_files,
 )
@@ -76,6 +77,7 @@ class VdirSource:
         # one; one taken meanwhile by someone else is refused when it is placed. None before
         # the first scan.
         self._taken: set[str] | None = None
+        self._gone: list[str] = []  # deleted items under temporary names, until `flush`
 
     def scan(self) -> dict[str, str]:
         try:
@@ -205,7 +207,7 @@ class VdirSource:
                 self._staged.remove(staged)
                 _discard(staged.tmp)
         try:
-            self._file(name).unlink()
+            self._gone.append(set_aside(self._where(name)))  # removed at the next flush
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -262,7 +264,9 @@ class VdirSource:
                 _discard(item.tmp)
             raise
         finally:
-            remove_later(replaced)  # the old versions: freeing them is the costly part
+            # the old versions and the deleted files: freeing them is the costly part
+            gone, self._gone = self._gone, []
+            remove_later([*replaced, *gone])
         if self._dirty:
             fsync_dir(self.path)
             self._dirty = False

@@ -82,6 +82,7 @@ def test_a_folder_that_refuses_writes_is_a_source_error(
     assert src.flush() == {}
     monkeypatch.setattr(os, "open", refuse)  # the temporary file beside the item
     monkeypatch.setattr(os, "unlink", refuse)
+    monkeypatch.setattr(os, "rename", refuse)  # a deletion first sets the file aside
     with pytest.raises(SourceError, match="cannot write: Permission denied"):
         src.create("b", b"2")
     with pytest.raises(SourceError, match="cannot write: Permission denied"):
@@ -232,9 +233,8 @@ def test_a_replaced_file_is_freed_by_another_thread_and_never_scanned(
     assert len(asides) == 1 and (tmp_path / asides[0]).read_bytes() == b"one"
     assert list(src.scan()) == [name] and src.read(name) == b"two"
     held.set()
-    if fsutil._REMOVER is not None:
-        fsutil._REMOVER.shutdown(wait=True)  # the unlinks done
-    monkeypatch.setattr(fsutil, "_REMOVER", None)
+    assert fsutil._REMOVER is not None
+    fsutil._REMOVER.submit(lambda: None).result()  # the unlinks before it are done
     assert os.listdir(tmp_path) == [name]
 
     def no_links(src_path: str, dst: str) -> None:
@@ -244,3 +244,21 @@ def test_a_replaced_file_is_freed_by_another_thread_and_never_scanned(
     src.write(name, b"three", src.scan()[name])
     assert src.flush() == {}
     assert os.listdir(tmp_path) == [name] and src.read(name) == b"three"
+
+
+def test_a_deleted_file_is_gone_at_once_and_freed_at_the_flush(tmp_path: Path) -> None:
+    """A deletion renames the file to a temporary name (cheap: nothing is freed) and the
+    flush has a thread unlink it: the item is gone from the scan at once, and no file is
+    left once that thread is done."""
+    import davsync.fsutil as fsutil
+
+    src = VdirSource(tmp_path, "contacts")
+    name, sig = src.create("uid-1", b"one")
+    assert src.flush() == {}
+    src.delete(name, sig)
+    assert src.scan() == {} and not (tmp_path / name).exists()
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".gone")]
+    assert src.flush() == {}
+    if fsutil._REMOVER is not None:
+        fsutil._REMOVER.submit(lambda: None).result()  # the unlinks before it are done
+    assert os.listdir(tmp_path) == []
