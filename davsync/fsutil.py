@@ -13,7 +13,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -198,20 +198,21 @@ def set_aside(path: str) -> str:
     return aside
 
 
-def remove_later(paths: Sequence[str]) -> None:
-    """Unlink `paths` on a thread of its own (kernel time, no lock of ours held), in order.
-    The interpreter waits for it at exit; a kill leaves the files under TMP_PREFIX, where a
-    later scan removes them as stale."""
+def remove_later(paths: Sequence[str]) -> Future[None] | None:
+    """Unlink `paths` on a thread of its own (kernel time, no lock of ours held), in order;
+    returns what to wait on for them to be gone (None: nothing to remove, or removed already).
+    A kill leaves the files under TMP_PREFIX, where a later scan removes them as stale."""
     global _REMOVER  # one thread for the process, made on first use
     if not paths:
-        return
+        return None
     with _REMOVER_LOCK:
         if _REMOVER is None:
             _REMOVER = ThreadPoolExecutor(1, thread_name_prefix="davsync-remove")
         try:
-            _REMOVER.submit(_remove_all, list(paths))
+            return _REMOVER.submit(_remove_all, list(paths))
         except RuntimeError:  # the interpreter is shutting down: no new thread work
             _remove_all(list(paths))
+            return None
 
 
 def _remove_all(paths: list[str]) -> None:

@@ -179,6 +179,9 @@ class OneFileSource:
             self._parsed = None  # read again after this, whatever happened
         return {}  # all or nothing: a failure raised above
 
+    def settle(self) -> None:
+        """Nothing runs in the background: `flush` wrote the file whole."""
+
     def _write(self, parsed: Parsed) -> None:
         if self._stat() != parsed.file_sig:
             raise StoreUnavailable(

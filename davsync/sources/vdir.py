@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import time
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,7 @@ class VdirSource:
         # the first scan.
         self._taken: set[str] | None = None
         self._gone: list[str] = []  # deleted items under temporary names, until `flush`
+        self._removing: list[Future[None]] = []  # freeing those and replaced files: `settle`
 
     def scan(self) -> dict[str, str]:
         try:
@@ -266,11 +268,19 @@ class VdirSource:
         finally:
             # the old versions and the deleted files: freeing them is the costly part
             gone, self._gone = self._gone, []
-            remove_later([*replaced, *gone])
+            removing = remove_later([*replaced, *gone])
+            if removing is not None:
+                self._removing.append(removing)
         if self._dirty:
             fsync_dir(self.path)
             self._dirty = False
         return failed
+
+    def settle(self) -> None:
+        """Wait until the files set aside by the flushes so far are gone: a run then leaves no
+        temporary name behind in the user's folder (the removal overlapped the run)."""
+        removing, self._removing = self._removing, []
+        wait(removing)
 
     def _place(self, item: _Staged, replaced: list[str]) -> str | None:
         """Give one staged file its name; why not, or None when it was placed. The file it

@@ -78,6 +78,8 @@ class CollectionSync:
         except StoreUnavailable as exc:  # nothing planned, nothing done, the marks stay
             self.report.error(ctx.source.location, str(exc))
             return self.report
+        finally:
+            ctx.source.settle()
 
     def _run(self, probe: Future[Probe] | None) -> CollectionReport:
         ctx = self.ctx

@@ -77,6 +77,12 @@ class Source(Protocol):
         recorded."""
         ...
 
+    def settle(self) -> None:
+        """Wait for what the flushes left to a background thread (a vdir frees replaced and
+        deleted files there, off the applying thread); the sync calls this once, at the end
+        of each run, so that a finished run leaves nothing behind in the store."""
+        ...
+
 
 class DavCollection(Protocol):
     """One addressbook or calendar collection on the server.

@@ -39,6 +39,30 @@ def test_two_way_add_edit_delete_and_noop_costs_one_request(tmp_path: Path) -> N
     assert rig.device() == rig.server() == {}
 
 
+def test_a_finished_run_leaves_no_file_set_aside_even_when_freeing_them_is_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaced and deleted device files are freed on a thread of its own while the run goes
+    on; the run waits for that thread at its end, so the folder holds no temporary name once
+    it returns (a slow disk here: each removal waits 0.3 s)."""
+    import time
+
+    import davsync.fsutil as fsutil
+
+    real = fsutil._remove_all
+    monkeypatch.setattr(fsutil, "_remove_all", lambda paths: (time.sleep(0.3), real(paths)))
+    rig = Rig(tmp_path)
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Anna"))
+    rig.remote.put_raw("/u/c/b.vcf", vcard("b", "Bruno"))
+    rig.sync()
+    rig.remote.put_raw("/u/c/a.vcf", vcard("a", "Anna Maria"))
+    rig.remote.delete_raw("/u/c/b.vcf")
+    report = rig.sync()
+    assert (report.downloaded, report.deleted_local) == (1, 1)
+    assert sorted(os.listdir(rig.dir)) == ["a.vcf"]
+    assert rig.device() == {"a": "Anna Maria"}
+
+
 def test_first_upload_to_a_new_collection_is_one_bulk_request(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     rig.remote.exists = False
