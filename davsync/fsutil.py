@@ -10,6 +10,7 @@ import ctypes
 import itertools
 import os
 import secrets
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -101,7 +102,7 @@ def stage_file(target: str | Path, data: bytes, *,
     O_EXCL still refuses anything already there."""
     folder = os.path.dirname(target)
     while True:
-        tmp = os.path.join(folder, f"{TMP_PREFIX}{_STAGE_STEM}{next(_STAGE_COUNT)}.tmp")
+        tmp = _temporary_name(folder, ".tmp")
         try:
             fd = os.open(tmp, _NEW_FILE, mode)
             break
@@ -109,9 +110,7 @@ def stage_file(target: str | Path, data: bytes, *,
             continue
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             return tmp, os.fstat(fd)
         finally:
             os.close(fd)
@@ -166,14 +165,14 @@ def place_staged(tmp: str, target: str, *, replace: bool) -> str | None:
     """Give a staged (and synced) `tmp` its name `target`: replacing what is there, or, with
     `replace` False, only if the name is free (FileExistsError otherwise, `tmp` kept).
 
-    A replaced file is first given a second name beside it (returned: for `remove_later`), so
-    that the replace frees no inode. Freeing one is what a replace costs on ext4 (5 000
-    replaces: 1.0-1.25 s; with the old file kept: 0.17 s, and 0.88 s to unlink the kept names
-    afterwards), and a thread of its own can do that while the caller goes on."""
+    A replaced file is first given a second, temporary name beside it (returned), so that the
+    replace frees no inode. Freeing one is what a replace costs on ext4 (5 000 replaces:
+    1.0-1.25 s; with the old file kept: 0.17 s), and that file can then take the next
+    staged data (`restage_file`) or be unlinked by a thread of its own (`remove_later`)."""
     if not replace:
         _place_new(tmp, target)
         return None
-    aside = f"{tmp}.old"
+    aside = _temporary_name(os.path.dirname(target), ".old")
     try:
         os.link(target, aside)
     except OSError:  # nothing there yet, or no hard links here: a plain replace
@@ -189,13 +188,75 @@ def place_staged(tmp: str, target: str, *, replace: bool) -> str | None:
 
 
 def set_aside(path: str) -> str:
-    """Give the file `path` a new temporary name beside it, returned for `remove_later`: a
-    deletion then frees the inode (the costly part on ext4) off the caller's thread. Raises
-    what `os.rename` raises (FileNotFoundError when it is gone)."""
-    folder = os.path.dirname(path)
-    aside = os.path.join(folder, f"{TMP_PREFIX}{_STAGE_STEM}{next(_STAGE_COUNT)}.gone")
+    """Give the file `path` a new temporary name beside it, returned (for `restage_file` or
+    `remove_later`): a deletion then frees no inode (the costly part on ext4) on the
+    caller's thread. Raises what `os.rename` raises (FileNotFoundError when it is gone)."""
+    aside = _temporary_name(os.path.dirname(path), ".gone")
     os.rename(path, aside)
     return aside
+
+
+def _temporary_name(folder: str, suffix: str) -> str:
+    """A name under TMP_PREFIX for this process: its random stem and a counter."""
+    return os.path.join(folder, f"{TMP_PREFIX}{_STAGE_STEM}{next(_STAGE_COUNT)}{suffix}")
+
+
+def restage_file(path: str, data: bytes, *, mode: int = 0o600) -> os.stat_result | None:
+    """Write `data` over the file at `path`, one of our temporary names for a file taken out
+    of use (`place_staged`, `set_aside`), instead of staging it in a new file; returns its
+    stat as `stage_file` does, or None when that file must not be reused (nothing of it was
+    changed then; an error while writing leaves it torn: the caller removes it either way).
+
+    On ext4 creating a file costs finding a free inode past every one freed lately, and
+    removing one costs freeing it: 5 000 replaces staged in new files took 0.85-2.3 s here,
+    plus 0.8-1.6 s of unlinks, against 0.23-0.39 s in all with the replaced files reused. A
+    file is reused only when nothing but this name reaches it: a regular file of ours, with
+    the mode a new one gets, one link (not one also in a hard-linked backup), and open in no
+    other process (Linux grants a write lease only then), so that a reader who opened the
+    old item before it was replaced still reads that item, whole."""
+    try:
+        fd = os.open(path, _REUSED_FILE)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.geteuid()
+                and stat.S_IMODE(st.st_mode) == mode and _nobody_else_has_open(fd)):
+            return None
+        _write_all(fd, data)
+        os.ftruncate(fd, len(data))
+        return os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+_REUSED_FILE: Final = os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_F_SETLEASE: Final = 1024 if sys.platform == "linux" else None  # fcntl.h; Python has no name
+
+
+def _nobody_else_has_open(fd: int) -> bool:
+    """True when no other open file description refers to `fd`'s file: Linux grants a write
+    lease only then. Released at once (a lease held while another process opens the file
+    would signal us); in between, only this temporary name reaches the file. False where
+    leases are unknown or refused: then a file is never reused."""
+    if _F_SETLEASE is None:
+        return False
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_WRLCK)
+    except OSError:
+        return False
+    fcntl.fcntl(fd, _F_SETLEASE, fcntl.F_UNLCK)
+    return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def remove_later(paths: Sequence[str]) -> Future[None] | None:

@@ -18,6 +18,7 @@ from davsync.fsutil import (
     fsync_dir,
     place_staged,
     remove_later,
+    restage_file,
     set_aside,
     stage_file,
     sync_files,
@@ -26,6 +27,7 @@ from davsync.sources.base import ItemTooLarge, SourceError, StoreMissing, StoreU
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@-]")
 _STALE_TMP_SECONDS = 600  # a run killed mid-write leaves its temporary file behind
+_MAX_SPARE = 2000  # files out of use kept for reuse: two of the sync's record batches
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class VdirSource:
         # the first scan.
         self._taken: set[str] | None = None
         self._gone: list[str] = []  # deleted items under temporary names, until `flush`
-        self._removing: list[Future[None]] = []  # freeing those and replaced files: `settle`
+        self._spare: list[str] = []  # files out of use (durably), for `_restage`
+        self._removing: list[Future[None]] = []  # freeing files out of use, until `settle`
 
     def scan(self) -> dict[str, str]:
         try:
@@ -235,14 +238,27 @@ class VdirSource:
         data of every staged file is durable (one sync for all of them instead of one fsync
         each). The sig is final: placing keeps the inode, size and mtime."""
         target = self._where(name)
-        try:  # the folder is not created: one gone during the run is reported, not recreated
-            tmp, st = stage_file(target, data)
-        except OSError as exc:
-            raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
+        tmp, st = self._restage(data)
+        if st is None:
+            try:  # the folder is not created: one gone during the run is reported, not recreated
+                tmp, st = stage_file(target, data)
+            except OSError as exc:
+                raise SourceError(f"{target}: cannot write: {exc.strerror}") from None
         sig = _sig(st)
         staged = self._last[name] = _Staged(name, tmp, sig, replace, expect_sig)
         self._staged.append(staged)
         return sig
+
+    def _restage(self, data: bytes) -> tuple[str, os.stat_result | None]:
+        """`data` in a file of this folder taken out of use (replaced or deleted by an earlier
+        flush), if one can be reused: (its temporary name, stat); else ("", None)."""
+        while self._spare:
+            spare = self._spare.pop()
+            st = restage_file(spare, data)
+            if st is not None:
+                return spare, st
+            self._remove([spare])
+        return "", None
 
     def flush(self) -> dict[str, str]:
         """Place the staged files: their data made durable first (one sync), then each name,
@@ -252,6 +268,7 @@ class VdirSource:
         self._last = {}
         failed: dict[str, str] = {}
         replaced: list[str] = []
+        placed = False
         try:
             sync_files(self.path, [s.tmp for s in staged])
             for item in staged:
@@ -261,24 +278,37 @@ class VdirSource:
                     _discard(item.tmp)
                 else:
                     self._dirty = True
+            if self._dirty:
+                fsync_dir(self.path)
+                self._dirty = False
+            placed = True
         except BaseException:
             for item in staged:  # the ones not placed yet
                 _discard(item.tmp)
             raise
         finally:
-            # the old versions and the deleted files: freeing them is the costly part
-            gone, self._gone = self._gone, []
-            removing = remove_later([*replaced, *gone])
-            if removing is not None:
-                self._removing.append(removing)
-        if self._dirty:
-            fsync_dir(self.path)
-            self._dirty = False
+            # The old versions and the deleted files, under temporary names: each takes a
+            # later staged file's data, or a thread of its own frees it. Only once the names
+            # are durable: before that a crash could bring back an old name to a file reused.
+            out_of_use, self._gone = [*replaced, *self._gone], []
+            if placed:
+                self._spare.extend(out_of_use)
+                out_of_use = self._spare[_MAX_SPARE:]
+                del self._spare[_MAX_SPARE:]
+            self._remove(out_of_use)
         return failed
 
+    def _remove(self, paths: list[str]) -> None:
+        removing = remove_later(paths)
+        if removing is not None:
+            self._removing.append(removing)
+
     def settle(self) -> None:
-        """Wait until the files set aside by the flushes so far are gone: a run then leaves no
-        temporary name behind in the user's folder (the removal overlapped the run)."""
+        """Remove the files kept for reuse and wait until every file set aside so far is
+        gone: a run then leaves no temporary name behind in the user's folder (most of the
+        removing overlapped the run)."""
+        spare, self._spare = self._spare, []
+        self._remove(spare)
         removing, self._removing = self._removing, []
         wait(removing)
 

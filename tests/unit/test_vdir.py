@@ -211,30 +211,24 @@ def test_a_new_folder_has_every_name_free(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path / "new")) == sorted(made)
 
 
-def test_a_replaced_file_is_freed_by_another_thread_and_never_scanned(
+def test_a_replaced_file_is_kept_aside_never_scanned_and_freed_at_settle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A replace first gives the old file a temporary second name, so the replace frees no
-    inode (the costly part on ext4); that name is unlinked on a thread of its own. Before it
-    is, a scan does not take it for an item; without hard links the replace is a plain one."""
-    import threading
-
+    inode (the costly part on ext4). That file is kept for a later write (none comes here)
+    and freed at `settle`; meanwhile a scan does not take it for an item. Without hard links
+    the replace is a plain one."""
     import davsync.fsutil as fsutil
 
     src = VdirSource(tmp_path, "contacts")
     name, sig = src.create("uid-1", b"one")
     assert src.flush() == {}
-    held = threading.Event()
-    real = fsutil._remove_all
-    monkeypatch.setattr(fsutil, "_remove_all", lambda paths: (held.wait(5), real(paths)))
     src.write(name, b"two", sig)
     assert src.flush() == {}
     asides = [p for p in os.listdir(tmp_path) if p.endswith(".old")]
     assert len(asides) == 1 and (tmp_path / asides[0]).read_bytes() == b"one"
     assert list(src.scan()) == [name] and src.read(name) == b"two"
-    held.set()
-    assert fsutil._REMOVER is not None
-    fsutil._REMOVER.submit(lambda: None).result()  # the unlinks before it are done
+    src.settle()
     assert os.listdir(tmp_path) == [name]
 
     def no_links(src_path: str, dst: str) -> None:
@@ -243,15 +237,13 @@ def test_a_replaced_file_is_freed_by_another_thread_and_never_scanned(
     monkeypatch.setattr(fsutil.os, "link", no_links)
     src.write(name, b"three", src.scan()[name])
     assert src.flush() == {}
+    src.settle()
     assert os.listdir(tmp_path) == [name] and src.read(name) == b"three"
 
 
-def test_a_deleted_file_is_gone_at_once_and_freed_at_the_flush(tmp_path: Path) -> None:
-    """A deletion renames the file to a temporary name (cheap: nothing is freed) and the
-    flush has a thread unlink it: the item is gone from the scan at once, and no file is
-    left once that thread is done."""
-    import davsync.fsutil as fsutil
-
+def test_a_deleted_file_is_gone_at_once_and_freed_at_settle(tmp_path: Path) -> None:
+    """A deletion renames the file to a temporary name (cheap: nothing is freed); the item is
+    gone from the scan at once, and no file is left once the run settles."""
     src = VdirSource(tmp_path, "contacts")
     name, sig = src.create("uid-1", b"one")
     assert src.flush() == {}
@@ -259,6 +251,84 @@ def test_a_deleted_file_is_gone_at_once_and_freed_at_the_flush(tmp_path: Path) -
     assert src.scan() == {} and not (tmp_path / name).exists()
     assert [p for p in os.listdir(tmp_path) if p.endswith(".gone")]
     assert src.flush() == {}
-    if fsutil._REMOVER is not None:
-        fsutil._REMOVER.submit(lambda: None).result()  # the unlinks before it are done
+    src.settle()
     assert os.listdir(tmp_path) == []
+
+
+def _inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+def test_files_out_of_use_take_the_next_writes_data(tmp_path: Path) -> None:
+    """A replaced or deleted file, once its removal is durable, takes a later write's data
+    instead of a new file being created (on ext4 both creating and freeing an inode are
+    costly): the new versions live in the old files' inodes, whole, with sigs that match
+    the files, and nothing is left over."""
+    src = VdirSource(tmp_path, "contacts")
+    a, sig_a = src.create("a", b"A1")
+    b, sig_b = src.create("b", b"B1" * 100)
+    c, _ = src.create("c", b"C1")
+    assert src.flush() == {}
+    old = {_inode(tmp_path / a), _inode(tmp_path / b)}
+    src.write(a, b"A2", sig_a)
+    src.delete(b, sig_b)
+    assert src.flush() == {}
+    sig_c = src.scan()[c]
+    new_c = src.write(c, b"C2", sig_c)  # short data into a reused, longer file: truncated
+    d, new_d = src.create("d", b"D1")
+    assert src.flush() == {}
+    assert {_inode(tmp_path / c), _inode(tmp_path / d)} == old
+    assert (tmp_path / c).read_bytes() == b"C2" and (tmp_path / d).read_bytes() == b"D1"
+    assert src.scan() == {a: src.scan()[a], c: new_c, d: new_d}
+    src.settle()
+    assert sorted(os.listdir(tmp_path)) == sorted([a, c, d])
+
+
+@pytest.mark.parametrize("why", ["linked", "open", "mode", "gone"])
+def test_a_file_out_of_use_is_not_reused_when_something_else_reaches_it(
+    tmp_path: Path, why: str
+) -> None:
+    """A file out of use is reused only if nothing but our temporary name reaches it: not
+    one with a second hard link (a hard-linked backup of the folder would change), not one
+    another process has open (a reader of the old item must read that item whole), not one
+    with a different mode (the next item would get it), and not one removed meanwhile. Then
+    the write goes to a new file and the old one is left as it is (and freed)."""
+    import subprocess
+    import sys
+
+    src = VdirSource(tmp_path, "contacts")
+    a, sig_a = src.create("a", b"A1")
+    c, _ = src.create("c", b"C1")
+    assert src.flush() == {}
+    backup = tmp_path.parent / f"{tmp_path.name}-backup"
+    if why == "linked":
+        backup.mkdir()
+        os.link(tmp_path / a, backup / a)
+    src.write(a, b"A2", sig_a)
+    assert src.flush() == {}
+    (spare,) = [p for p in tmp_path.iterdir() if p.name.endswith(".old")]
+    spare_inode = spare.stat().st_ino
+    reader = None
+    if why == "open":  # another process holding the old version open
+        reader = subprocess.Popen(
+            [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'rb'); "
+             "print('open', flush=True); sys.stdin.read(); print(f.read().decode())",
+             str(spare)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert reader.stdout is not None and reader.stdout.readline() == "open\n"
+    elif why == "mode":
+        spare.chmod(0o644)
+    elif why == "gone":
+        spare.unlink()
+    src.write(c, b"C2", src.scan()[c])
+    assert src.flush() == {}
+    assert (tmp_path / c).read_bytes() == b"C2"
+    if why != "gone":  # (a removed file's inode number may well be the new file's)
+        assert _inode(tmp_path / c) != spare_inode
+    if why == "linked":
+        assert (backup / a).read_bytes() == b"A1"
+    if reader is not None:
+        out, _ = reader.communicate("")
+        assert out == "A1\n"
+    src.settle()
+    assert sorted(os.listdir(tmp_path)) == sorted([a, c])
