@@ -29,6 +29,7 @@ class ServerCollection:
     displayname: str | None = None
     color: str | None = None
     components: tuple[str, ...] = ()
+    ctag: str | None = None  # its getctag as listed: this run's change probe, where given
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 
 _XML: Final = xb.XML_CONTENT
 _RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
+# getctag too: the listing then is every listed collection's change probe, so a run of
+# `collections = "all"` that finds nothing changed costs the listing, not one probe more per
+# collection (the server computes the same getctags either way).
 _LISTING_PROPS: Final = (xb.RESOURCETYPE, xb.DISPLAYNAME, xb.CALENDAR_COLOR,
-                         xb.SUPPORTED_COMPONENTS)
+                         xb.SUPPORTED_COMPONENTS, xb.GETCTAG)
 
 
 def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
@@ -106,7 +109,7 @@ def _list_home(client: DavClient, home: str, kind: Kind) -> list[ServerCollectio
         name = unquote(href.rsplit("/", 1)[-1])
         found.setdefault(name, ServerCollection(
             name, href + "/", r.text(xb.DISPLAYNAME), r.text(xb.CALENDAR_COLOR),
-            _components(r),
+            _components(r), r.text(xb.GETCTAG),
         ))
     return sorted(found.values(), key=lambda c: c.name)
 

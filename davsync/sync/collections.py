@@ -14,6 +14,7 @@ import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -29,9 +30,9 @@ from davsync.core.collections import (
     plan_collections,
 )
 from davsync.dav import xmlbodies as xb
-from davsync.dav.api import DavError
+from davsync.dav.api import DavError, Probe
 from davsync.dav.collection import Collection
-from davsync.dav.discovery import list_collections, set_properties
+from davsync.dav.discovery import list_collections, open_collection, set_properties
 from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
@@ -162,6 +163,10 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
         out.reports.append((target, report))
         return
     target.url = urljoin(home, listing.href)
+    if listing.ctag is not None:  # the listing was this collection's probe
+        target.remote = open_collection(client, target.url, spec.kind, displayname=pair.name)
+        target.probe = Future()
+        target.probe.set_result(Probe(listing.ctag, None))
     if meta is None:
         adopt_collection(store, key, spec.kind, path)
     store.save_collection(key, spec.kind, target.url)

@@ -207,6 +207,32 @@ def test_every_collection_syncs_and_new_ones_on_either_side_are_picked_up(
     assert where.read_text() == "Athletics"
 
 
+def test_a_run_that_finds_nothing_changed_costs_the_listings_not_a_probe_per_collection(
+    tmp_path: Path, dav_account: DavAccount, account: Account,
+) -> None:
+    """The home set's listing carries each collection's getctag, so a run of seven
+    collections that finds nothing changed costs finding each kind's home and its listing,
+    not one probe more per collection; a change in one collection is seen from the listing,
+    and synced there alone."""
+    _fill(account)
+    device = Device(tmp_path / "d", dav_account.url, dav_account)
+    assert device.sync()[0] == 0
+    code, out = device.sync()
+    collections = len(out["collections"])
+    assert code == 0 and collections == 7, out
+    assert out["http_requests"] < collections, out  # the listings answered every probe
+    noop_requests = out["http_requests"]
+
+    account.put("work", "work-2.vcf", vcard("work-2", "work two"))
+    code, out = device.sync()
+    assert code == 0, out
+    assert {n: r["downloaded"] for n, r in out["collections"].items() if r["downloaded"]} \
+        == {"work": 1}
+    assert "work-2" in (device.contacts / "work" / "work-2.vcf").read_text()
+    code, out = device.sync()
+    assert code == 0 and out["http_requests"] == noop_requests, out
+
+
 def test_a_collection_removed_on_the_server_is_reported_and_its_folder_kept(
     tmp_path: Path, dav_account: DavAccount, account: Account,
 ) -> None:
