@@ -79,7 +79,7 @@ def find_collection(
 
 def _collection_names(client: DavClient, home: str, kind: Kind) -> list[str]:
     """The names (last path segments) of the home's collections of `kind`."""
-    return sorted(c.name for c in _list_home(client, home, kind))
+    return sorted(c.name for c in list_home(client, home, kind))
 
 
 def list_collections(client: DavClient, kind: Kind) -> tuple[str, list[ServerCollection]]:
@@ -87,11 +87,12 @@ def list_collections(client: DavClient, kind: Kind) -> tuple[str, list[ServerCol
     and calendar components (one PROPFIND Depth 1 after the home is found)."""
     home = _find_home(client, kind)
     home = home if home.endswith("/") else home + "/"
-    return home, _list_home(client, home, kind)
+    return home, list_home(client, home, kind)
 
 
-def _list_home(client: DavClient, home: str, kind: Kind) -> list[ServerCollection]:
-    """The home's collections of `kind`. A response whose href is not directly inside the
+def list_home(client: DavClient, home: str, kind: Kind) -> list[ServerCollection]:
+    """The collections of `kind` in the home at `home` (a URL ending in "/"), one PROPFIND
+    Depth 1; DavError where that is not a listing. A response whose href is not directly inside the
     home (`../x`, another host, a deeper path) is ignored, as is a second one of a name."""
     response = client.request(
         "PROPFIND", home, headers={"Depth": "1", **_XML}, content=xb.propfind(_LISTING_PROPS),

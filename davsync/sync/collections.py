@@ -32,7 +32,12 @@ from davsync.core.collections import (
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DavError, Probe
 from davsync.dav.collection import Collection
-from davsync.dav.discovery import list_collections, open_collection, set_properties
+from davsync.dav.discovery import (
+    list_collections,
+    list_home,
+    open_collection,
+    set_properties,
+)
 from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
@@ -102,8 +107,8 @@ def discover(client: DavClient, store: StateStore, spec: KindSpec,
              selected: Callable[[str], bool]) -> Discovered:
     """Pair the account's collections of `spec.kind` with the device folders and prepare
     each selected pair: folder made, server collection created, pairing remembered."""
-    home, listed = list_collections(client, spec.kind)
     known = known_pairs(store, spec)
+    home, listed = _listing(client, store, spec, known)
     try:
         folders = device_folders(spec.parent)
     except OSError as exc:
@@ -122,6 +127,32 @@ def discover(client: DavClient, store: StateStore, spec: KindSpec,
     for gone in (g for g in plan.gone if selected(g.name)):
         out.reports.append(_gone(store, spec, gone))
     return out
+
+
+def _listing(client: DavClient, store: StateStore, spec: KindSpec,
+             known: Mapping[str, CollectionMeta]) -> tuple[str, list[ServerCollection]]:
+    """The home of `spec.kind` and its collections. The home the collections synced before
+    live in (their URLs in the state) is listed straight away: finding it again costs two
+    requests per kind and run. Where that is not a listing, or one that lacks a collection
+    synced before, the home is found again (the account may have moved): a collection is
+    reported gone only from the home the server names now."""
+    urls = (store.collection(spec.key_for(name)) for name in known)
+    homes = {_parent(found.url) for found in urls if found is not None and found.url}
+    if len(homes) == 1:
+        home = homes.pop()
+        try:
+            listed = list_home(client, home, spec.kind)
+        except DavError as exc:
+            log.info("%s: the %s home %s lists nothing (%s); finding it again", spec.kind,
+                     noun(spec.kind), home, exc)
+        else:
+            if set(known) <= {c.name for c in listed}:
+                return home, listed
+    return list_collections(client, spec.kind)
+
+
+def _parent(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[0] + "/"
 
 
 def _refuse_missing(spec: KindSpec, plan: CollectionPlan,

@@ -210,17 +210,16 @@ def test_every_collection_syncs_and_new_ones_on_either_side_are_picked_up(
 def test_a_run_that_finds_nothing_changed_costs_the_listings_not_a_probe_per_collection(
     tmp_path: Path, dav_account: DavAccount, account: Account,
 ) -> None:
-    """The home set's listing carries each collection's getctag, so a run of seven
-    collections that finds nothing changed costs finding each kind's home and its listing,
-    not one probe more per collection; a change in one collection is seen from the listing,
-    and synced there alone."""
+    """The home set's listing carries each collection's getctag, and the home is the one
+    the collections synced before live in: a run of seven collections of two kinds that
+    finds nothing changed costs one listing per kind; a change in one collection is seen
+    from the listing, and synced there alone."""
     _fill(account)
     device = Device(tmp_path / "d", dav_account.url, dav_account)
     assert device.sync()[0] == 0
     code, out = device.sync()
-    collections = len(out["collections"])
-    assert code == 0 and collections == 7, out
-    assert out["http_requests"] < collections, out  # the listings answered every probe
+    assert code == 0 and len(out["collections"]) == 7, out
+    assert out["http_requests"] == 2, out  # contacts' home and calendars' home, listed
     noop_requests = out["http_requests"]
 
     account.put("work", "work-2.vcf", vcard("work-2", "work two"))
@@ -231,6 +230,36 @@ def test_a_run_that_finds_nothing_changed_costs_the_listings_not_a_probe_per_col
     assert "work-2" in (device.contacts / "work" / "work-2.vcf").read_text()
     code, out = device.sync()
     assert code == 0 and out["http_requests"] == noop_requests, out
+
+
+@pytest.mark.parametrize("before", ["gone", "another collection"])
+def test_a_home_that_no_longer_lists_the_collections_is_found_again(
+    tmp_path: Path, dav_account: DavAccount, account: Account, before: str,
+) -> None:
+    """The home is taken from where the synced collections live; where that place answers
+    no listing (gone) or one without them (the account moved), the home is found again
+    through the principal, nothing is reported gone, and the new place is remembered."""
+    import sqlite3
+
+    _fill(account)
+    device = Device(tmp_path / "d", dav_account.url, dav_account)
+    assert device.sync()[0] == 0
+    (state,) = (tmp_path / "d" / "state").glob("*.sqlite")
+    real = f"/{dav_account.username}/"
+    old = (f"/{dav_account.username}-old/" if before == "gone"  # answers 403 on Radicale
+           else f"{real}family/")  # an addressbook: its listing holds no collection
+    with sqlite3.connect(state) as db:  # as if the account's home had been elsewhere
+        db.execute("UPDATE collections SET url = replace(url, ?, ?)", (real, old))
+    account.put("work", "work-2.vcf", vcard("work-2", "work two"))
+    code, out = device.sync()
+    assert code == 0 and len(out["collections"]) == 7, out
+    assert out["collections"]["work"]["downloaded"] == 1
+    assert all(not r["errors"] for r in out["collections"].values()), out
+    with sqlite3.connect(state) as db:
+        urls = [url for (url,) in db.execute("SELECT url FROM collections")]
+    assert urls and all(real in url for url in urls)
+    code, out = device.sync()
+    assert code == 0 and out["http_requests"] == 2, out
 
 
 def test_a_collection_removed_on_the_server_is_reported_and_its_folder_kept(
