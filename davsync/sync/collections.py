@@ -35,7 +35,6 @@ from davsync.dav.collection import Collection
 from davsync.dav.discovery import (
     list_collections,
     list_home,
-    open_collection,
     set_properties,
 )
 from davsync.errors import ServerSettingError
@@ -195,7 +194,6 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
         return
     target.url = urljoin(home, listing.href)
     if listing.ctag is not None:  # the listing was this collection's probe
-        target.remote = open_collection(client, target.url, spec.kind, displayname=pair.name)
         target.probe = Future()
         target.probe.set_result(Probe(listing.ctag, None))
     if meta is None:

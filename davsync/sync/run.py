@@ -69,14 +69,18 @@ class SyncRun:
 
     def start_probes(self, targets: list[Target]) -> None:
         """Open every known collection and have a worker settle its probe: the early answer
-        where it is usable, else a probe through the client (retries, credential refresh)."""
+        where it is usable, else a probe through the client (retries, credential refresh).
+        A target whose probe is already answered (its kind's listing carried the getctag)
+        is only opened."""
         for target in targets:
-            if target.url is None or target.probe is not None:
+            if target.url is None or target.remote is not None:
                 continue
             remote = open_collection(self.client, target.url, target.kind,
                                                  displayname=target.name)
             target.remote = remote
-            target.probe = self.client.executor().submit(_settle_probe, remote, target.early)
+            if target.probe is None:
+                target.probe = self.client.executor().submit(_settle_probe, remote,
+                                                             target.early)
 
     def _sync_one(self, target: Target) -> CollectionReport:
         remote, probe = target.remote, target.probe
