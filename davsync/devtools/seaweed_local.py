@@ -27,6 +27,14 @@ _PORT_FLAGS = (
 )
 
 
+# Every bucket is a SeaweedFS collection holding at least one volume of its own. Left at 0, the
+# volume limit is the free disk space divided by the volume size (1 GB): a test session on a
+# machine with 50 GB free could then create only about 50 buckets, and every write to the next
+# one failed with "InternalError" (CI, session 7). Volumes are created empty and grow with their
+# data, so a high fixed limit costs nothing until it is used.
+MAX_VOLUMES = 2000
+
+
 @dataclass
 class LocalS3:
     """A running `weed mini`; `endpoint`, `access_key`, `secret_key` are what a client needs."""
@@ -36,6 +44,7 @@ class LocalS3:
     access_key: str
     secret_key: str
     root: Path
+    master_port: int
 
     def stop(self) -> None:
         """SIGTERM (the server exits in about 3 s), then SIGKILL if it hangs."""
@@ -94,12 +103,13 @@ def start_local_s3(root: Path, access_key: str = "davsync-test", secret_key: str
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
         "-master.telemetry=false", f"-filer.localSocket={root / 'filer.sock'}",
         f"-s3.localSocket={root / 's3.sock'}", f"-s3.config={s3_json}",
-        "-master.volumeSizeLimitMB=1024",
+        "-master.volumeSizeLimitMB=1024", f"-volume.max={MAX_VOLUMES}",
     ]
     log = (root / "weed.out").open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     log.close()
-    server = LocalS3(proc, f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, root)
+    server = LocalS3(proc, f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key, root,
+                     ports["master.port"])
     try:
         wait_listening(ports["s3.port"], timeout, proc)
     except BaseException:

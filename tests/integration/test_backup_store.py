@@ -3,7 +3,9 @@ each also behind RetryingStore. Plus the runner's offline no-change path and unm
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ from davsync.app.backup import backup_run
 from davsync.backup.run import run_lock
 from davsync.backup.s3 import S3Store, make_client
 from davsync.backup.store import AccessDenied, BlobStore, NotFound, RetryingStore
+from davsync.devtools.seaweed_local import MAX_VOLUMES
 from davsync.errors import DavsyncError
 from davsync.secret import Secret
 from tests.fixtures.seaweed import BackupEnv, CountingStore, S3Bucket, make_file, run_opts
@@ -115,3 +118,13 @@ def test_a_second_backup_at_the_same_time_is_refused(backup_env: BackupEnv) -> N
     assert refused.value.exit_code == 3
     with run_lock(cfg.state_dir):   # released again
         pass
+
+
+def test_the_test_server_has_room_for_every_bucket_of_a_session(s3_bucket: S3Bucket) -> None:
+    """Each bucket takes a SeaweedFS volume; the volume limit must not follow the free disk
+    space (about one per free GB), or a session on a fuller disk fails at its 50th bucket."""
+    server = s3_bucket.server
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.master_port}/dir/status",
+                                timeout=10) as answer:
+        topology = json.load(answer)["Topology"]
+    assert topology["Max"] == MAX_VOLUMES >= 1000
