@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
 
+from davsync.fsutil import remove_later
+from davsync.sources import vdir as vdir_module
 from davsync.sources.base import SourceError
 from davsync.sources.vdir import VdirSource
 
@@ -302,7 +305,7 @@ def test_files_out_of_use_take_the_next_writes_data(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("why", ["linked", "open", "mode", "gone"])
 def test_a_file_out_of_use_is_not_reused_when_something_else_reaches_it(
-    tmp_path: Path, why: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
 ) -> None:
     """A file out of use is reused only if nothing but our temporary name reaches it: not
     one with a second hard link (a hard-linked backup of the folder would change), not one
@@ -336,10 +339,16 @@ def test_a_file_out_of_use_is_not_reused_when_something_else_reaches_it(
         spare.chmod(0o644)
     elif why == "gone":
         spare.unlink()
+    # The files given up are held back instead of freed, so the refused one is still there to
+    # look at (a freed inode number may well be the new file's at once).
+    held: list[str] = []
+    monkeypatch.setattr(vdir_module, "remove_later", held.extend)
     src.write(c, b"C2", src.scan()[c])
     assert src.flush() == {}
     assert (tmp_path / c).read_bytes() == b"C2"
-    if why != "gone":  # (a removed file's inode number may well be the new file's)
+    if why != "gone":
+        assert held == [str(spare)]  # refused, given up untouched
+        assert spare.read_bytes() == b"A1"
         assert _inode(tmp_path / c) != spare_inode
     if why == "linked":
         assert (backup / a).read_bytes() == b"A1"
@@ -347,4 +356,6 @@ def test_a_file_out_of_use_is_not_reused_when_something_else_reaches_it(
         out, _ = reader.communicate("")
         assert out == "A1\n"
     src.settle()
+    monkeypatch.undo()
+    wait([f for f in [remove_later(held)] if f is not None])
     assert sorted(os.listdir(tmp_path)) == sorted([a, c])
