@@ -11,6 +11,7 @@ Stdlib only: the early probe and the no-op run use this module before httpx is i
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -20,6 +21,12 @@ _SEGMENT_SAFE: Final = "!$&'()*+,;=:@-._~"
 _NAME_SAFE: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@"
 )
+# An absolute path (not "//host") whose every character stays as it is through
+# `normalize_href`'s decoding and re-encoding; dot segments are checked apart. Not ";": urljoin
+# drops an empty ";params" at the end.
+_CANONICAL_PATH: Final = re.compile(r"/(?!/)[A-Za-z0-9!$&'()*+,=:@._~/-]*")
+_WEB_BASES: Final = ("http://", "https://", "/")
+INVALID_ORIGIN: Final = "invalid-origin:"  # an href whose host part does not parse
 MAX_NAME_LENGTH: Final = 200
 _FS_NAME_MAX_BYTES: Final = 255
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -62,13 +69,31 @@ def strip_userinfo(url: str) -> str:
 def normalize_href(href: str, base_url: str) -> str:
     """The absolute path of `href` (relative, absolute path or full URL) against `base_url`,
     with each segment decoded and re-encoded the same way. An href on another origin than
-    `base_url` stays a full URL (without user info): it names nothing of ours."""
-    joined = urljoin(base_url, href.strip())
-    path = urlsplit(joined).path or "/"
+    `base_url` stays a full URL (without user info): it names nothing of ours.
+
+    An absolute path already in that form (what servers send for nearly every item) is
+    returned as it is: the full way costs 34 us per item, a third of a streamed item's
+    handling on the XML thread (10 000 contacts: 0.34 s)."""
+    if _CANONICAL_PATH.fullmatch(href) and "/." not in href and base_url.startswith(_WEB_BASES):
+        return href
+    return _normalize_fully(href, base_url)
+
+
+def _normalize_fully(href: str, base_url: str) -> str:
+    """`normalize_href` for any href: joined, split, each segment decoded and re-encoded.
+    One whose host part cannot be read (a port that is no number, an unclosed "[") gets
+    the origin INVALID_ORIGIN: it names nothing of ours either."""
+    try:
+        joined = urljoin(base_url, href.strip())
+        path = urlsplit(joined).path or "/"
+    except ValueError:
+        return INVALID_ORIGIN + "/"
     path = "/".join(quote(unquote(segment), safe=_SEGMENT_SAFE) for segment in path.split("/"))
-    if urlsplit(base_url).scheme and not same_origin(joined, base_url):
-        return origin(joined) + path
-    return path
+    try:
+        foreign = bool(urlsplit(base_url).scheme) and not same_origin(joined, base_url)
+        return origin(joined) + path if foreign else path
+    except ValueError:
+        return INVALID_ORIGIN + path
 
 
 def is_member(href: str, collection_path: str) -> bool:

@@ -11,6 +11,7 @@ from radicale import pathutils
 from radicale.item import get_etag
 
 from davsync.dav.hrefs import (
+    _normalize_fully,
     href_for,
     item_name,
     member_href,
@@ -33,6 +34,9 @@ BASE = "http://127.0.0.1:5232/u/ab/"
         ("/u/ab/%C3%BC.vcf", "/u/ab/%C3%BC.vcf"),
         ("/u/ab/ü.vcf", "/u/ab/%C3%BC.vcf"),
         ("  /u/ab/  ", "/u/ab/"),
+        # A host part that does not parse names nothing of ours (urllib raises on it).
+        ("//h:x/u/ab/a.vcf", "invalid-origin:/u/ab/a.vcf"),
+        ("http://[::1/u/ab/a.vcf", "invalid-origin:/"),
     ],
 )
 def test_normalize_href(href: str, expected: str) -> None:
@@ -44,6 +48,28 @@ def test_normalize_is_idempotent_and_equates_spellings(name: str) -> None:
     once = member_href("/u/ab/", name)
     assert normalize_href(once, BASE) == once
     assert once.startswith("/u/ab/")
+
+
+_HREF_PIECES = st.sampled_from(
+    ["", ".", "..", "%", "%2F", "%41", "a", "Z", "0", "-", "_", "~", "@", ":", ";", ",", "=",
+     "+", "$", "&", "'", "(", "*", "!", " ", "?", "#", "\\", "ü", "\t", "http:", "x.vcf"]
+)
+# Mostly absolute paths (the shortcut's case) of segments built from the pieces; some hrefs
+# free-form (relative, "//host", a full URL).
+_HREFS = st.one_of(
+    st.lists(st.lists(_HREF_PIECES, max_size=3).map("".join), min_size=1, max_size=5)
+    .map(lambda segments: "/" + "/".join(segments)),
+    st.lists(st.sampled_from(["/", "//", "a", ".", "%2F", " ", "http://h", "?"]), max_size=8)
+    .map("".join),
+)
+
+
+@given(_HREFS, st.sampled_from(
+    [BASE, "https://h.example/a/", "/u/ab/", "//other/u/", "webcal://h/u/", "HTTP://h/u/"]))
+def test_the_shortcut_for_canonical_paths_gives_what_the_full_normalization_gives(
+    href: str, base: str
+) -> None:
+    assert normalize_href(href, base) == _normalize_fully(href, base)
 
 
 @pytest.mark.parametrize(

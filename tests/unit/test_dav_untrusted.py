@@ -135,7 +135,7 @@ def test_writes_and_deletes_only_touch_items_of_the_collection() -> None:
 # -- item 7: hrefs outside the collection are ignored, reported once -------------------------
 
 OUTSIDE = ("../other/evil.vcf", "http://evil.example:81/alice/contacts/far.vcf",
-           "/alice/contacts/sub/deep.vcf")
+           "/alice/contacts/sub/deep.vcf", "//evil.example:x/alice/contacts/port.vcf")
 
 
 def test_listings_ignore_and_report_once_what_is_not_in_the_collection(
@@ -166,7 +166,8 @@ def test_listings_ignore_and_report_once_what_is_not_in_the_collection(
         ("/alice/other/evil.vcf", False), ("/alice/contacts/a.vcf", True)]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     for href in ("/alice/other/evil.vcf", "http://evil.example:81/alice/contacts/far.vcf",
-                 "/alice/contacts/sub/deep.vcf", "/alice/other/gone.vcf"):
+                 "/alice/contacts/sub/deep.vcf", "/alice/other/gone.vcf",
+                 "invalid-origin:/alice/contacts/port.vcf"):
         assert sum(href + "," in w for w in warnings) == 1, (href, warnings)
 
 
