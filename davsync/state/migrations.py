@@ -64,4 +64,12 @@ STEPS: tuple[str, ...] = (
     #    data, refuse this state with "newer than this davsync; upgrade" instead of failing
     #    on the first merge.
     "SELECT 1",
+    # 5: the items' indexes by href and by file name go: nothing ever looked an item up by
+    #    either (each run reads a collection's items whole), and each was one more B-tree to
+    #    update per record: recording 10 000 items took 0.11-0.15 s with them, 0.07-0.09 s
+    #    without, in a state a third smaller.
+    """
+    DROP INDEX IF EXISTS items_by_href;
+    DROP INDEX IF EXISTS items_by_file;
+    """,
 )

@@ -79,3 +79,23 @@ def test_texts_round_trip_small_as_text_large_compressed_and_older_blobs_still_r
     store.db.execute("UPDATE items SET content = ? WHERE uid = 's'",
                      (zlib.compress(small.encode("utf-8")),))  # as an older version wrote it
     assert store.content("c", "s") == small and store.content("c", "l") == large
+
+
+def test_a_state_of_the_last_schema_is_migrated_keeping_its_records(tmp_path: Path) -> None:
+    """Step 5 drops the items' unused indexes: records and marks stay, and each run's query
+    (a collection's items whole) has the primary key to go by."""
+    path = tmp_path / "s.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(";".join(STEPS[:4]) + "; PRAGMA user_version = 4")
+    db.execute("INSERT INTO items (collection, uid, filename, device_sig, href, etag, hash) "
+               "VALUES ('c', 'u', 'u.vcf', '1:2:3', '/c/u.vcf', '\"e\"', 'h')")
+    db.commit()
+    db.close()
+    store = StateStore(path)
+    assert store.items("c") == {"u": Synced("u", "u.vcf", "1:2:3", "/c/u.vcf", '"e"', "h")}
+    indexes = {row[0] for row in store.db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'")}
+    assert not indexes & {"items_by_href", "items_by_file"}
+    plan = " ".join(str(row) for row in store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT uid FROM items WHERE collection = ?", ("c",)))
+    assert "SEARCH items USING" in plan  # the primary key, not a scan of every collection
