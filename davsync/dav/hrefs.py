@@ -26,7 +26,7 @@ _NAME_SAFE: Final = frozenset(
 # drops an empty ";params" at the end.
 _CANONICAL_PATH: Final = re.compile(r"/(?!/)[A-Za-z0-9!$&'()*+,=:@._~/-]*")
 _WEB_BASES: Final = ("http://", "https://", "/")
-INVALID_ORIGIN: Final = "invalid-origin:"  # an href whose host part does not parse
+_INVALID_ORIGIN: Final = "invalid-origin:"  # an href whose host part does not parse
 MAX_NAME_LENGTH: Final = 200
 _FS_NAME_MAX_BYTES: Final = 255
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -82,18 +82,18 @@ def normalize_href(href: str, base_url: str) -> str:
 def _normalize_fully(href: str, base_url: str) -> str:
     """`normalize_href` for any href: joined, split, each segment decoded and re-encoded.
     One whose host part cannot be read (a port that is no number, an unclosed "[") gets
-    the origin INVALID_ORIGIN: it names nothing of ours either."""
+    the origin "invalid-origin:": it names nothing of ours either."""
     try:
         joined = urljoin(base_url, href.strip())
         path = urlsplit(joined).path or "/"
     except ValueError:
-        return INVALID_ORIGIN + "/"
+        return _INVALID_ORIGIN + "/"
     path = "/".join(quote(unquote(segment), safe=_SEGMENT_SAFE) for segment in path.split("/"))
     try:
         foreign = bool(urlsplit(base_url).scheme) and not same_origin(joined, base_url)
         return origin(joined) + path if foreign else path
     except ValueError:
-        return INVALID_ORIGIN + path
+        return _INVALID_ORIGIN + path
 
 
 def is_member(href: str, collection_path: str) -> bool:
