@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 
 _XML: Final = xb.XML_CONTENT
 _RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
-# getctag too: the listing then is every listed collection's change probe, so a run of
-# `collections = "all"` that finds nothing changed costs the listing, not one probe more per
-# collection (the server computes the same getctags either way).
 _LISTING_PROPS: Final = (xb.RESOURCETYPE, xb.DISPLAYNAME, xb.CALENDAR_COLOR,
-                         xb.SUPPORTED_COMPONENTS, xb.GETCTAG)
+                         xb.SUPPORTED_COMPONENTS)
+# A sync's listing asks getctag too: it is then every listed collection's change probe, so a
+# run of `collections = "all"` that finds nothing changed costs the listing, not one probe more
+# per collection. Not asked where nothing probes (`davsync collections`, doctor, the
+# unknown-name message): on Radicale each getctag reads every item of its collection.
+_PROBE_LISTING_PROPS: Final = (*_LISTING_PROPS, xb.GETCTAG)
 
 
 def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
@@ -82,20 +84,27 @@ def _collection_names(client: DavClient, home: str, kind: Kind) -> list[str]:
     return sorted(c.name for c in list_home(client, home, kind))
 
 
-def list_collections(client: DavClient, kind: Kind) -> tuple[str, list[ServerCollection]]:
+def list_collections(
+    client: DavClient, kind: Kind, *, probes: bool = False
+) -> tuple[str, list[ServerCollection]]:
     """The home of `kind` and every addressbook or calendar in it, with display name, colour
-    and calendar components (one PROPFIND Depth 1 after the home is found)."""
+    and calendar components (one PROPFIND Depth 1 after the home is found); with `probes`,
+    each one's getctag too (`list_home`)."""
     home = _find_home(client, kind)
     home = home if home.endswith("/") else home + "/"
-    return home, list_home(client, home, kind)
+    return home, list_home(client, home, kind, probes=probes)
 
 
-def list_home(client: DavClient, home: str, kind: Kind) -> list[ServerCollection]:
+def list_home(
+    client: DavClient, home: str, kind: Kind, *, probes: bool = False
+) -> list[ServerCollection]:
     """The collections of `kind` in the home at `home` (a URL ending in "/"), one PROPFIND
-    Depth 1; DavError where that is not a listing. A response whose href is not directly inside the
-    home (`../x`, another host, a deeper path) is ignored, as is a second one of a name."""
+    Depth 1; DavError where that is not a listing. With `probes`, each one's getctag (its
+    change probe for a sync). A response whose href is not directly inside the home (`../x`,
+    another host, a deeper path) is ignored, as is a second one of a name."""
+    props = _PROBE_LISTING_PROPS if probes else _LISTING_PROPS
     response = client.request(
-        "PROPFIND", home, headers={"Depth": "1", **_XML}, content=xb.propfind(_LISTING_PROPS),
+        "PROPFIND", home, headers={"Depth": "1", **_XML}, content=xb.propfind(props),
     )
     if response.status_code != 207:
         raise client.failure("PROPFIND", home, response)

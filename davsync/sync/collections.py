@@ -32,11 +32,7 @@ from davsync.core.collections import (
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DavError, Probe
 from davsync.dav.collection import Collection
-from davsync.dav.discovery import (
-    list_collections,
-    list_home,
-    set_properties,
-)
+from davsync.dav.discovery import list_collections, list_home, set_properties
 from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
@@ -140,14 +136,14 @@ def _listing(client: DavClient, store: StateStore, spec: KindSpec,
     if len(homes) == 1:
         home = homes.pop()
         try:
-            listed = list_home(client, home, spec.kind)
+            listed = list_home(client, home, spec.kind, probes=True)
         except DavError as exc:
             log.info("%s: the %s home %s lists nothing (%s); finding it again", spec.kind,
                      noun(spec.kind), home, exc)
         else:
             if set(known) <= {c.name for c in listed}:
                 return home, listed
-    return list_collections(client, spec.kind)
+    return list_collections(client, spec.kind, probes=True)
 
 
 def _parent(url: str) -> str:

@@ -22,7 +22,7 @@ import davsync.dav.multiget as multiget_module
 from davsync.dav.api import DavError, DavUnreachable, RequestCounter
 from davsync.dav.bounds import LISTING, SMALL, AnswerLimit, install_deadline
 from davsync.dav.client import DavClient
-from davsync.dav.discovery import find_collection, open_collection
+from davsync.dav.discovery import find_collection, list_home, open_collection
 from davsync.dav.earlyprobe import EarlyProbe
 from davsync.dav.hrefs import is_member, normalize_href, same_origin, without_userinfo
 from davsync.secret import Secret
@@ -288,3 +288,23 @@ def test_a_multiget_over_its_limit_is_split_until_it_fits(
         ("a.vcf", True), ("b.vcf", True), ("big.vcf", False), ("c.vcf", True)]
     failed = next(f for f in fetched if f.data is None)
     assert failed.error is not None and "larger than" in failed.error
+
+
+def test_a_home_listing_asks_each_getctag_only_for_a_sync() -> None:
+    """On Radicale each getctag reads every item of its collection: `davsync collections`,
+    doctor and the unknown-name message do not ask it; a sync's listing does (its probes)."""
+    bodies: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content.decode())
+        return httpx.Response(207, content=multistatus(
+            "<response><href>/alice/contacts/</href><propstat><prop><resourcetype>"
+            "<collection/><C:addressbook/></resourcetype>"
+            '<CS:getctag xmlns:CS="http://calendarserver.org/ns/">c1</CS:getctag>'
+            "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"))
+
+    with mock_client(handler) as dav:
+        list_home(dav, "http://127.0.0.1:9/alice/", "contacts")
+        probed = list_home(dav, "http://127.0.0.1:9/alice/", "contacts", probes=True)
+    assert "getctag" not in bodies[0] and "getctag" in bodies[1]
+    assert [c.ctag for c in probed] == ["c1"]
