@@ -13,11 +13,14 @@ import secrets
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, TypeVar
+
+T = TypeVar("T")
 
 TMP_PREFIX: Final = ".davsync-"
 """Temporary files start with this; scanners of a folder skip such names."""
@@ -261,19 +264,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def remove_later(paths: Sequence[str]) -> Future[None] | None:
     """Unlink `paths` on a thread of its own (kernel time, no lock of ours held), in order;
-    returns what to wait on for them to be gone (None: nothing to remove, or removed already).
+    returns what to wait on for them to be gone (None: nothing to remove).
     A kill leaves the files under TMP_PREFIX, where a later scan removes them as stale."""
-    global _REMOVER  # one thread for the process, made on first use
     if not paths:
         return None
-    with _REMOVER_LOCK:
-        if _REMOVER is None:
-            _REMOVER = ThreadPoolExecutor(1, thread_name_prefix="davsync-remove")
-        try:
-            return _REMOVER.submit(_remove_all, list(paths))
-        except RuntimeError:  # the interpreter is shutting down: no new thread work
-            _remove_all(list(paths))
-            return None
+    return in_background("davsync-remove", partial(_remove_all, list(paths)))
 
 
 def _remove_all(paths: list[str]) -> None:
@@ -282,8 +277,25 @@ def _remove_all(paths: list[str]) -> None:
             os.unlink(path)
 
 
-_REMOVER: ThreadPoolExecutor | None = None
-_REMOVER_LOCK: Final = threading.Lock()
+def in_background(thread: str, work: Callable[[], T]) -> Future[T]:
+    """`work` on the process's thread named `thread` (one per name, made on first use, each
+    running its work in order): file system work that is kernel time, done beside the
+    applying thread. Done at once, on the caller's thread, when the interpreter is shutting
+    down (no new thread work then)."""
+    with _THREADS_LOCK:
+        pool = _THREADS.get(thread)
+        if pool is None:
+            pool = _THREADS[thread] = ThreadPoolExecutor(1, thread_name_prefix=thread)
+        try:
+            return pool.submit(work)
+        except RuntimeError:
+            done: Future[T] = Future()
+            done.set_result(work())
+            return done
+
+
+_THREADS: Final[dict[str, ThreadPoolExecutor]] = {}
+_THREADS_LOCK: Final = threading.Lock()
 
 
 def fsync_dir(path: Path) -> None:

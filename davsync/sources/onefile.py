@@ -179,6 +179,10 @@ class OneFileSource:
             self._parsed = None  # read again after this, whatever happened
         return {}  # all or nothing: a failure raised above
 
+    def start_flush(self) -> dict[str, str]:
+        """Nothing to begin: the file is written whole, once, by `flush`."""
+        return {}
+
     def settle(self) -> None:
         """Nothing runs in the background: `flush` wrote the file whole."""
 

@@ -10,12 +10,14 @@ import stat
 import time
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from davsync.core.kinds import SUFFIX, Kind
 from davsync.fsutil import (
     TMP_PREFIX,
     fsync_dir,
+    in_background,
     place_staged,
     remove_later,
     restage_file,
@@ -39,6 +41,36 @@ class _Staged:
     sig: str
     replace: bool
     expect_sig: str | None  # write: what the file must still be just before it is replaced
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one flush makes durable, taken from the applying thread's lists whole."""
+
+    staged: list[_Staged]
+    gone: list[str]  # deleted items under temporary names
+    dirty: bool  # names changed (set aside) that need the directory synced
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A flush's outcome: names not placed -> why; files out of use that may be reused (their
+    names are durable) or must be freed; the error that stopped it, if any."""
+
+    failed: dict[str, str]
+    spare: list[str]
+    unusable: list[str]
+    error: BaseException | None
+
+
+@dataclass
+class _Flushing:
+    """A batch being placed by `start_flush`'s thread, and its names (looked up without
+    waiting); `outcome` once the applying thread took it in."""
+
+    done: Future[_Placed]
+    by_name: dict[str, _Staged]
+    outcome: _Placed | None = None
 
 
 def _discard(tmp: str) -> None:
@@ -83,6 +115,7 @@ class VdirSource:
         self._gone: list[str] = []  # deleted items under temporary names, until `flush`
         self._spare: list[str] = []  # files out of use (durably), for `_restage`
         self._removing: list[Future[None]] = []  # freeing files out of use, until `settle`
+        self._flushing: _Flushing | None = None  # a batch `start_flush` is placing
 
     def scan(self) -> dict[str, str]:
         try:
@@ -119,6 +152,7 @@ class VdirSource:
     def _scan(self) -> dict[str, str]:
         """Every item file with its sig; item-named entries that are not regular files (a
         symbolic link, a folder, a fifo) are left out and listed in `skipped`."""
+        self._wait_flushing()
         self.skipped = {}
         out: dict[str, str] = {}
         with os.scandir(self.path) as entries:
@@ -191,7 +225,7 @@ class VdirSource:
         raise SourceError(f"{self.path}: no free file name for UID {uid!r}")
 
     def _is_taken(self, name: str) -> bool:
-        if name in self._last:
+        if name in self._last or self._in_flight(name):
             return True
         if self._taken is None:
             return os.path.lexists(self._where(name))
@@ -203,10 +237,14 @@ class VdirSource:
         return self._stage(name, data, replace=True, expect_sig=None if staged else expect_sig)
 
     def _last_staged(self, name: str) -> _Staged | None:
+        """The name's staged version not placed yet, if any; a batch being placed in the
+        background that holds the name is waited for first (its files change names)."""
+        if self._in_flight(name):
+            self._wait_flushing()
         return self._last.get(name)
 
     def delete(self, name: str, expect_sig: str | None) -> None:
-        self._check(name, expect_sig)
+        self._check(name, expect_sig)  # waits for a batch placing the name
         if self._last.pop(name, None) is not None:
             for staged in [s for s in self._staged if s.name == name]:
                 self._staged.remove(staged)
@@ -226,11 +264,20 @@ class VdirSource:
         if expect_sig is None:
             return
         staged = self._last_staged(name)
+        if staged is None:
+            self._check_file(name, expect_sig)
+        elif staged.sig != expect_sig:
+            raise SourceError(f"{self.path / name} changed while syncing; left untouched")
+
+    def _check_file(self, name: str, expect_sig: str | None) -> None:
+        """The file must still be what the caller saw (or be gone)."""
+        if expect_sig is None:
+            return
         try:
-            current = staged.sig if staged else _sig(os.stat(self._where(name)))
+            current = _sig(os.stat(self._where(name)))
         except FileNotFoundError:
-            current = None
-        if current is not None and current != expect_sig:
+            return
+        if current != expect_sig:
             raise SourceError(f"{self.path / name} changed while syncing; left untouched")
 
     def _stage(self, name: str, data: bytes, *, replace: bool, expect_sig: str | None) -> str:
@@ -252,6 +299,8 @@ class VdirSource:
     def _restage(self, data: bytes) -> tuple[str, os.stat_result | None]:
         """`data` in a file of this folder taken out of use (replaced or deleted by an earlier
         flush), if one can be reused: (its temporary name, stat); else ("", None)."""
+        if not self._spare and self._flushing is not None and self._flushing.done.done():
+            self._wait_flushing()  # its replaced files are free now
         while self._spare:
             spare = self._spare.pop()
             st = restage_file(spare, data)
@@ -260,43 +309,96 @@ class VdirSource:
             self._remove([spare])
         return "", None
 
+    def start_flush(self) -> dict[str, str]:
+        """`flush` for the writes so far, on a thread of its own: the applying thread stages
+        the next batch meanwhile (placing 1 000 names and syncing their data is kernel time,
+        0.4-0.6 s per 10 000 downloads on ext4). Waits for the one under way first and returns
+        what it could not complete (a background flush's error is raised here)."""
+        failed = self._finish_flushing()
+        batch = self._take_batch()
+        if batch.staged or batch.gone or batch.dirty:
+            placing = in_background("davsync-flush", partial(self._place_batch, batch))
+            self._flushing = _Flushing(placing, {item.name: item for item in batch.staged})
+        return failed
+
     def flush(self) -> dict[str, str]:
         """Place the staged files: their data made durable first (one sync), then each name,
         then one directory fsync. A name taken meanwhile (create) or a file changed meanwhile
-        (write) is left as it is and returned with why: its outcome must not be recorded."""
-        staged, self._staged = self._staged, []
-        self._last = {}
+        (write) is left as it is and returned with why: its outcome must not be recorded.
+        A batch `start_flush` left under way is finished first; its failures are returned
+        too."""
+        failed = self._finish_flushing()
+        placed = self._place_batch(self._take_batch())
+        self._absorb(placed)
+        if placed.error is not None:
+            raise placed.error
+        return failed | placed.failed
+
+    def _take_batch(self) -> _Batch:
+        """Everything staged, set aside or renamed since the last flush, handed over whole."""
+        batch = _Batch(self._staged, self._gone, self._dirty)
+        self._staged, self._last, self._gone, self._dirty = [], {}, [], False
+        return batch
+
+    def _place_batch(self, batch: _Batch) -> _Placed:
+        """The work of a flush, on whichever thread: it touches no attribute the applying
+        thread changes. An error comes back in the value (raised by the applying thread)."""
         failed: dict[str, str] = {}
         replaced: list[str] = []
-        placed = False
+        dirty = batch.dirty
         try:
-            sync_files(self.path, [s.tmp for s in staged])
-            for item in staged:
+            sync_files(self.path, [s.tmp for s in batch.staged])
+            for item in batch.staged:
                 why = self._place(item, replaced) if item.name not in failed else "not written"
                 if why is not None:
                     failed[item.name] = why
                     _discard(item.tmp)
                 else:
-                    self._dirty = True
-            if self._dirty:
+                    dirty = True
+            if dirty:
                 fsync_dir(self.path)
-                self._dirty = False
-            placed = True
-        except BaseException:
-            for item in staged:  # the ones not placed yet
+        except BaseException as exc:
+            for item in batch.staged:  # the ones not placed yet
                 _discard(item.tmp)
-            raise
-        finally:
-            # The old versions and the deleted files, under temporary names: each takes a
-            # later staged file's data, or a thread of its own frees it. Only once the names
-            # are durable: before that a crash could bring back an old name to a file reused.
-            out_of_use, self._gone = [*replaced, *self._gone], []
-            if placed:
-                self._spare.extend(out_of_use)
-                out_of_use = self._spare[_MAX_SPARE:]
-                del self._spare[_MAX_SPARE:]
-            self._remove(out_of_use)
-        return failed
+            # The old versions and the deleted files: freed, as their names may not be durable
+            # (a crash could bring back an old name to a file reused).
+            return _Placed(failed, [], [*replaced, *batch.gone], exc)
+        return _Placed(failed, [*replaced, *batch.gone], [], None)
+
+    def _absorb(self, placed: _Placed) -> None:
+        """Take in a placed batch's files out of use (applying thread): each takes a later
+        staged file's data, or a thread of its own frees it."""
+        self._spare.extend(placed.spare)
+        self._remove([*placed.unusable, *self._spare[_MAX_SPARE:]])
+        del self._spare[_MAX_SPARE:]
+        if placed.error is not None:
+            self._dirty = True  # renames of this batch may not be durable: fsync next time
+
+    def _wait_flushing(self) -> None:
+        """Let the batch under way finish (its outcome is kept for the next flush): before
+        anything touches a name it is placing, or when its freed files are wanted."""
+        flushing = self._flushing
+        if flushing is not None and flushing.outcome is None:
+            flushing.outcome = flushing.done.result()
+            self._absorb(flushing.outcome)
+
+    def _finish_flushing(self) -> dict[str, str]:
+        """The failures of the batch under way, once it is done. Its error is raised, and
+        what was staged after it is discarded: none of it may be recorded either."""
+        self._wait_flushing()
+        flushing, self._flushing = self._flushing, None
+        if flushing is None or flushing.outcome is None:
+            return {}
+        if flushing.outcome.error is not None:
+            later = self._take_batch()
+            for item in later.staged:
+                _discard(item.tmp)
+            self._gone, self._dirty = later.gone, True  # deleted ones: freed by the next flush
+            raise flushing.outcome.error
+        return flushing.outcome.failed
+
+    def _in_flight(self, name: str) -> bool:
+        return self._flushing is not None and name in self._flushing.by_name
 
     def _remove(self, paths: list[str]) -> None:
         removing = remove_later(paths)
@@ -307,6 +409,8 @@ class VdirSource:
         """Remove the files kept for reuse and wait until every file set aside so far is
         gone: a run then leaves no temporary name behind in the user's folder (most of the
         removing overlapped the run)."""
+        self._wait_flushing()
+        self._flushing = None  # a run that stopped before its last flush records nothing
         spare, self._spare = self._spare, []
         self._remove(spare)
         removing, self._removing = self._removing, []
@@ -317,7 +421,7 @@ class VdirSource:
         replaced, kept under a temporary name, is added to `replaced`."""
         target = self._where(item.name)
         try:
-            self._check(item.name, item.expect_sig)
+            self._check_file(item.name, item.expect_sig)
             aside = place_staged(item.tmp, target, replace=item.replace)
             if aside is not None:
                 replaced.append(aside)

@@ -26,6 +26,7 @@ class Ledger:
     wrote_remote: bool = False
     skipped: bool = False  # an action was not started: the run was cancelled
     _records: list[Record] = field(default_factory=list)
+    _flushing: list[Record] = field(default_factory=list)  # their writes: a background flush
     _refusals: list[tuple[str, Refusal]] = field(default_factory=list)
     _failed: set[str] = field(default_factory=set)  # device writes not completed, unrecorded
     _chars: int = 0  # item text held by `_records`
@@ -47,20 +48,30 @@ class Ledger:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Commit now, unless the device store rewrites itself whole on each flush (one file):
-        its writes and their records then wait for the run's last commit, so a first sync of
-        thousands writes the file once, not once per batch."""
-        if not self.ctx.source.writes_whole:
-            self.commit()
+        """Record the previous batch and have the device store make this one durable in the
+        background (`Source.start_flush`) while the next is applied: a batch's records are
+        written once its flush is done, as in `commit`. Nothing here when the device store
+        rewrites itself whole on each flush (one file): its writes and their records then
+        wait for the run's last commit, so a first sync of thousands writes the file once,
+        not once per batch."""
+        if self.ctx.source.writes_whole:
+            return
+        self._failed |= self._reported(self.ctx.source.start_flush())
+        records, self._flushing = self._flushing, self._records
+        self._records, self._chars = [], 0
+        self._record(records)
 
     def flush(self) -> set[str]:
         """Make the device writes so far durable; the names whose write could not be
         completed are reported (once), returned, and kept until `commit`, which records no
         outcome for them."""
-        failed = self.ctx.source.flush()
+        failed = self._reported(self.ctx.source.flush())
+        self._failed |= failed
+        return failed
+
+    def _reported(self, failed: dict[str, str]) -> set[str]:
         for name, why in sorted(failed.items()):
             self.ctx.report.error(self.ctx.device_path(name), why)
-        self._failed |= failed.keys()
         return set(failed)
 
     def commit(self) -> None:
@@ -69,23 +80,29 @@ class Ledger:
         finds the same content on both sides and records it then. A write the store could not
         complete is not recorded, and its server version is compared again next run."""
         self.flush()
-        failed, self._failed = self._failed, set()
-        if not self._records and not self._refusals:
+        records, self._flushing = [*self._flushing, *self._records], []
+        self._records, self._chars = [], 0
+        self._record(records)
+        self._failed = set()
+
+    def _record(self, records: list[Record]) -> None:
+        """One transaction: `records` (their device writes durable), minus the writes that
+        could not be completed, and the refusals so far."""
+        if not records and not self._refusals:
             return
-        ctx = self.ctx
-        records: list[Record] = []
-        for record in self._records:
+        ctx, failed = self.ctx, self._failed
+        kept: list[Record] = []
+        for record in records:
             synced = record[1]
             if synced is not None and synced.filename in failed:
                 if synced.href is not None:
                     self.recheck.add(synced.href)
                 continue
-            records.append(record)
-        self._records, self._chars = [], 0
+            kept.append(record)
         refusals, self._refusals = self._refusals, []
         with ctx.store.transaction():
             run: list[tuple[Synced, str | None]] = []  # records in a row, one statement
-            for uid, synced, text in records:
+            for uid, synced, text in kept:
                 if synced is not None:
                     run.append((synced, text))
                     continue
@@ -95,5 +112,5 @@ class Ledger:
             ctx.store.upsert(ctx.name, run)
             for uid, refusal in refusals:
                 ctx.store.refuse(ctx.name, uid, refusal)
-            done = {uid for uid, _, _ in records}
+            done = {uid for uid, _, _ in kept}
             ctx.store.clear_refused(ctx.name, done & self.refused.keys())

@@ -77,6 +77,14 @@ class Source(Protocol):
         recorded."""
         ...
 
+    def start_flush(self) -> dict[str, str]:
+        """Begin making the writes so far durable without waiting for it (a vdir places a
+        batch on a thread of its own while the sync stages the next); first waits for the one
+        begun before and returns what it could not complete, or raises what stopped it, as
+        `flush` does. `flush` finishes a begun one too. A store that has nothing to gain from
+        it may do nothing here (return {}), leaving it all to `flush`."""
+        ...
+
     def settle(self) -> None:
         """Wait for what the flushes left to a background thread (a vdir frees replaced and
         deleted files there, off the applying thread); the sync calls this once, at the end

@@ -5,6 +5,7 @@ that are too large, and a kill -9 at every request of a first upload and of a pa
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import subprocess
@@ -535,3 +536,108 @@ def test_kill_9_at_every_request_of_a_pairing_with_a_file_store_then_a_run_conve
     total = kill_at_every_request(tmp_path, radicale_server, file_pairing, "--only",
                                   "contacts")
     assert total >= 6
+
+
+# ---- kill -9 while a large pairing's batches are being made durable (issue 13) ---------------
+
+_PAIRED = 2100  # two batches of 1 000 records made durable in the background, then 100
+
+
+class HoldTheLastProbe:
+    """A proxy handler holding the getctag PROPFIND a first pairing sends beside its query
+    until the test has killed the process: until then the run cannot finish, so each kill
+    point below is reached with the run still applying (or waiting at its end)."""
+
+    def __init__(self) -> None:
+        self.hold = True
+        self.held = threading.Event()  # the run has staged everything and waits
+        self.release = threading.Event()
+        self.queried = False
+
+    def __call__(self, request: Request, upstream: Upstream) -> Reply | Drop:
+        if request.method == "REPORT":
+            self.queried = True
+        elif self.hold and self.queried and b"getctag" in request.body:
+            self.held.set()
+            assert self.release.wait(120)
+            return DROP
+        return upstream()
+
+
+def _count(folder: Path) -> tuple[int, int]:
+    """(item files under their names, staged temporary files) in `folder`."""
+    names = staged = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".vcf"):
+                names += 1
+            elif entry.name.startswith(".davsync-") and entry.name.endswith(".tmp"):
+                staged += 1
+    return names, staged
+
+
+@pytest.fixture(scope="module")
+def large_account(radicale_server: LocalRadicale) -> DavAccount:
+    """An account whose addressbook holds `_PAIRED` cards, shared by the kill tests below:
+    each pairs a new device with it, and each asserts that it left the server as it was."""
+    account = DavAccount(radicale_server, f"kill-{next(_KILL_USERS)}", "pw-kill-Secret")
+    radicale_server.add_user(account.username, account.password)
+    cards = "".join(card(f"p{n}", f"Person {n}") for n in range(_PAIRED))
+    with dav(account) as client:
+        seeded = client.put("contacts/", content=cards.encode(),
+                            headers={"Content-Type": "text/vcard; charset=utf-8"})
+    assert seeded.status_code == 201, seeded.text
+    return account
+
+
+def whole_collection(account: DavAccount) -> list[Held]:
+    """Every card of the account's addressbook, in one GET (Radicale answers a collection's
+    GET with all its items)."""
+    with dav(account) as client:
+        answer = client.get("contacts/")
+    assert answer.status_code == 200
+    return sorted(held(item.text.encode(), "contacts") for item in split_vcards(answer.content))
+
+
+@pytest.mark.parametrize("kill_when", ["first batch staged", "first batch being named",
+                                       "second batch being named", "all staged, at the end"])
+def test_kill_9_while_a_large_pairing_makes_its_batches_durable_then_a_run_converges(
+    tmp_path: Path, large_account: DavAccount, kill_when: str
+) -> None:
+    """A pairing records each batch of 1 000 only once a background flush named its files,
+    while the next batch is being written: a kill -9 while a batch is staged, while one is
+    being named, or with everything staged and the last records not written, leaves files
+    the next run records (same content on both sides) or downloads again; never an item
+    twice or missing, and nothing uploaded."""
+    account = large_account
+    device = Device(tmp_path / "device", account)
+    hold = HoldTheLastProbe()
+    with LoopbackProxy(account.url, hold) as proxy:
+        proxied(device, proxy)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "davsync.cli", "--config", str(device.config), "sync",
+             "--only", "contacts"], cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            reached = {
+                "first batch staged": lambda names, staged: names == 0 and staged >= 300,
+                "first batch being named": lambda names, staged: names > 0,
+                "second batch being named": lambda names, staged: names > 1000,
+                "all staged, at the end": lambda names, staged: hold.held.is_set(),
+            }[kill_when]
+            while not reached(*_count(device.contacts)):
+                assert proc.poll() is None, "the run ended before the kill point"
+            proc.kill()
+            proc.wait(timeout=60)
+        finally:
+            hold.release.set()
+            proc.kill()
+        hold.hold = False
+        assert proc.returncode == -9
+        config = load_config(device.config)
+        assert run_sync(config, only=("contacts",)).exit_code == 0
+        settled = run_sync(config, only=("contacts",))
+        assert settled.exit_code == 0, settled.as_json()
+    on_device = device_holds(device, "contacts")
+    assert on_device == whole_collection(account)  # nothing went up, twice or at all
+    assert sorted(h.label for h in on_device) == sorted(f"Person {n}" for n in range(_PAIRED))

@@ -8,8 +8,11 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from davsync.core.plan import Op
-from davsync.sources.vdir import VdirSource
+from davsync.core.synced import Synced
+from davsync.sources.vdir import VdirSource, _Batch
 from davsync.state.store import StateStore
 from davsync.sync.context import Context, SyncOptions
 from davsync.sync.execute import Handlers
@@ -74,11 +77,11 @@ class RacedVdir(VdirSource):
     """A vdir in which someone saves a file under the name of the first staged download just
     before the sync makes its batch durable."""
 
-    def flush(self) -> dict[str, str]:
+    def _take_batch(self) -> _Batch:
         staged = self._staged  # the race needs the name about to be placed
         if staged and not (self.path / staged[0].name).exists():
             (self.path / staged[0].name).write_bytes(vcard("theirs", "Their Own"))
-        return super().flush()
+        return super()._take_batch()
 
 
 def test_a_download_whose_name_was_taken_at_flush_is_reported_not_recorded(
@@ -99,16 +102,63 @@ def test_a_download_whose_name_was_taken_at_flush_is_reported_not_recorded(
     assert rig.server() == {"theirs": "Their Own", "a": "Server A"}
 
 
+class WatchedVdir(VdirSource):
+    """A vdir that counts the batches it placed in the background, and whose name taken
+    before one of them is placed stands for a user's file saved meanwhile."""
+
+    def __init__(self, path: Path, steal: str) -> None:
+        super().__init__(path, "contacts")
+        self.background = 0
+        self.steal = steal
+
+    def start_flush(self) -> dict[str, str]:
+        failed = super().start_flush()
+        if self._flushing is not None:
+            self.background += 1
+            if self.steal in self._flushing.by_name:
+                (self.path / self.steal).write_bytes(vcard("theirs", "Their Own"))
+        return failed
+
+
+def test_a_pairing_records_each_batch_only_once_its_background_flush_placed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: a large download's batches are made durable in the background while the
+    next is applied; a record is written only for a file already under its name, and a name
+    taken before its batch was placed is reported, not recorded, and the user's file kept."""
+    rig = Rig(tmp_path)
+    for n in range(2500):
+        rig.remote.put_raw(f"/u/c/{n}.vcf", vcard(f"uid-{n}", f"Person {n}"))
+    recorded: list[str] = []
+    upsert = StateStore.upsert
+
+    def checked(store: StateStore, name: str, rows: list[tuple[Synced, str | None]]) -> None:
+        for synced, _ in rows:
+            assert synced.filename is not None and (rig.dir / synced.filename).is_file()
+            recorded.append(synced.filename)
+        upsert(store, name, rows)
+
+    monkeypatch.setattr(StateStore, "upsert", checked)
+    source = WatchedVdir(rig.dir, steal="uid-1700.vcf")
+    report = rig.sync(source)
+    assert source.background >= 2  # the batches of 1 000 went to the background
+    assert [e["reason"] for e in report.errors] == [
+        f"{rig.dir / 'uid-1700.vcf'} appeared while syncing; left untouched"]
+    assert len(recorded) == len(set(recorded)) == 2499 and "uid-1700.vcf" not in recorded
+    assert (rig.dir / "uid-1700.vcf").read_bytes() == vcard("theirs", "Their Own")
+    assert not [p for p in rig.dir.iterdir() if p.name.startswith(".davsync-")]
+
+
 class EditedBeforeFlushVdir(VdirSource):
     """A vdir whose user saves every staged file again just before the sync makes it durable."""
 
-    def flush(self) -> dict[str, str]:
+    def _take_batch(self) -> _Batch:
         for staged in self._staged:
             target = self.path / staged.name
             if target.exists():
                 target.write_bytes(target.read_bytes().replace(b"FN:", b"FN:Edited "))
                 os.utime(target, ns=(1, 1))
-        return super().flush()
+        return super()._take_batch()
 
 
 def test_a_uid_repair_is_durable_before_its_item_goes_up(tmp_path: Path) -> None:

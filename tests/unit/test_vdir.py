@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -359,3 +360,111 @@ def test_a_file_out_of_use_is_not_reused_when_something_else_reaches_it(
     monkeypatch.undo()
     wait([f for f in [remove_later(held)] if f is not None])
     assert sorted(os.listdir(tmp_path)) == sorted([a, c])
+
+
+# ---- a batch flushed in the background (`start_flush`) --------------------------------------
+
+
+class _HeldSync:
+    """Stands in for `sync_files` in the vdir module: the background flush waits at it until
+    the test lets it go, so the test can act while a batch is under way."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.error: OSError | None = None
+        real = vdir_module.sync_files
+
+        def held(folder: Path, paths: list[str]) -> None:
+            if threading.current_thread() is not threading.main_thread():
+                self.started.set()
+                assert self.go.wait(10), "the test never let the flush go"
+                if self.error is not None:
+                    raise self.error
+            real(folder, paths)
+
+        monkeypatch.setattr(vdir_module, "sync_files", held)
+
+    def release_soon(self) -> None:
+        threading.Timer(0.2, self.go.set).start()
+
+
+def test_a_batch_flushed_in_the_background_is_named_only_once_its_data_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: `start_flush` places a batch on a thread of its own while the next one is
+    staged; its names are not given before its data is synced, are taken meanwhile for new
+    items, and its outcome comes with the next flush."""
+    held = _HeldSync(monkeypatch)
+    src = VdirSource(tmp_path, "contacts")
+    first = [src.create(f"uid-{n}", f"item {n}".encode()) for n in range(5)]
+    assert src.start_flush() == {}  # nothing was under way
+    assert held.started.wait(10)
+    again, _ = src.create("uid-0", b"same UID, another item")  # the name is in flight: taken
+    later = [src.create(f"later-{n}", b"x") for n in range(3)]
+    assert not {name for name, _ in first} & set(os.listdir(tmp_path))  # not named yet
+    held.go.set()
+    assert src.start_flush() == {}  # waits for the first batch, begins the second
+    assert src.flush() == {}
+    assert again not in {name for name, _ in first}
+    assert src.scan() == {**dict(first), **dict(later), again: src.scan()[again]}
+    assert (tmp_path / first[3][0]).read_bytes() == b"item 3"
+    src.settle()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".davsync-")]
+
+
+def test_a_name_in_a_batch_under_way_is_read_and_written_once_it_is_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files of a batch under way change names: reading, replacing or deleting one of its
+    items waits for it, then sees the placed file (the sig handed out is still valid)."""
+    held = _HeldSync(monkeypatch)
+    src = VdirSource(tmp_path, "contacts")
+    a, sig_a = src.create("a", b"A1")
+    b, sig_b = src.create("b", b"B1")
+    src.start_flush()
+    assert held.started.wait(10)
+    held.release_soon()
+    assert src.read(a) == b"A1"  # waited for the placing: the staged file is named now
+    sig_a2 = src.write(a, b"A2", sig_a)
+    src.delete(b, sig_b)
+    assert src.flush() == {}
+    assert src.scan() == {a: sig_a2} and (tmp_path / a).read_bytes() == b"A2"
+
+
+def test_a_name_taken_while_its_batch_waited_is_returned_by_the_next_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = _HeldSync(monkeypatch)
+    src = VdirSource(tmp_path, "contacts")
+    name, _ = src.create("uid-1", b"ours")
+    src.start_flush()
+    assert held.started.wait(10)
+    (tmp_path / name).write_bytes(b"someone else's")
+    held.go.set()
+    failed = src.start_flush()
+    assert set(failed) == {name} and "appeared while syncing" in failed[name]
+    assert src.flush() == {}  # reported once
+    assert (tmp_path / name).read_bytes() == b"someone else's"
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_a_background_flush_that_fails_is_raised_and_nothing_after_it_is_placed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose data could not be synced is not named, and its error comes with the next
+    flush; what was staged after it is dropped too (the sync records none of it), leaving no
+    temporary file behind."""
+    held = _HeldSync(monkeypatch)
+    held.error = OSError(5, "Input/output error")
+    src = VdirSource(tmp_path, "contacts")
+    src.create("a", b"A1")
+    src.start_flush()
+    assert held.started.wait(10)
+    held.go.set()
+    src.create("b", b"B1")  # staged after the failed batch: dropped with it
+    with pytest.raises(OSError, match="Input/output error"):
+        src.flush()
+    assert src.flush() == {}  # raised once; nothing left to place
+    src.settle()
+    assert os.listdir(tmp_path) == []
