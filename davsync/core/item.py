@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from davsync.core.kinds import SUFFIX, Kind
 from davsync.core.vtext import (
@@ -130,19 +131,33 @@ def _normalize(comp: Component) -> str:
 def _norm_prop(prop: Prop) -> str:
     if not prop.params and prop.name not in RECUR_PROPS:  # the common case, same result
         return f"{prop.name}:{prop.value.rstrip()}"
+    if len(prop.params) <= _CACHED_PARAMS and sum(len(v) for _, v in prop.params) <= 200:
+        head = _norm_head_cached(prop.name, prop.params)
+    else:  # an unusual (or hostile) head is not kept
+        head = _norm_head(prop.name, prop.params)
+    value = prop.value.rstrip()
+    if prop.name in RECUR_PROPS:  # Xandikos (via icalendar) reorders the rule parts
+        value = ";".join(sorted(part.upper() for part in value.split(";")))
+    return f"{head}:{value}"
+
+
+def _norm_head(name: str, raw_params: tuple[tuple[str, str], ...]) -> str:
+    """The name and parameters as the hash sees them (values split, sorted, case folded where
+    case means nothing)."""
     params: set[tuple[str, str]] = set()
-    for key, raw in prop.params:
+    for key, raw in raw_params:
         for value in _split_param_values(raw):
             value = value.lower() if key in {"TYPE", "ENCODING", "VALUE"} else value
             params.add((key, value))
     if ("ENCODING", "b") in params or ("ENCODING", "base64") in params:
         params -= {("ENCODING", "b"), ("ENCODING", "base64")}
         params.add(("ENCODING", "b"))
-    head = ";".join([prop.name, *(f"{k}={v}" for k, v in sorted(params))])
-    value = prop.value.rstrip()
-    if prop.name in RECUR_PROPS:  # Xandikos (via icalendar) reorders the rule parts
-        value = ";".join(sorted(part.upper() for part in value.split(";")))
-    return f"{head}:{value}"
+    return ";".join([name, *(f"{k}={v}" for k, v in sorted(params))])
+
+
+# Most items repeat the same few heads (`TEL;TYPE=CELL`): short ones are normalized once.
+_norm_head_cached = lru_cache(maxsize=1024)(_norm_head)
+_CACHED_PARAMS = 8
 
 
 def _split_param_values(raw: str) -> list[str]:

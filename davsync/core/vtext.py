@@ -139,6 +139,27 @@ def _prop(parts: list[str], value: str, line: str) -> Prop:
     return Prop(name, tuple(params), value, line)
 
 
+def _unquoted_head(head: str) -> tuple[str, tuple[tuple[str, str], ...], int]:
+    """A head without quotes (`NAME`, `group.NAME;PARAM=a,b`): its name, its parameters and
+    their count (each comma-separated value counted, for MAX_PARAMS), remembered: the same
+    few heads (`TEL;TYPE=CELL`, `FN`) make up most lines of most items."""
+    _check_params(head.count(";"))  # before splitting: a hostile head is not split at all
+    prop = _prop(head.split(";"), "", "")
+    weight = len(prop.params) + sum(value.count(",") for _, value in prop.params)
+    known = (prop.name, prop.params, weight)
+    if len(head) <= _HEAD_CACHED_CHARS:
+        if len(_HEADS) >= _HEADS_KEPT:  # a hostile item's heads are all different
+            _HEADS.clear()
+        _HEADS[head] = known
+    return known
+
+
+# Heads parsed lately -> `_unquoted_head`: a few hundred distinct ones in real address books.
+_HEADS: Final[dict[str, tuple[str, tuple[tuple[str, str], ...], int]]] = {}
+_HEADS_KEPT: Final = 2048
+_HEAD_CACHED_CHARS: Final = 200
+
+
 def parse(text: str) -> list[Component]:
     """Parse every top-level component; raises ParseError on unbalanced BEGIN/END or when a
     limit (MAX_BYTES, MAX_LINES, MAX_DEPTH) is passed."""
@@ -157,16 +178,13 @@ def parse(text: str) -> list[Component]:
         head = line[:colon]
         if colon <= 0 or '"' in head:
             prop = split_line(line)
-        elif ";" not in head:  # the common line (`NAME:value`): split_line without its steps
-            name = (head.rpartition(".")[2] if "." in head else head).upper()
-            if _NAME.fullmatch(name) is None:
-                raise ParseError(f"invalid property name {head[:40]!r}")
-            prop = Prop(name, (), line[colon + 1 :], line)
-        else:  # parameters, none quoted
-            _check_params(head.count(";"))  # before splitting: a hostile head is not split
-            prop = _prop(head.split(";"), line[colon + 1 :], line)
-        if prop.params:
-            params += len(prop.params) + sum(value.count(",") for _, value in prop.params)
+            weight = len(prop.params) + sum(value.count(",") for _, value in prop.params)
+        else:  # the common line: split_line without its steps, the head's parts remembered
+            known = _HEADS.get(head) or _unquoted_head(head)
+            prop = Prop(known[0], known[1], line[colon + 1 :], line)
+            weight = known[2]
+        if weight:
+            params += weight
             _check_params(params)
         if prop.name == "BEGIN":
             if len(stack) >= MAX_DEPTH:

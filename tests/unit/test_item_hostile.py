@@ -243,3 +243,45 @@ def test_a_line_of_quoted_parameters_up_to_the_limit_splits() -> None:
     line = "X-A" + ';B="x,y:z"' * MAX_PARAMS + ":value"
     prop = split_line(line)
     assert prop.value == "value" and len(prop.params) == MAX_PARAMS
+
+
+def test_heads_remembered_between_items_stay_bounded() -> None:
+    """Issue 13: parsing remembers the heads it saw (`TEL;TYPE=CELL`), as most items repeat
+    the same few; items whose heads are all different (hostile, or merely unusual) must not
+    grow that memory without bound, and a long head is not kept at all."""
+    from davsync.core import vtext
+
+    for n in range(3 * vtext._HEADS_KEPT):
+        parse_item(f"{CARD_HEAD}X-N{n};TYPE=a:v\r\nEND:VCARD\r\n".encode(), "contacts")
+    assert len(vtext._HEADS) <= vtext._HEADS_KEPT
+    long_head = "X-LONG;TYPE=" + "a" * 300
+    parse_item(f"{CARD_HEAD}{long_head}:v\r\nEND:VCARD\r\n".encode(), "contacts")
+    assert long_head not in vtext._HEADS
+
+
+_HEAD_NAMES = st.sampled_from(["TEL", "tel", "item1.TEL", "X-A", "EMAIL", "RRULE"])
+_HEAD_PARAMS = st.lists(st.sampled_from(["TYPE=WORK", "type=work,CELL", "TYPE=cell", "TYPE=CELL",
+                                         "ENCODING=b", "VALUE=uri", "X=a,b", "PREF=1", "TYPE="]),
+                        max_size=3)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_HEAD_NAMES, _HEAD_PARAMS), min_size=1, max_size=6))
+def test_a_remembered_head_parses_and_hashes_as_a_new_one(
+    heads: list[tuple[str, list[str]]],
+) -> None:
+    """The same item parsed with the heads remembered and with nothing remembered: the same
+    properties and the same hash (a hash that changed would make every item look edited)."""
+    from davsync.core import item as item_module
+    from davsync.core import vtext
+
+    lines = "".join(f"{';'.join([name, *params])}:FREQ=DAILY;COUNT=2\r\n"
+                    for name, params in heads)
+    data = f"{CARD_HEAD}{lines}END:VCARD\r\n".encode()
+    vtext._HEADS.clear()
+    item_module._norm_head_cached.cache_clear()
+    cold = parse_item(data, "contacts"), parse(data.decode())
+    warm = parse_item(data, "contacts"), parse(data.decode())
+    assert cold == warm
+    props = warm[1][0].props  # each line as the uncached way splits it
+    assert props[3:] == [split_line(line) for line in lines.split("\r\n")[:-1]]
