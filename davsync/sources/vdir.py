@@ -370,6 +370,11 @@ class VdirSource:
         except BaseException as exc:
             for item in batch.staged:  # the ones not placed yet
                 _discard(item.tmp)
+            if isinstance(exc, OSError):  # the sync of the data or of the folder
+                exc = StoreUnavailable(
+                    f"cannot sync the device folder to disk ({exc.strerror or exc}); the files "
+                    "written since its last sync were not recorded and are written again next "
+                    "run. Check the disk")
             # The old versions and the deleted files: freed, as their names may not be durable
             # (a crash could bring back an old name to a file reused).
             return _Placed(failed, [], [*replaced, *batch.gone], exc)

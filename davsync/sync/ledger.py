@@ -3,6 +3,7 @@ in, and the records committed in batches. Only this touches the state store's it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from davsync.core.synced import Synced
@@ -56,7 +57,7 @@ class Ledger:
         not once per batch."""
         if self.ctx.source.writes_whole:
             return
-        self._failed |= self._reported(self.ctx.source.start_flush())
+        self._failed |= self._flushed(self.ctx.source.start_flush)
         records, self._flushing = self._flushing, self._records
         self._records, self._chars = [], 0
         self._record(records)
@@ -65,11 +66,20 @@ class Ledger:
         """Make the device writes so far durable; the names whose write could not be
         completed are reported (once), returned, and kept until `commit`, which records no
         outcome for them."""
-        failed = self._reported(self.ctx.source.flush())
+        failed = self._flushed(self.ctx.source.flush)
         self._failed |= failed
         return failed
 
-    def _reported(self, failed: dict[str, str]) -> set[str]:
+    def _flushed(self, flush: Callable[[], dict[str, str]]) -> set[str]:
+        """The names a device flush could not complete, reported. A flush that raised made
+        none of the writes it held durable (a batch in the background, the ones after it):
+        their records are dropped, so that no later commit records a file that is not there
+        (the next run finds the server's items again)."""
+        try:
+            failed = flush()
+        except BaseException:
+            self._flushing, self._records, self._chars = [], [], 0
+            raise
         for name, why in sorted(failed.items()):
             self.ctx.report.error(self.ctx.device_path(name), why)
         return set(failed)

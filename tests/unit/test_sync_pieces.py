@@ -149,6 +149,43 @@ def test_a_pairing_records_each_batch_only_once_its_background_flush_placed_it(
     assert not [p for p in rig.dir.iterdir() if p.name.startswith(".davsync-")]
 
 
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_batch_whose_flush_failed_is_never_recorded_and_the_next_run_converges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    """A disk that fails to sync the first batch (named at the next checkpoint) or the
+    second (in the background): the collection stops with one clear error, no record names
+    a file that is not there (a record without its file would read as a deletion on the
+    device and delete the item on the server), and the next run downloads what is missing."""
+    from davsync.sources import vdir as vdir_module
+
+    rig = Rig(tmp_path)
+    for n in range(2500):
+        rig.remote.put_raw(f"/u/c/{n}.vcf", vcard(f"uid-{n}", f"Person {n}"))
+    calls = 0
+    real = vdir_module.sync_files
+
+    def failing_sync(folder: Path, paths: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == failing:
+            raise OSError(5, "Input/output error")
+        real(folder, paths)
+
+    monkeypatch.setattr(vdir_module, "sync_files", failing_sync)
+    report = rig.sync()
+    assert [e["reason"] for e in report.errors] == [
+        "cannot sync the device folder to disk (Input/output error); the files written "
+        "since its last sync were not recorded and are written again next run. Check the disk"]
+    recorded = rig.store.items("c")
+    assert all((rig.dir / r.filename).is_file() for r in recorded.values() if r.filename)
+    assert len(recorded) < 2500
+    monkeypatch.setattr(vdir_module, "sync_files", real)
+    assert rig.sync().errors == []
+    assert len(rig.remote.items) == 2500 and rig.device() == rig.server()
+    assert len(rig.store.items("c")) == 2500
+
+
 class EditedBeforeFlushVdir(VdirSource):
     """A vdir whose user saves every staged file again just before the sync makes it durable."""
 

@@ -11,7 +11,7 @@ import pytest
 
 from davsync.fsutil import remove_later
 from davsync.sources import vdir as vdir_module
-from davsync.sources.base import SourceError
+from davsync.sources.base import SourceError, StoreUnavailable
 from davsync.sources.vdir import VdirSource
 
 
@@ -463,7 +463,8 @@ def test_a_background_flush_that_fails_is_raised_and_nothing_after_it_is_placed(
     assert held.started.wait(10)
     held.go.set()
     src.create("b", b"B1")  # staged after the failed batch: dropped with it
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(StoreUnavailable, match=r"cannot sync the device folder to disk "
+                       r"\(Input/output error\); the files written since"):
         src.flush()
     assert src.flush() == {}  # raised once; nothing left to place
     src.settle()
