@@ -180,8 +180,9 @@ class OneFileSource:
         return {}  # all or nothing: a failure raised above
 
     def start_flush(self) -> dict[str, str]:
-        """Nothing to begin: the file is written whole, once, by `flush`."""
-        return {}
+        """`flush` (nothing to begin in the background). The sync does not call it for a
+        store that `writes_whole`: it flushes such a store once, at the end of a run."""
+        return self.flush()
 
     def settle(self) -> None:
         """Nothing runs in the background: `flush` wrote the file whole."""

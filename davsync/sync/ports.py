@@ -78,11 +78,12 @@ class Source(Protocol):
         ...
 
     def start_flush(self) -> dict[str, str]:
-        """Begin making the writes so far durable without waiting for it (a vdir places a
-        batch on a thread of its own while the sync stages the next); first waits for the one
-        begun before and returns what it could not complete, or raises what stopped it, as
-        `flush` does. `flush` finishes a begun one too. A store that has nothing to gain from
-        it may do nothing here (return {}), leaving it all to `flush`."""
+        """Begin making the writes so far durable without waiting for it (a vdir names a
+        batch of new files on a thread of its own while the sync stages the next). First
+        waits for the one begun before and returns what it could not complete, or raises what
+        stopped it, as `flush` does: on return, every write made before the previous call is
+        durable, and the sync records those. `flush` finishes a begun one too. A store with
+        nothing to gain from it does here what `flush` does."""
         ...
 
     def settle(self) -> None:

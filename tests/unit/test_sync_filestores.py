@@ -163,3 +163,17 @@ def test_a_failed_flush_fails_every_later_one_until_the_next_scan(
     with pytest.raises(StoreUnavailable, match="No space left"):  # "a" was never written
         store.flush()
     assert store.scan() == {} and json.loads(path.read_text()) == []
+
+
+def test_start_flush_of_a_store_in_one_file_is_its_flush(tmp_path: Path) -> None:
+    """The sync never asks a store that writes itself whole to begin a flush (it flushes it
+    once per run), but one that is asked writes the file then, as `flush` would: the sync
+    records what was written before an earlier `start_flush` once it returns."""
+    rig = Rig(tmp_path)
+    path = _export(rig, [])
+    store = _store(path)
+    store.scan()
+    store.create("a", vcard("a", "Ann"))
+    assert store.start_flush() == {}
+    assert len(json.loads(path.read_text())) == 1 and "Ann" in path.read_text()
+    assert len(store.scan()) == 1
