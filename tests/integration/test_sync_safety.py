@@ -599,7 +599,7 @@ def whole_collection(account: DavAccount) -> list[Held]:
     return sorted(held(item.text.encode(), "contacts") for item in split_vcards(answer.content))
 
 
-@pytest.mark.parametrize("kill_when", ["first batch staged", "first batch being named",
+@pytest.mark.parametrize("kill_when", ["a batch staged", "first batch being named",
                                        "second batch being named", "all staged, at the end"])
 def test_kill_9_while_a_large_pairing_makes_its_batches_durable_then_a_run_converges(
     tmp_path: Path, large_account: DavAccount, kill_when: str
@@ -620,7 +620,8 @@ def test_kill_9_while_a_large_pairing_makes_its_batches_durable_then_a_run_conve
             stderr=subprocess.DEVNULL)
         try:
             reached = {
-                "first batch staged": lambda names, staged: names == 0 and staged >= 300,
+                # not a window a slow poll could miss: some batch is staged most of the run
+                "a batch staged": lambda names, staged: staged >= 300,
                 "first batch being named": lambda names, staged: names > 0,
                 "second batch being named": lambda names, staged: names > 1000,
                 "all staged, at the end": lambda names, staged: hold.held.is_set(),
