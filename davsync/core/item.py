@@ -131,7 +131,8 @@ def _normalize(comp: Component) -> str:
 def _norm_prop(prop: Prop) -> str:
     if not prop.params and prop.name not in RECUR_PROPS:  # the common case, same result
         return f"{prop.name}:{prop.value.rstrip()}"
-    if len(prop.params) <= _CACHED_PARAMS and sum(len(v) for _, v in prop.params) <= 200:
+    if (len(prop.params) <= _CACHED_PARAMS
+            and sum(len(v) for _, v in prop.params) <= _CACHED_CHARS):
         head = _norm_head_cached(prop.name, prop.params)
     else:  # an unusual (or hostile) head is not kept
         head = _norm_head(prop.name, prop.params)
@@ -158,6 +159,7 @@ def _norm_head(name: str, raw_params: tuple[tuple[str, str], ...]) -> str:
 # Most items repeat the same few heads (`TEL;TYPE=CELL`): short ones are normalized once.
 _norm_head_cached = lru_cache(maxsize=1024)(_norm_head)
 _CACHED_PARAMS = 8
+_CACHED_CHARS = 200  # of parameter values
 
 
 def _split_param_values(raw: str) -> list[str]:

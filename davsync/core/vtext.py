@@ -145,13 +145,17 @@ def _unquoted_head(head: str) -> tuple[str, tuple[tuple[str, str], ...], int]:
     few heads (`TEL;TYPE=CELL`, `FN`) make up most lines of most items."""
     _check_params(head.count(";"))  # before splitting: a hostile head is not split at all
     prop = _prop(head.split(";"), "", "")
-    weight = len(prop.params) + sum(value.count(",") for _, value in prop.params)
-    known = (prop.name, prop.params, weight)
+    known = (prop.name, prop.params, _weight(prop.params))
     if len(head) <= _HEAD_CACHED_CHARS:
         if len(_HEADS) >= _HEADS_KEPT:  # a hostile item's heads are all different
             _HEADS.clear()
         _HEADS[head] = known
     return known
+
+
+def _weight(params: tuple[tuple[str, str], ...]) -> int:
+    """What `params` count towards MAX_PARAMS: each parameter and each further value."""
+    return len(params) + sum(value.count(",") for _, value in params)
 
 
 # Heads parsed lately -> `_unquoted_head`: a few hundred distinct ones in real address books.
@@ -178,7 +182,7 @@ def parse(text: str) -> list[Component]:
         head = line[:colon]
         if colon <= 0 or '"' in head:
             prop = split_line(line)
-            weight = len(prop.params) + sum(value.count(",") for _, value in prop.params)
+            weight = _weight(prop.params)
         else:  # the common line: split_line without its steps, the head's parts remembered
             known = _HEADS.get(head) or _unquoted_head(head)
             prop = Prop(known[0], known[1], line[colon + 1 :], line)

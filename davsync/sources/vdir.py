@@ -54,12 +54,12 @@ class _Batch:
 
 @dataclass(frozen=True)
 class _Placed:
-    """A flush's outcome: names not placed -> why; files out of use that may be reused (their
-    names are durable) or must be freed; the error that stopped it, if any."""
+    """A flush's outcome: names not placed -> why; the files it took out of use (replaced,
+    deleted); the error that stopped it, if any. Those files may be reused only when it did
+    not stop: a crash could otherwise bring back an old name to a file reused."""
 
     failed: dict[str, str]
-    spare: list[str]
-    unusable: list[str]
+    out_of_use: list[str]
     error: BaseException | None
 
 
@@ -375,19 +375,20 @@ class VdirSource:
                     f"cannot sync the device folder to disk ({exc.strerror or exc}); the files "
                     "written since its last sync were not recorded and are written again next "
                     "run. Check the disk")
-            # The old versions and the deleted files: freed, as their names may not be durable
-            # (a crash could bring back an old name to a file reused).
-            return _Placed(failed, [], [*replaced, *batch.gone], exc)
-        return _Placed(failed, [*replaced, *batch.gone], [], None)
+            return _Placed(failed, [*replaced, *batch.gone], exc)
+        return _Placed(failed, [*replaced, *batch.gone], None)
 
     def _absorb(self, placed: _Placed) -> None:
         """Take in a placed batch's files out of use (applying thread): each takes a later
-        staged file's data, or a thread of its own frees it."""
-        self._spare.extend(placed.spare)
-        self._remove([*placed.unusable, *self._spare[_MAX_SPARE:]])
-        del self._spare[_MAX_SPARE:]
+        staged file's data, or a thread of its own frees it (all of them when the batch
+        stopped: their new names may not be durable)."""
         if placed.error is not None:
+            self._remove(placed.out_of_use)
             self._dirty = True  # renames of this batch may not be durable: fsync next time
+            return
+        self._spare.extend(placed.out_of_use)
+        self._remove(self._spare[_MAX_SPARE:])
+        del self._spare[_MAX_SPARE:]
 
     def _wait_flushing(self) -> None:
         """Let the batch under way finish (its outcome is kept for the next flush): before
