@@ -145,8 +145,8 @@ def load_config(path: Path | None = None) -> Config:
     device = DeviceConfig(
         contacts=_maybe_path(contacts, folder), calendars=_maybe_path(calendars, folder),
         where=where, contacts_type=contacts_type, calendars_type=calendars_type,
-        contacts_collections=_collections(file.device.contacts, f"{where} contacts"),
-        calendars_collections=_collections(file.device.calendars, f"{where} calendars"),
+        contacts_collections=_collections(file.device.contacts, f"{where} [contacts]"),
+        calendars_collections=_collections(file.device.calendars, f"{where} [calendars]"),
     )
     state_dir = _maybe_path(file.state.dir, folder) or default_state_dir()
     _warn_if_others_can_read(path, raw)

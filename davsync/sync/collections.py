@@ -153,16 +153,20 @@ def _parent(url: str) -> str:
 def _refuse_missing(spec: KindSpec, plan: CollectionPlan,
                     listed: Sequence[ServerCollection]) -> None:
     """A listed name the account lacks: the same question as for `[server] addressbook`."""
-    if not plan.missing:
-        return
-    name, others = plan.missing[0], [c.name for c in listed]
+    if plan.missing:
+        raise ServerSettingError(
+            missing_collection(spec.kind, plan.missing[0], [c.name for c in listed]))
+
+
+def missing_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
+    """What a `collections` name the account lacks is told as, by the sync (which stops
+    there) and by `doctor`."""
     close = difflib.get_close_matches(name, others, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ServerSettingError(
-        f"[device] {spec.kind} collections: the account has no {noun(spec.kind)} named "
-        f"{name!r}; its {noun(spec.kind)}s: {', '.join(repr(o) for o in others)}.{hint} "
-        f"Correct the name, or set create = true in [server] to create {name!r}"
-    )
+    have = ", ".join(repr(o) for o in others) or "none yet"
+    return (f"[device] [{kind}] collections: the account has no {noun(kind)} named {name!r}; "
+            f"its {noun(kind)}s: {have}.{hint} Correct the name, or set create = true in "
+            f"[server] to create {name!r}")
 
 
 def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pair: Pair,

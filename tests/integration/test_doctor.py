@@ -379,9 +379,9 @@ def test_collections_of_a_kind_are_listed_and_a_listed_name_the_account_lacks_fa
     code, checks, _plain = install.doctor()
     assert code == 1
     assert checks["collections contacts"] == [("fail", (
-        "the account has no contacts collection named 'famly'; it has 'contacts' (run "
-        "`davsync collections`); correct [device] contacts collections, or set create = true "
-        "in [server]"))]
+        f"{install.config} [device] [contacts] collections: the account has no addressbook "
+        "named 'famly'; its addressbooks: 'contacts'. Correct the name, or set create = true in "
+        "[server] to create 'famly'"))]
     install.config.write_text(listed.replace(', "famly"', ""), encoding="utf-8")
     code, checks, _plain = install.doctor()
     assert code == 0

@@ -305,7 +305,8 @@ def test_a_listed_collection_the_account_lacks_is_a_config_error(
                     contacts='["familly"]', calendars='["personal"]')
     proc = device.run("sync")
     assert proc.returncode == 2
-    assert "the account has no addressbook named 'familly'" in proc.stderr
+    assert ("[device] [contacts] collections: the account has no addressbook named 'familly'"
+            in proc.stderr)
     assert "Did you mean 'family'?" in proc.stderr
     device = Device(tmp_path / "e", dav_account.url, dav_account,
                     contacts='["family"]', calendars='["personal"]')

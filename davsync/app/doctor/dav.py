@@ -157,6 +157,7 @@ def _check_every_collection(config: Config, client: DavClient, found: Found) -> 
     listed, and each listed name must be one of them (a sync would stop at a missing one)."""
     from davsync.app.sync import collection_kinds
     from davsync.dav.discovery import list_collections
+    from davsync.sync.collections import missing_collection
 
     for kind, parent, names in collection_kinds(config):
         label = f"collections {kind}"
@@ -168,10 +169,7 @@ def _check_every_collection(config: Config, client: DavClient, found: Found) -> 
         have = [c.name for c in listed]
         missing = [n for n in names or () if n not in have]
         if missing and not config.server.create:
-            found.fail(label, f"the account has no {kind} collection named "
-                       f"{', '.join(map(repr, missing))}; it has {', '.join(map(repr, have))}"
-                       " (run `davsync collections`); correct [device] "
-                       f"{kind} collections, or set create = true in [server]")
+            found.fail(label, f"{config.path} {missing_collection(kind, missing[0], have)}")
             continue
         shown = ", ".join(have) or "none yet"
         found.ok(label, f"{len(have)} on the account ({shown}), synced under {parent}")
