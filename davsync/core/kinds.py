@@ -14,3 +14,8 @@ SUFFIX: Final = {"contacts": ".vcf", "calendars": ".ics"}
 # The Content-Type of an item's body on the wire (PUT of one item, or of a whole collection).
 MEDIA_TYPE: Final = {"contacts": "text/vcard; charset=utf-8",
                      "calendars": "text/calendar; charset=utf-8"}
+
+
+def noun(kind: Kind) -> str:
+    """What one collection of `kind` is called (also its `[server]` key)."""
+    return "addressbook" if kind == "contacts" else "calendar"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote, urljoin
 
 from davsync.core.collections import ServerCollection
-from davsync.core.kinds import Kind
+from davsync.core.kinds import Kind, noun
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DavError
 from davsync.dav.collection import Collection
@@ -38,14 +38,14 @@ _LISTING_PROPS: Final = (xb.RESOURCETYPE, xb.DISPLAYNAME, xb.CALENDAR_COLOR,
 _PROBE_LISTING_PROPS: Final = (*_LISTING_PROPS, xb.GETCTAG)
 
 
-def _unknown_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
-    """The config error for a collection name the account does not have, with the closest
-    of the names it does have."""
-    noun = "addressbook" if kind == "contacts" else "calendar"  # also its [server] key
+def unknown_collection(setting: str, kind: Kind, name: str, others: Sequence[str]) -> str:
+    """The config error for a collection name the account does not have, given in `setting`
+    (`[server] addressbook`, `[device] [contacts] collections`), with the closest of the
+    names it does have."""
     close = difflib.get_close_matches(name, others, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    listed = ", ".join(repr(o) for o in others)
-    return (f"[server] {noun}: the account has no {noun} named {name!r}; its {noun}s: "
+    listed = ", ".join(repr(o) for o in others) or "none yet"
+    return (f"{setting}: the account has no {noun(kind)} named {name!r}; its {noun(kind)}s: "
             f"{listed}.{hint} Correct the name, or set create = true in [server] to create "
             f"{name!r}")
 
@@ -76,7 +76,8 @@ def find_collection(
     if not collection.exists and not create:
         others = _collection_names(client, home, kind)
         if others:
-            raise ServerSettingError(_unknown_collection(kind, name, others))
+            raise ServerSettingError(
+                unknown_collection(f"[server] {noun(kind)}", kind, name, others))
     return collection
 
 def _collection_names(client: DavClient, home: str, kind: Kind) -> list[str]:

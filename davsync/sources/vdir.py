@@ -356,6 +356,7 @@ class VdirSource:
         failed: dict[str, str] = {}
         replaced: list[str] = []
         dirty = batch.dirty
+        error: BaseException | None = None
         try:
             sync_files(self.path, [s.tmp for s in batch.staged])
             for item in batch.staged:
@@ -370,13 +371,13 @@ class VdirSource:
         except BaseException as exc:
             for item in batch.staged:  # the ones not placed yet
                 _discard(item.tmp)
+            error = exc
             if isinstance(exc, OSError):  # the sync of the data or of the folder
-                exc = StoreUnavailable(
+                error = StoreUnavailable(
                     f"cannot sync the device folder to disk ({exc.strerror or exc}); the files "
                     "written since its last sync were not recorded and are written again next "
                     "run. Check the disk")
-            return _Placed(failed, [*replaced, *batch.gone], exc)
-        return _Placed(failed, [*replaced, *batch.gone], None)
+        return _Placed(failed, [*replaced, *batch.gone], error)
 
     def _absorb(self, placed: _Placed) -> None:
         """Take in a placed batch's files out of use (applying thread): each takes a later

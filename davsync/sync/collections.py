@@ -10,7 +10,6 @@ A collection that vanished from the server is reported and its folder never touc
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -29,10 +28,16 @@ from davsync.core.collections import (
     meta_value,
     plan_collections,
 )
+from davsync.core.kinds import noun
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DavError, Probe
 from davsync.dav.collection import Collection
-from davsync.dav.discovery import list_collections, list_home, set_properties
+from davsync.dav.discovery import (
+    list_collections,
+    list_home,
+    set_properties,
+    unknown_collection,
+)
 from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
@@ -48,10 +53,6 @@ if TYPE_CHECKING:
 # The vdir metadata files (vdirsyncer's `metasync`) and the DAV property each one mirrors.
 log = logging.getLogger(__name__)
 META_FILES: Final = {"displayname": xb.DISPLAYNAME, "color": xb.CALENDAR_COLOR}
-
-
-def noun(kind: Kind) -> str:
-    return "addressbook" if kind == "contacts" else "calendar"
 
 
 @dataclass(frozen=True)
@@ -154,19 +155,9 @@ def _refuse_missing(spec: KindSpec, plan: CollectionPlan,
                     listed: Sequence[ServerCollection]) -> None:
     """A listed name the account lacks: the same question as for `[server] addressbook`."""
     if plan.missing:
-        raise ServerSettingError(
-            missing_collection(spec.kind, plan.missing[0], [c.name for c in listed]))
-
-
-def missing_collection(kind: Kind, name: str, others: Sequence[str]) -> str:
-    """What a `collections` name the account lacks is told as, by the sync (which stops
-    there) and by `doctor`."""
-    close = difflib.get_close_matches(name, others, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    have = ", ".join(repr(o) for o in others) or "none yet"
-    return (f"[device] [{kind}] collections: the account has no {noun(kind)} named {name!r}; "
-            f"its {noun(kind)}s: {have}.{hint} Correct the name, or set create = true in "
-            f"[server] to create {name!r}")
+        raise ServerSettingError(unknown_collection(
+            f"[device] [{spec.kind}] collections", spec.kind, plan.missing[0],
+            [c.name for c in listed]))
 
 
 def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pair: Pair,

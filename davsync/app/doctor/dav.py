@@ -156,8 +156,7 @@ def _check_every_collection(config: Config, client: DavClient, found: Found) -> 
     """Kinds configured with `collections = ...`: the account's collections of that kind are
     listed, and each listed name must be one of them (a sync would stop at a missing one)."""
     from davsync.app.sync import collection_kinds
-    from davsync.dav.discovery import list_collections
-    from davsync.sync.collections import missing_collection
+    from davsync.dav.discovery import list_collections, unknown_collection
 
     for kind, parent, names in collection_kinds(config):
         label = f"collections {kind}"
@@ -169,7 +168,8 @@ def _check_every_collection(config: Config, client: DavClient, found: Found) -> 
         have = [c.name for c in listed]
         missing = [n for n in names or () if n not in have]
         if missing and not config.server.create:
-            found.fail(label, f"{config.path} {missing_collection(kind, missing[0], have)}")
+            why = unknown_collection(f"[device] [{kind}] collections", kind, missing[0], have)
+            found.fail(label, f"{config.path} {why}")
             continue
         shown = ", ".join(have) or "none yet"
         found.ok(label, f"{len(have)} on the account ({shown}), synced under {parent}")
