@@ -298,6 +298,17 @@ _THREADS: Final[dict[str, ThreadPoolExecutor]] = {}
 _THREADS_LOCK: Final = threading.Lock()
 
 
+def stop_background() -> None:
+    """Wait for the work given to `in_background` and end its threads (a later call makes
+    them again): what the interpreter's exit would wait for, done before a command's fast
+    exit (`cli.entry`), which takes the process down only when no other thread is left."""
+    with _THREADS_LOCK:
+        pools = list(_THREADS.values())
+        _THREADS.clear()
+    for pool in pools:
+        pool.shutdown(wait=True)
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames and removals in folder `path` durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import logging
 import os
+import select
 import socket
 import ssl
 import threading
@@ -100,6 +101,20 @@ class EarlyProbe:
         self._answered = True
         self._answer = self._read()
         return self._answer
+
+    def arrived(self) -> bool:
+        """Without waiting: whether `answer()` would return at once (the answer's first bytes
+        are here, it was read, or there is none to wait for). A hint for using the wait."""
+        conn = self._conn
+        if conn is None or conn.sock is None:
+            return True
+        if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+            return True
+        try:
+            readable, _, _ = select.select([conn.sock], [], [], 0)
+        except (OSError, ValueError):  # closed under us: answer() finds out
+            return True
+        return bool(readable)
 
     def ctag(self) -> str | None:
         """The getctag of a usable 207 answer, else None (then the run probes again)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -135,6 +137,35 @@ def test_a_server_that_never_answers_gives_up_after_the_read_timeout() -> None:
         assert early.answer() is None  # read once; later calls do not block
 
 
+def test_arrived_says_without_waiting_whether_the_answer_is_there() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
+                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+        peer, _ = listener.accept()
+        with peer:
+            started = time.monotonic()
+            assert not early.arrived()  # asked and not yet answered
+            assert time.monotonic() - started < 0.5
+            peer.sendall(b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 0\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while not early.arrived() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert early.arrived()
+            answer = early.answer()
+            assert answer is not None and answer.status == 207
+            assert early.arrived()  # read: answer() returns at once
+
+
+def test_a_probe_never_sent_has_arrived() -> None:
+    early = EarlyProbe(f"http://127.0.0.1:{free_port()}/a/", "Basic eA==", b"<x/>", tls=None,
+                       connect_timeout=2, read_timeout=2, counter=RequestCounter())
+    assert early.arrived()  # nothing to wait for
+    assert early.answer() is None
+
+
 def test_close_before_reading_drops_the_connection() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -172,6 +203,17 @@ def test_the_fast_exit_keeps_what_the_interpreter_would_make_of_systemexit(
 ) -> None:
     assert _exit_status(code) == status
     assert capsys.readouterr().err == printed
+
+
+def test_importing_httpx_does_not_import_its_command_line_client() -> None:
+    """httpx imports its CLI (rich, pygments: 40 ms) whenever those are installed, as they
+    are in the test environment; davsync stops that import (`davsync/__init__.py`)."""
+    code = ("import sys, davsync, httpx; "
+            "print([m for m in ('rich', 'pygments', 'httpx._main') if sys.modules.get(m)])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
+    assert callable(httpx.main)  # httpx's own stand-in for a CLI it could not import
 
 
 def test_discovery_keeps_what_it_saw_as_the_first_probe() -> None:

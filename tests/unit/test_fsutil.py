@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from davsync.fsutil import TMP_PREFIX, atomic_file, write_atomic
+from davsync.fsutil import TMP_PREFIX, atomic_file, in_background, stop_background, write_atomic
 
 
 def _names(folder: Path) -> list[str]:
@@ -69,3 +71,21 @@ def test_a_symbolic_link_at_the_temporary_name_is_never_written_through(
     with pytest.raises(FileExistsError):
         write_atomic(tmp_path / "f", b"new")
     assert victim.read_bytes() == b"keep"
+
+
+def test_stop_background_waits_for_the_work_and_ends_its_threads() -> None:
+    release = threading.Event()
+    done: list[str] = []
+
+    def first() -> None:
+        release.wait(5)
+        done.append("first")
+
+    in_background("davsync-test", first)
+    in_background("davsync-test", partial(done.append, "second"))
+    threading.Timer(0.2, release.set).start()
+    stop_background()
+    assert done == ["first", "second"]  # queued work finished, in order
+    assert not [t for t in threading.enumerate() if t.name.startswith("davsync-test")]
+    assert in_background("davsync-test", lambda: "again").result(5) == "again"  # made anew
+    stop_background()

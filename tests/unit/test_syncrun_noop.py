@@ -3,11 +3,12 @@ engine would do nothing either, and say no to anything that needs a look."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 
-from davsync.app.sync import _nothing_to_do
+from davsync.app.sync import _RUN_MODULES, _import_while_waiting, _nothing_to_do
 from davsync.core.synced import Synced, device_unchanged
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
@@ -25,6 +26,20 @@ class AnsweredProbe:
 
     def ctag(self) -> str | None:
         return self._ctag
+
+    def arrived(self) -> bool:
+        return True
+
+
+class LateProbe:
+    """A probe whose answer arrives after `checks` looks."""
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+
+    def arrived(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
 
 
 @pytest.fixture
@@ -86,3 +101,34 @@ def test_device_unchanged_compares_names_and_signatures_both_ways() -> None:
     assert not device_unchanged({"a.vcf": "sig-other"}, [rec])
     assert not device_unchanged({"a.vcf": "sig-a", "new.vcf": "x"}, [rec])
     assert not device_unchanged({}, [rec])
+
+
+@pytest.fixture
+def imports(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The modules `_import_while_waiting` imports, in order (each really imported)."""
+    seen: list[str] = []
+    real = importlib.import_module
+
+    def recording(name: str) -> object:
+        seen.append(name)
+        return real(name)
+
+    monkeypatch.setattr("davsync.app.sync.importlib.import_module", recording)
+    return seen
+
+
+def test_answers_already_in_import_nothing(imports: list[str]) -> None:
+    _import_while_waiting([AnsweredProbe(None), AnsweredProbe(None)])  # type: ignore[list-item]
+    assert imports == []
+
+
+def test_the_run_modules_are_imported_one_at_a_time_until_every_answer_is_in(
+    imports: list[str],
+) -> None:
+    _import_while_waiting([AnsweredProbe(None), LateProbe(2)])  # type: ignore[list-item]
+    assert imports == list(_RUN_MODULES[:2])
+
+
+def test_a_long_wait_imports_every_run_module(imports: list[str]) -> None:
+    _import_while_waiting([LateProbe(100)])  # type: ignore[list-item]
+    assert imports == list(_RUN_MODULES)
