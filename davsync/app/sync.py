@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 
 from davsync.app import recording
 from davsync.config import Config
-from davsync.dav.api import Authenticator, Probe, RequestCounter, basic_authorization
+from davsync.dav.api import Authenticator, RequestCounter, basic_authorization
 from davsync.dav.hrefs import same_origin, without_userinfo
 from davsync.errors import ConfigError, DavsyncError, ServerSettingError
 from davsync.report import report_keys
@@ -133,7 +133,7 @@ def _locked_run(
         auth = make_authenticator(config)
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
-        tls = _send_early_probes(config, auth, targets, counter)
+        tls = _send_early_probes(config, auth, targets, counter, store)
         if not collection_kinds(config) and _only_vdirs(config, targets) \
                 and _nothing_to_do(store, targets, result):
             return
@@ -375,10 +375,12 @@ def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | N
 
 
 def _send_early_probes(
-    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter
+    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter,
+    store: StateStore,
 ) -> ssl.SSLContext | None:
     """Send the probe of every collection whose URL is known, all at once (a no-op run then
-    costs the slowest probe, not their sum); returns the TLS context built for them, if any."""
+    costs the slowest probe, not their sum); returns the TLS context built for them, if any.
+    Each asks what `Collection.probe` would (`_probe_props`)."""
     known = [(t, t.url) for t in targets if t.url is not None]
     if not known:
         return None
@@ -394,13 +396,24 @@ def _send_early_probes(
 
         tls = tls_context(server.verify_tls)
     authorization = basic_authorization(auth)
-    body = xb.propfind(xb.PROBE_PROPS)
     for target, url in known:
+        body = xb.propfind(_probe_props(store, target))
         target.early = EarlyProbe(
             url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
             read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
         )
     return tls
+
+
+def _probe_props(store: StateStore, target: Target) -> tuple[str, ...]:
+    """What `Collection.probe` would ask of this collection, by the server the state
+    recorded it on (its sync-token) and the marks it holds (`dav.probe.probe_props`)."""
+    from davsync.dav.probe import probe_props
+    from davsync.dav.quirks import identify
+
+    known = store.collection(target.key)
+    server = identify(sync_token=known.sync_token if known else None)
+    return probe_props(server, marked=known is not None and known.modified is not None)
 
 
 def _only_vdirs(config: Config, targets: list[Target]) -> bool:
@@ -438,6 +451,7 @@ def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult)
 
     marks = {}
     skipped: dict[str, dict[str, str]] = {}
+    settled: dict[str, str | None] = {}  # a getlastmodified mark to store (`dav.probe`)
     for target in targets:  # the device side first: it overlaps the probes in flight
         known = store.collection(target.key)
         if known is None or store.pending(target.key):
@@ -454,9 +468,11 @@ def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult)
     _import_while_waiting([t.early for t in targets if t.early is not None])
     for target in targets:
         assert target.early is not None
-        ctag, known = target.early.ctag(), marks[target.key]
-        if ctag is None or not Probe(ctag, None).shows_no_change(known.ctag, known.sync_token):
+        probe, known = target.early.probe(), marks[target.key]
+        if probe is None or not probe.shows_no_change(known.ctag, known.sync_token,
+                                                      known.modified):
             return False
+        settled[target.key] = probe.mark if probe.mark != known.modified else None
     from davsync.report import CollectionReport
 
     when = datetime.now(UTC).isoformat(timespec="seconds")
@@ -465,4 +481,7 @@ def _nothing_to_do(store: StateStore, targets: list[Target], result: SyncResult)
         for name, why in sorted(skipped[target.key].items()):  # as the engine would report
             report.error(f"{target.path}/{name}", why)
         store.save_result(target.key, when, report.as_json())
+        mark = settled[target.key]
+        if mark is not None:
+            store.save_modified(target.key, mark)
     return True

@@ -30,6 +30,10 @@ class ServerCollection:
     color: str | None = None
     components: tuple[str, ...] = ()
     ctag: str | None = None  # its getctag as listed: this run's change probe, where given
+    # Its getlastmodified as listed, where that is the change probe instead (`dav.probe`),
+    # and whether it is settled (old enough to be kept as the next run's mark).
+    modified: str | None = None
+    settled: bool = False
 
 
 @dataclass(frozen=True)

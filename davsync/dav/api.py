@@ -49,17 +49,34 @@ class DavAuthError(AuthError):
 
 @dataclass(frozen=True)
 class Probe:
-    """The cheapest change marker a collection offers: CalendarServer getctag when the server
-    has it (then `sync_token` is None), else the sync-token."""
+    """The cheapest change marker a collection offers: its getlastmodified where the quirks
+    table says that moves with every change of a member and a fresh one is stored
+    (`modified`, Radicale: a stat per item instead of reading every item), else CalendarServer
+    getctag when the server has it, else the sync-token. `settled`: `modified` is old
+    enough, against the server's clock and this request's time, that any later change moves
+    it (`dav.probe.settled`); only then is it kept as a mark (`dav.probe`)."""
 
     ctag: str | None
     sync_token: str | None
+    modified: str | None = None
+    settled: bool = False
 
-    def shows_no_change(self, ctag: str | None, sync_token: str | None) -> bool:
-        """True when this probe matches the marks stored after the last complete read."""
+    def shows_no_change(self, ctag: str | None, sync_token: str | None,
+                        modified: str | None = None) -> bool:
+        """True when this probe matches the marks stored after the last complete read
+        (`modified`: the stored getlastmodified mark, None when there is none fresh)."""
+        if self.modified is not None and modified is not None:
+            return self.modified == modified
         if self.ctag is not None:
             return self.ctag == ctag
+        if self.modified is not None:
+            return False  # a getlastmodified with nothing to compare it with
         return self.sync_token is not None and self.sync_token == sync_token
+
+    @property
+    def mark(self) -> str | None:
+        """The getlastmodified to store as the next run's mark (None: not settled)."""
+        return self.modified if self.settled else None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urljoin
@@ -44,6 +45,7 @@ from davsync.dav.multistatus import (
     member_etags,
     parse_multistatus,
 )
+from davsync.dav.probe import probe_from, probe_props
 from davsync.dav.quirks import identify, rating
 from davsync.dav.syncstream import SyncStream
 from davsync.dav.writegate import WriteGate
@@ -89,15 +91,23 @@ class Collection:
     # -- reading ---------------------------------------------------------------------------
 
     def _propfind(self, props: Sequence[str], depth: str) -> Multistatus:
+        return self._timed_propfind(props, depth)[0]
+
+    def _timed_propfind(self, props: Sequence[str], depth: str
+                        ) -> tuple[Multistatus, str | None, float]:
+        """The answer, its Date header and the seconds the request took (`dav.probe`)."""
+        started = time.monotonic()
         response = self._client.request(
             "PROPFIND", self.url, headers={"Depth": depth, **_XML}, content=xb.propfind(props),
             limit=SMALL if depth == "0" else LISTING,
         )
+        seconds = time.monotonic() - started
         if response.status_code == 404:  # gone (or never made): create it before writing
             self.exists = False
         if response.status_code != 207:
             raise self._client.failure("PROPFIND", self.url, response)
-        return parse_multistatus(response.content, self.url)
+        return (parse_multistatus(response.content, self.url), response.headers.get("Date"),
+                seconds)
 
     def _own(self, ms: Multistatus) -> DavResponse:
         """The collection's own response. Xandikos answers a PROPFIND of a missing collection
@@ -125,13 +135,18 @@ class Collection:
         getctag is read beside the query (`synccollection._read_and_mark`), and where it is
         not, the next run's probe finds none recorded and syncs once from the token."""
         with_token = rating(self._client.server, "query_all_data") == "supported"
-        marker = (xb.SUPPORTED_REPORT_SET, xb.SYNC_TOKEN) if with_token else xb.PROBE_PROPS
+        marker: tuple[str, ...] = ((xb.SUPPORTED_REPORT_SET, xb.SYNC_TOKEN) if with_token
+                                   else xb.PROBE_PROPS)
+        if self.modified_marks():
+            marker = (*marker, *xb.MODIFIED_PROBE_PROPS)
+        started = time.monotonic()
         response = self._client.request(
             "PROPFIND",
             self.url,
             headers={"Depth": "0", **_XML},
             content=xb.propfind((xb.RESOURCETYPE, *marker)),
         )
+        seconds = time.monotonic() - started
         if response.status_code == 404:
             self.exists = False
             return
@@ -145,7 +160,7 @@ class Collection:
             self.exists = False
             return
         self._check_type(own)
-        self.loaded_probe = self._ctag_probe(own)
+        self.loaded_probe = self._probe_of(own, response.headers.get("Date"), seconds)
         self.loaded_token = own.text(xb.SYNC_TOKEN)
         if self.loaded_probe is None and self.loaded_token is not None:
             self.loaded_probe = Probe(None, self.loaded_token)
@@ -162,27 +177,38 @@ class Collection:
                 f"{self.url} exists but is not {noun}; choose another collection name"
             )
 
-    def probe(self) -> Probe:
-        """getctag alone (`xb.PROBE_PROPS`); servers without getctag get a second PROPFIND
-        for the sync-token."""
-        found = self._ctag_probe(self._own(self._propfind(xb.PROBE_PROPS, "0")))
+    def modified_marks(self) -> bool:
+        """Whether getlastmodified is this collection's change marker (`dav.probe`)."""
+        return rating(self._client.server, "modified_marks") == "supported"
+
+    def probe(self, *, marked: bool = False) -> Probe:
+        """The change probe (`dav.probe.probe_props`: `marked`, a fresh getlastmodified mark
+        is stored); servers with no marker get a second PROPFIND for the sync-token."""
+        props = probe_props(self._client.server, marked=marked)
+        found = self._probe_of(*self._own_timed(props))
         return found if found is not None else self._token_probe()
 
-    def read_probe(self, status: int, content: bytes) -> Probe | None:
-        """The probe from an answer to `xb.PROBE_PROPS` sent some other way (the early
-        probe); None when it is not a usable 207 with a getctag: then call `probe()`."""
+    def read_probe(self, status: int, content: bytes, *, date: str | None = None,
+                   seconds: float = 0.0) -> Probe | None:
+        """The probe from an answer to `probe_props` sent some other way (the early probe),
+        with its Date header and round trip; None when it is not a usable 207 with a
+        marker: then call `probe()`."""
         if status != 207:
             return None
         try:
-            return self._ctag_probe(self._own(parse_multistatus(content, self.url)))
+            return self._probe_of(self._own(parse_multistatus(content, self.url)), date,
+                                  seconds)
         except DavError as exc:
             log.debug("%s: early probe answer not used: %s", self.url, exc)
             return None
 
-    def _ctag_probe(self, own: DavResponse) -> Probe | None:
+    def _own_timed(self, props: Sequence[str]) -> tuple[DavResponse, str | None, float]:
+        found, date, seconds = self._timed_propfind(props, "0")
+        return self._own(found), date, seconds
+
+    def _probe_of(self, own: DavResponse, date: str | None, seconds: float) -> Probe | None:
         self._observe(own)
-        ctag = own.text(xb.GETCTAG)
-        return Probe(ctag, None) if ctag is not None else None
+        return probe_from(own, date=date, seconds=seconds)
 
     def current_sync_token(self) -> str | None:
         """A sync-token taken before this call returns: the one `load` read (used once), or

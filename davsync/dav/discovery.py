@@ -10,6 +10,7 @@ error that lists the names it does have.
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote, urljoin
@@ -21,6 +22,7 @@ from davsync.dav.api import DavError
 from davsync.dav.collection import Collection
 from davsync.dav.hrefs import is_member, normalize_href, strip_userinfo
 from davsync.dav.multistatus import DavResponse, parse_multistatus
+from davsync.dav.probe import probe_from, probe_props
 from davsync.dav.quirks import RADICALE_NS, identify
 from davsync.errors import ServerSettingError
 
@@ -31,11 +33,11 @@ _XML: Final = xb.XML_CONTENT
 _RADICALE_VERSION: Final = xb.qname(RADICALE_NS, "version")
 _LISTING_PROPS: Final = (xb.RESOURCETYPE, xb.DISPLAYNAME, xb.CALENDAR_COLOR,
                          xb.SUPPORTED_COMPONENTS)
-# A sync's listing asks getctag too: it is then every listed collection's change probe, so a
-# run of `collections = "all"` that finds nothing changed costs the listing, not one probe more
-# per collection. Not asked where nothing probes (`davsync collections`, doctor, the
-# unknown-name message): on Radicale each getctag reads every item of its collection.
-_PROBE_LISTING_PROPS: Final = (*_LISTING_PROPS, xb.GETCTAG)
+# A sync's listing asks for the change markers too (getctag, and getlastmodified where that is
+# one: `dav.probe`): it is then every listed collection's change probe, so a run of
+# `collections = "all"` that finds nothing changed costs the listing, not one probe more per
+# collection. Not asked where nothing probes (`davsync collections`, doctor, the
+# unknown-name message).
 
 
 def unknown_collection(setting: str, kind: Kind, name: str, others: Sequence[str]) -> str:
@@ -103,10 +105,15 @@ def list_home(
     Depth 1; DavError where that is not a listing. With `probes`, each one's getctag (its
     change probe for a sync). A response whose href is not directly inside the home (`../x`,
     another host, a deeper path) is ignored, as is a second one of a name."""
-    props = _PROBE_LISTING_PROPS if probes else _LISTING_PROPS
+    props: tuple[str, ...] = _LISTING_PROPS
+    if probes:
+        props = (*props, *(m for m in probe_props(client.server, marked=False)
+                           if m != xb.SUPPORTED_REPORT_SET))
+    started = time.monotonic()
     response = client.request(
         "PROPFIND", home, headers={"Depth": "1", **_XML}, content=xb.propfind(props),
     )
+    seconds, date = time.monotonic() - started, response.headers.get("Date")
     if response.status_code != 207:
         raise client.failure("PROPFIND", home, response)
     ms = parse_multistatus(response.content, home)
@@ -118,9 +125,11 @@ def list_home(
         if not is_member(href, home_path) or wanted not in r.child_tags(xb.RESOURCETYPE):
             continue
         name = unquote(href.rsplit("/", 1)[-1])
+        probe = probe_from(r, date=date, seconds=seconds) if probes else None
         found.setdefault(name, ServerCollection(
             name, href + "/", r.text(xb.DISPLAYNAME), r.text(xb.CALENDAR_COLOR),
-            _components(r), r.text(xb.GETCTAG),
+            _components(r), probe.ctag if probe else None,
+            probe.modified if probe else None, probe.settled if probe else False,
         ))
     return sorted(found.values(), key=lambda c: c.name)
 

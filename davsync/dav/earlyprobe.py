@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT, DavError, RequestCounter
+from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT, DavError, Probe, RequestCounter
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ MAX_CONNECT_SECONDS = 2.0
 class EarlyAnswer:
     status: int
     content: bytes
+    date: str | None = None  # the Date header (`dav.probe.settled`)
+    seconds: float = 0.0  # from sending the request to the whole answer
 
 
 def proxy_configured() -> bool:
@@ -68,7 +70,8 @@ class EarlyProbe:
         self.url = url
         self._read_timeout = read_timeout
         self._deadline = deadline
-        self._until = time.monotonic() + deadline
+        self._sent = time.monotonic()
+        self._until = self._sent + deadline
         self._conn: http.client.HTTPConnection | None = None
         self._answered = False
         self._answer: EarlyAnswer | None = None
@@ -116,21 +119,24 @@ class EarlyProbe:
             return True
         return bool(readable)
 
-    def ctag(self) -> str | None:
-        """The getctag of a usable 207 answer, else None (then the run probes again)."""
+    def probe(self) -> Probe | None:
+        """The change marker of a usable 207 answer (`dav.probe`), else None (then the run
+        probes again)."""
         answer = self.answer()
         if answer is None or answer.status != 207:
             return None
         from davsync.dav.hrefs import normalize_href
         from davsync.dav.multistatus import parse_multistatus
-        from davsync.dav.xmlbodies import GETCTAG
+        from davsync.dav.probe import probe_from
 
         try:
             own = parse_multistatus(answer.content, self.url).own(
                 normalize_href(self.url, self.url))
         except DavError:
             return None
-        return own.text(GETCTAG) if own is not None else None
+        if own is None:
+            return None
+        return probe_from(own, date=answer.date, seconds=answer.seconds)
 
     def _read(self) -> EarlyAnswer | None:
         conn, self._conn = self._conn, None
@@ -145,7 +151,9 @@ class EarlyProbe:
             if conn.sock is not None:
                 conn.sock.settimeout(max(0.001, min(self._read_timeout, left)))
             response = conn.getresponse()
-            answer = EarlyAnswer(response.status, response.read(_MAX_ANSWER + 1))
+            content = response.read(_MAX_ANSWER + 1)
+            answer = EarlyAnswer(response.status, content, response.getheader("Date"),
+                                 time.monotonic() - self._sent)
         except (OSError, http.client.HTTPException) as exc:
             log.debug("early probe of %s got no answer: %s", self.url, type(exc).__name__)
             return None

@@ -22,12 +22,15 @@ def qname(ns: str, local: str) -> str:
 GETETAG: Final = qname(DAV, "getetag")
 GETCTAG: Final = qname(CALSERVER, "getctag")
 SYNC_TOKEN: Final = qname(DAV, "sync-token")
+GETLASTMODIFIED: Final = qname(DAV, "getlastmodified")
 RESOURCETYPE: Final = qname(DAV, "resourcetype")
 DISPLAYNAME: Final = qname(DAV, "displayname")
 SUPPORTED_REPORT_SET: Final = qname(DAV, "supported-report-set")
 # The change probe: getctag alone (on Radicale every change marker walks all items, so asking for
 # getctag and sync-token together pays that walk twice), and which REPORTs the collection offers.
 PROBE_PROPS: Final = (GETCTAG, SUPPORTED_REPORT_SET)
+# The probe where getlastmodified is the change marker (quirk "modified_marks").
+MODIFIED_PROBE_PROPS: Final = (GETLASTMODIFIED,)
 CURRENT_USER_PRINCIPAL: Final = qname(DAV, "current-user-principal")
 ADDRESSBOOK_HOME_SET: Final = qname(CARDDAV, "addressbook-home-set")
 CALENDAR_HOME_SET: Final = qname(CALDAV, "calendar-home-set")

@@ -72,4 +72,10 @@ STEPS: tuple[str, ...] = (
     DROP INDEX IF EXISTS items_by_href;
     DROP INDEX IF EXISTS items_by_file;
     """,
+    # 6: a collection's getlastmodified mark (where it is the change marker, `dav.probe`)
+    #    and when it was stored (seconds since the epoch): trusted alone for an hour.
+    """
+    ALTER TABLE collections ADD COLUMN modified TEXT;
+    ALTER TABLE collections ADD COLUMN modified_at REAL;
+    """,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,11 @@ from davsync.core.synced import Synced
 from davsync.errors import DavsyncError
 from davsync.sqlite import migrate, open_db
 from davsync.state.migrations import STEPS
+
+# How long a getlastmodified mark (`dav.probe`) alone may say "unchanged": older, the run reads
+# the collection's changes (one sync-collection) and dates a new one. It bounds how late an
+# edit made behind the server's back with an old file time is seen.
+MODIFIED_MARK_SECONDS = 3600
 
 
 class StateError(DavsyncError):
@@ -34,6 +40,7 @@ class CollectionState:
     sync_token: str | None
     last_sync: str | None
     last_result: dict[str, object] | None
+    modified: str | None = None  # the getlastmodified mark, while younger than its lifetime
 
 
 @dataclass(frozen=True)
@@ -115,15 +122,18 @@ class StateStore:
 
     def collection(self, name: str) -> CollectionState | None:
         row = self.db.execute(
-            "SELECT name, kind, url, ctag, sync_token, last_sync, last_result "
-            "FROM collections WHERE name = ?",
+            "SELECT name, kind, url, ctag, sync_token, last_sync, last_result, modified, "
+            "modified_at FROM collections WHERE name = ?",
             (name,),
         ).fetchone()
         if row is None:
             return None
         result = json.loads(row[6]) if row[6] else None
         name, kind, url, ctag, token, last_sync = row[:6]
-        return CollectionState(name, kind, url, ctag, token, last_sync, result)
+        modified, modified_at = row[7:9]
+        if modified_at is None or not 0 <= time.time() - modified_at < MODIFIED_MARK_SECONDS:
+            modified = None  # too old to trust alone (or from a clock that went back)
+        return CollectionState(name, kind, url, ctag, token, last_sync, result, modified)
 
     def collections(self) -> list[CollectionState]:
         names = [r[0] for r in self.db.execute("SELECT name FROM collections ORDER BY name")]
@@ -136,11 +146,20 @@ class StateStore:
             (name, kind, url),
         )
 
-    def save_marks(self, name: str, ctag: str | None, sync_token: str | None) -> None:
+    def save_marks(self, name: str, ctag: str | None, sync_token: str | None,
+                   modified: str | None = None) -> None:
+        """The marks of a complete read; `modified` (a settled getlastmodified) is dated now."""
         self.db.execute(
-            "UPDATE collections SET ctag = ?, sync_token = ? WHERE name = ?",
-            (ctag, sync_token, name),
+            "UPDATE collections SET ctag = ?, sync_token = ?, modified = ?, modified_at = ? "
+            "WHERE name = ?",
+            (ctag, sync_token, modified, time.time() if modified else None, name),
         )
+
+    def save_modified(self, name: str, modified: str) -> None:
+        """A settled getlastmodified read while the other marks still hold (the probe found
+        nothing changed by them): the next probe may ask for it alone."""
+        self.db.execute("UPDATE collections SET modified = ?, modified_at = ? WHERE name = ?",
+                        (modified, time.time(), name))
 
     def save_result(self, name: str, when: str, result: dict[str, object]) -> None:
         self.db.execute(
@@ -233,8 +252,8 @@ class StateStore:
         with self.transaction():
             for table in ("items", "pending", "refused"):
                 self.db.execute(f"DELETE FROM {table} WHERE collection = ?", (collection,))  # noqa: S608
-            self.db.execute("UPDATE collections SET ctag = NULL, sync_token = NULL "
-                            "WHERE name = ?", (collection,))
+            self.db.execute("UPDATE collections SET ctag = NULL, sync_token = NULL, "
+                            "modified = NULL, modified_at = NULL WHERE name = ?", (collection,))
 
     # pending server hrefs ----------------------------------------------------------------
 

@@ -184,9 +184,9 @@ def _prepare(client: DavClient, store: StateStore, spec: KindSpec, home: str, pa
         out.reports.append((target, report))
         return
     target.url = urljoin(home, listing.href)
-    if listing.ctag is not None:  # the listing was this collection's probe
+    if listing.ctag is not None or listing.modified is not None:  # the listing probed it
         target.probe = Future()
-        target.probe.set_result(Probe(listing.ctag, None))
+        target.probe.set_result(Probe(listing.ctag, None, listing.modified, listing.settled))
     if meta is None:
         adopt_collection(store, key, spec.kind, path)
     store.save_collection(key, spec.kind, target.url)

@@ -41,6 +41,7 @@ class ServerView:
     failed: set[str] = field(default_factory=set)  # hrefs to look at again next run
     to_fetch: dict[str, str | None] = field(default_factory=dict)  # href -> listed etag
     stream: SyncStream | None = None  # a sync-collection answer that carries the data
+    modified: str | None = None  # the settled getlastmodified read before the listing
 
 
 class DeviceGather:
@@ -200,6 +201,7 @@ class ServerGather:
         coll = ctx.store.collection(ctx.name)
         old_ctag = coll.ctag if coll else None
         old_token = coll.sync_token if coll else None
+        old_modified = coll.modified if coll else None
         pending = ctx.store.pending(ctx.name)
         if not self.exists:
             return ServerView({}, None, None, read=False)
@@ -212,7 +214,15 @@ class ServerGather:
             self.exists = False
             gone: dict[str, Seen | None] = {u: None for u, r in self.state.items() if r.href}
             return ServerView(gone, None, None, read=True)
-        if probe.shows_no_change(old_ctag, old_token) and not pending:
+        if (probe.ctag is None and probe.modified is not None and probe.mark is None
+                and (old_ctag, old_token) != (None, None)
+                and not probe.shows_no_change(old_ctag, old_token, old_modified)):
+            # Changed so lately that its time cannot be the next run's mark: the getctag
+            # will be (read before the listing, as every mark), so that run is one probe.
+            probe = ctx.remote.probe()
+        if probe.shows_no_change(old_ctag, old_token, old_modified) and not pending:
+            if probe.mark is not None and probe.mark != old_modified:
+                ctx.store.save_modified(ctx.name, probe.mark)
             return ServerView({}, old_ctag, old_token, read=False)
         if old_token is not None or (not self.state and not pending):
             try:
@@ -225,11 +235,12 @@ class ServerGather:
                     # hrefs to look at again that the answer does not carry: multiget after it
                     to_fetch = dict.fromkeys(pending)
                     return ServerView({}, probe.ctag, None, read=True, stream=stream,
-                                      to_fetch=to_fetch)
+                                      to_fetch=to_fetch, modified=probe.mark)
         changed, deleted, token = self._list(old_token)
         changed.update({h: None for h in pending if h not in changed and h not in deleted})
         gone = {self.by_href[href].uid: None for href in deleted}
-        return ServerView(gone, probe.ctag, token, read=True, to_fetch=changed)
+        return ServerView(gone, probe.ctag, token, read=True, to_fetch=changed,
+                          modified=probe.mark)
 
     def _open_stream(self, token: str | None) -> SyncStream | None:
         """What changed since `token` (None: a first pairing, nothing synced) and the data,

@@ -40,7 +40,7 @@ def save_marks(ctx: Context, server: ServerView, ledger: Ledger, settle: Settle)
         keep_pending(ctx, server, ledger)
         return
     failed = set(server.failed) | ledger.recheck
-    ctag, token = server.ctag, server.token
+    ctag, token, modified = server.ctag, server.token, server.modified
     remote = ctx.remote
     if ledger.wrote_remote and remote.supports_sync_collection():
         probe = remote.probe()
@@ -56,11 +56,11 @@ def save_marks(ctx: Context, server: ServerView, ledger: Ledger, settle: Settle)
             if href not in etags or etags[href] is None or etags[href] != etag:
                 failed.add(href)
         failed |= set(delta.deleted) & set(etags)
-        ctag, token = probe.ctag, delta.sync_token
+        ctag, token, modified = probe.ctag, delta.sync_token, probe.mark
     elif ledger.wrote_remote:
-        ctag = None  # cannot tell our writes from others': list again next run
+        ctag = modified = None  # cannot tell our writes from others': list again next run
     ctx.store.set_pending(ctx.name, failed)
-    ctx.store.save_marks(ctx.name, ctag, token)
+    ctx.store.save_marks(ctx.name, ctag, token, modified)
 
 
 def verify_writes(

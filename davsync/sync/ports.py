@@ -164,7 +164,8 @@ class DavCollection(Protocol):
 
 class StateStore(Protocol):
     """What the sync remembers per collection (its key `name`): the synced items, the marks
-    (ctag, sync token) of the last complete read, hrefs to look at again, refused contents.
+    (ctag, sync token, getlastmodified) of the last complete read, hrefs to look at again,
+    refused contents.
 
     Used from one thread only (the run's); `transaction` makes a batch of records atomic."""
 
@@ -174,7 +175,10 @@ class StateStore(Protocol):
 
     def save_collection(self, name: str, kind: str, url: str | None) -> None: ...
 
-    def save_marks(self, name: str, ctag: str | None, sync_token: str | None) -> None: ...
+    def save_marks(self, name: str, ctag: str | None, sync_token: str | None,
+                   modified: str | None = None) -> None: ...
+
+    def save_modified(self, name: str, modified: str) -> None: ...
 
     def save_result(self, name: str, when: str, result: dict[str, object]) -> None: ...
 

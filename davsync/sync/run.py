@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from davsync.dav.api import DavError, Probe
 from davsync.dav.discovery import find_collection, open_collection
+from davsync.dav.quirks import identify
 from davsync.report import CollectionReport
 from davsync.sources.base import SourceError
 from davsync.sync.collection import CollectionSync
@@ -75,12 +76,16 @@ class SyncRun:
         for target in targets:
             if target.url is None or target.remote is not None:
                 continue
+            known = self.store.collection(target.key)
+            if known is not None:  # what server this is, before anything is asked of it
+                self.client.learn(identify(sync_token=known.sync_token))
+            marked = known is not None and known.modified is not None
             remote = open_collection(self.client, target.url, target.kind,
                                                  displayname=target.name)
             target.remote = remote
             if target.probe is None:
                 target.probe = self.client.executor().submit(_settle_probe, remote,
-                                                             target.early)
+                                                             target.early, marked)
 
     def _sync_one(self, target: Target) -> CollectionReport:
         remote, probe = target.remote, target.probe
@@ -108,7 +113,8 @@ class SyncRun:
         return report
 
 
-def _settle_probe(remote: Collection, early: EarlyProbe | None) -> Probe:
+def _settle_probe(remote: Collection, early: EarlyProbe | None, marked: bool) -> Probe:
     answer = early.answer() if early is not None else None
-    found = remote.read_probe(answer.status, answer.content) if answer is not None else None
-    return found if found is not None else remote.probe()
+    found = (remote.read_probe(answer.status, answer.content, date=answer.date,
+                               seconds=answer.seconds) if answer is not None else None)
+    return found if found is not None else remote.probe(marked=marked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -211,15 +212,27 @@ def test_sync_initial_incremental_and_bad_token(contacts: Collection) -> None:
         contacts.sync("http://radicale.org/ns/sync/not-a-token")
 
 
-def test_probe_ctag_changes_after_a_put(calendar: Collection) -> None:
+def test_on_radicale_the_probe_reads_getlastmodified_and_getctag_until_a_mark_is_kept(
+    calendar: Collection,
+) -> None:
+    """One PROPFIND. On Radicale (quirk "modified_marks") with no mark stored it asks for
+    getctag and getlastmodified; the latter is kept as a mark only once settled (the
+    collection was just made: at first it is not); with a mark stored, for it alone."""
     client = calendar._client
     before_count = client.counter.count
-    before = calendar.probe()
-    assert client.counter.count == before_count + 1  # one PROPFIND, getctag only
-    assert before.ctag and before.sync_token is None
+    fresh = calendar.probe()
+    assert client.counter.count == before_count + 1
+    assert fresh.ctag and fresh.modified and fresh.sync_token is None
+    assert fresh.mark is None  # made within the last second or two: not settled
+    time.sleep(2.2)
+    before = calendar.probe(marked=True)
+    assert before.ctag is None  # getlastmodified alone: no walk over every item
+    assert before.mark == before.modified == fresh.modified  # the same time, now settled
     calendar.create(calendar.href_for("e1"), vevent("e1"))
-    after = calendar.probe()
-    assert after.ctag and after.ctag != before.ctag
+    after = calendar.probe(marked=True)
+    assert after.modified and not after.shows_no_change(None, None, before.mark)
+    full = calendar.probe()
+    assert full.ctag and full.ctag != fresh.ctag
 
 
 def test_multiget_batches_and_missing_href(calendar: Collection) -> None:

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -251,6 +252,7 @@ def test_a_server_side_change_comes_down_in_one_request_same_as_the_old_path(
         pair(proxy, phone)
         pair(op, old)
         change_on_laptop(laptop)
+        time.sleep(2.2)  # both see the change's time settled: the same requests (`dav.probe`)
         proxy.seen.clear()
         op.seen.clear()
         got, old_got = phone.sync(), old.sync()

@@ -10,6 +10,7 @@ import pytest
 
 from davsync.app.sync import _RUN_MODULES, _import_while_waiting, _nothing_to_do
 from davsync.core.synced import Synced, device_unchanged
+from davsync.dav.api import Probe
 from davsync.sources.vdir import VdirSource
 from davsync.state.store import StateStore
 from davsync.sync.values import SyncResult, Target
@@ -19,13 +20,14 @@ KEY = "contacts:contacts@http://dav.example/"
 
 
 class AnsweredProbe:
-    """What `EarlyProbe` offers `_nothing_to_do`: the getctag of its answer, if usable."""
+    """What `EarlyProbe` offers `_nothing_to_do`: the marker of its answer, if usable."""
 
-    def __init__(self, ctag: str | None) -> None:
-        self._ctag = ctag
+    def __init__(self, ctag: str | None, modified: str | None = None) -> None:
+        self._probe = (Probe(ctag, None, modified, settled=True)
+                       if ctag is not None or modified is not None else None)
 
-    def ctag(self) -> str | None:
-        return self._ctag
+    def probe(self) -> Probe | None:
+        return self._probe
 
     def arrived(self) -> bool:
         return True
@@ -132,3 +134,22 @@ def test_the_run_modules_are_imported_one_at_a_time_until_every_answer_is_in(
 def test_a_long_wait_imports_every_run_module(imports: list[str]) -> None:
     _import_while_waiting([LateProbe(100)])  # type: ignore[list-item]
     assert imports == list(_RUN_MODULES)
+
+
+MODIFIED = "Tue, 01 Dec 2026 00:26:45 GMT"
+
+
+@pytest.mark.parametrize(("probe", "stored", "age", "no_op"), [
+    (MODIFIED, MODIFIED, 10, True),  # the same settled time, stored a moment ago
+    ("Tue, 01 Dec 2026 00:26:47 GMT", MODIFIED, 10, False),  # it moved: a change
+    (MODIFIED, None, 10, False),  # nothing stored (the last one was not settled)
+    (MODIFIED, MODIFIED, 3 * 3600, False),  # stored too long ago to be trusted alone
+])
+def test_a_getlastmodified_mark_says_unchanged_only_while_fresh(
+    synced: tuple[StateStore, Target], probe: str, stored: str | None, age: int, no_op: bool,
+) -> None:
+    store, target = synced
+    store.save_marks(KEY, None, "token-1", stored)
+    store.db.execute("UPDATE collections SET modified_at = modified_at - ?", (age,))
+    target.early = AnsweredProbe(None, probe)  # type: ignore[assignment]
+    assert _nothing_to_do(store, [target], SyncResult()) is no_op
