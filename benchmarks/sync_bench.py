@@ -874,7 +874,7 @@ def _server_limits(seed: TightClient, size: int, opts: Options, report: Report,
                                "ms"))
     result.probe = min(cheapest, up_to_date)
     hint = median_time(lambda: seed.probe(COLLECTION, "<D:getlastmodified/>"), repeat)
-    report.limits.append(Limit("PROPFIND Depth 0 getlastmodified (a hint, not a change marker)",
+    report.limits.append(Limit("PROPFIND Depth 0 getlastmodified (davsync's probe once settled)",
                                size, hint * 1000, "ms"))
     listing = median_time(lambda: seed.etag_listing(COLLECTION), max(1, opts.repeat))
     report.limits.append(Limit("PROPFIND Depth 1 etag listing", size, listing * 1000, "ms"))

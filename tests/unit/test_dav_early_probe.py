@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -115,22 +116,33 @@ def test_a_proxy_in_the_environment_turns_the_early_probe_off(
     assert proxy_configured() is expected
 
 
+@contextmanager
+def listening() -> Iterator[socket.socket]:
+    """A peer that accepts connections and answers nothing unless the test makes it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener
+
+
+def probe_to(port: int, *, read_timeout: float = 5, counter: RequestCounter | None = None,
+             body: bytes = b"<x/>") -> EarlyProbe:
+    return EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", body, tls=None,
+                      connect_timeout=2, read_timeout=read_timeout,
+                      counter=counter or RequestCounter())
+
+
 def test_nobody_listening_gives_no_answer_but_counts_the_attempt() -> None:
     counter = RequestCounter()
-    early = EarlyProbe(f"http://127.0.0.1:{free_port()}/a/", "Basic eA==", b"<x/>", tls=None,
-                       connect_timeout=2, read_timeout=2, counter=counter)
+    early = probe_to(free_port(), read_timeout=2, counter=counter)
     assert early.answer() is None
     assert counter.count == 1
 
 
 def test_a_server_that_never_answers_gives_up_after_the_read_timeout() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==",
-                           propfind(PROBE_PROPS), tls=None, connect_timeout=2,
-                           read_timeout=0.3, counter=RequestCounter())
+    with listening() as listener:
+        early = probe_to(listener.getsockname()[1], read_timeout=0.3,
+                         body=propfind(PROBE_PROPS))
         started = time.monotonic()
         assert early.answer() is None
         assert time.monotonic() - started < 5
@@ -138,12 +150,8 @@ def test_a_server_that_never_answers_gives_up_after_the_read_timeout() -> None:
 
 
 def test_arrived_says_without_waiting_whether_the_answer_is_there() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
-                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+    with listening() as listener:
+        early = probe_to(listener.getsockname()[1])
         peer, _ = listener.accept()
         with peer:
             started = time.monotonic()
@@ -160,19 +168,14 @@ def test_arrived_says_without_waiting_whether_the_answer_is_there() -> None:
 
 
 def test_a_probe_never_sent_has_arrived() -> None:
-    early = EarlyProbe(f"http://127.0.0.1:{free_port()}/a/", "Basic eA==", b"<x/>", tls=None,
-                       connect_timeout=2, read_timeout=2, counter=RequestCounter())
+    early = probe_to(free_port(), read_timeout=2)
     assert early.arrived()  # nothing to wait for
     assert early.answer() is None
 
 
 def test_close_before_reading_drops_the_connection() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
-                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+    with listening() as listener:
+        early = probe_to(listener.getsockname()[1])
         early.close()
         assert early.answer() is None
 
