@@ -21,9 +21,9 @@ from davsync.errors import DavsyncError
 from davsync.sqlite import migrate, open_db
 from davsync.state.migrations import STEPS
 
-# How long a getlastmodified mark (`dav.probe`) alone may say "unchanged": older, the run reads
-# the collection's changes (one sync-collection) and dates a new one. It bounds how late an
-# edit made behind the server's back with an old file time is seen.
+# How long a getlastmodified mark (`dav.probe`) alone may say "unchanged": older, the probe asks
+# for getctag beside it again, getctag decides, and a settled time is dated anew. It bounds how
+# late an edit made behind the server's back with an old file time is seen.
 MODIFIED_MARK_SECONDS = 3600
 
 
