@@ -99,15 +99,16 @@ def list_collections(
 
 
 def list_home(
-    client: DavClient, home: str, kind: Kind, *, probes: bool = False
+    client: DavClient, home: str, kind: Kind, *, probes: bool = False, marked: bool = False
 ) -> list[ServerCollection]:
     """The collections of `kind` in the home at `home` (a URL ending in "/"), one PROPFIND
-    Depth 1; DavError where that is not a listing. With `probes`, each one's getctag (its
-    change probe for a sync). A response whose href is not directly inside the home (`../x`,
-    another host, a deeper path) is ignored, as is a second one of a name."""
+    Depth 1; DavError where that is not a listing. With `probes`, each one's change markers
+    (its probe for a sync: `dav.probe.probe_props`, `marked` when every collection synced
+    before holds a fresh getlastmodified mark). A response whose href is not directly inside
+    the home (`../x`, another host, a deeper path) is ignored, as is a second one of a name."""
     props: tuple[str, ...] = _LISTING_PROPS
     if probes:
-        props = (*props, *(m for m in probe_props(client.server, marked=False)
+        props = (*props, *(m for m in probe_props(client.server, marked=marked)
                            if m != xb.SUPPORTED_REPORT_SET))
     started = time.monotonic()
     response = client.request(

@@ -38,6 +38,7 @@ from davsync.dav.discovery import (
     set_properties,
     unknown_collection,
 )
+from davsync.dav.quirks import identify
 from davsync.errors import ServerSettingError
 from davsync.fsutil import write_atomic
 from davsync.report import CollectionReport
@@ -132,12 +133,17 @@ def _listing(client: DavClient, store: StateStore, spec: KindSpec,
     requests per kind and run. Where that is not a listing, or one that lacks a collection
     synced before, the home is found again (the account may have moved): a collection is
     reported gone only from the home the server names now."""
-    urls = (store.collection(spec.key_for(name)) for name in known)
-    homes = {_parent(found.url) for found in urls if found is not None and found.url}
+    states = [s for name in known if (s := store.collection(spec.key_for(name))) is not None]
+    for state in states:  # what server this is, before the listing decides what to ask
+        client.learn(identify(sync_token=state.sync_token))
+    homes = {_parent(found.url) for found in states if found.url}
     if len(homes) == 1:
         home = homes.pop()
+        # Every collection synced before holds a fresh getlastmodified mark: the listing asks
+        # for that alone (`dav.probe.probe_props`), no walk over every item of each.
+        marked = all(s.modified is not None for s in states)
         try:
-            listed = list_home(client, home, spec.kind, probes=True)
+            listed = list_home(client, home, spec.kind, probes=True, marked=marked)
         except DavError as exc:
             log.info("%s: the %s home %s lists nothing (%s); finding it again", spec.kind,
                      noun(spec.kind), home, exc)

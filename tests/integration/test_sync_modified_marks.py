@@ -121,3 +121,32 @@ def test_after_a_change_too_recent_to_mark_the_next_no_op_is_still_one_probe(
         proxy.seen.clear()
         assert device.sync()["http_requests"] == 2
         assert all(b"getctag" not in body for body in probes(proxy))
+
+
+def test_with_collections_all_a_settled_no_op_lists_getlastmodified_alone(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """`collections = "all"`: once every collection synced before holds a settled mark, the
+    listing of the home asks for getlastmodified, not getctag (which would read every item
+    of every collection); a change in one collection is still seen from that listing."""
+    from tests.integration.test_sync_collections import Device as AllDevice
+    from tests.integration.test_sync_collections import vcard
+
+    with LoopbackProxy(dav_account.url) as proxy:
+        device = AllDevice(tmp_path / "all", proxy.url, dav_account, calendars=None)
+        (device.contacts / "friends").mkdir(parents=True)
+        (device.contacts / "friends" / "f1.vcf").write_bytes(vcard("f1", "Friend One"))
+        for _ in range(2):  # made and filled, then read once more
+            assert device.sync()[0] == 0
+        time.sleep(SETTLE)
+        code, out = device.sync()  # getctag decides; the settled times are kept
+        assert code == 0 and out["http_requests"] == 1, out
+        proxy.seen.clear()
+        code, out = device.sync()
+        assert code == 0 and out["http_requests"] == 1, out
+        listings = probes(proxy)
+        assert len(listings) == 1
+        assert all(b"getlastmodified" in b and b"getctag" not in b for b in listings)
+        put(dav_account, "friends", "f2.vcf", card("f2", "Friend Two"))
+        code, out = device.sync()
+        assert code == 0 and out["collections"]["friends"]["downloaded"] == 1, out

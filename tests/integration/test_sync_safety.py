@@ -44,7 +44,8 @@ def dav(account: DavAccount) -> httpx.Client:
     """A client of the test's own plain-http Radicale, as another DAV client would be (no CA
     bundle loaded: the kill tests make hundreds of these requests)."""
     return httpx.Client(base_url=f"{account.url}{account.username}/",
-                        auth=(account.username, account.password), verify=False)  # noqa: S501
+                        auth=(account.username, account.password), verify=False,  # noqa: S501
+                        timeout=60)  # a bulk PUT beside the other worker's tests: not 5 s
 
 
 def put(account: DavAccount, collection: str, name: str, text: str) -> None:
