@@ -184,8 +184,9 @@ class Collection:
     def probe(self, *, marked: bool = False) -> Probe:
         """The change probe (`dav.probe.probe_props`: `marked`, a fresh getlastmodified mark
         is stored); servers with no marker get a second PROPFIND for the sync-token."""
-        props = probe_props(self._client.server, marked=marked)
-        found = self._probe_of(*self._own_timed(props))
+        answer, date, seconds = self._timed_propfind(
+            probe_props(self._client.server, marked=marked), "0")
+        found = self._probe_of(self._own(answer), date, seconds)
         return found if found is not None else self._token_probe()
 
     def read_probe(self, status: int, content: bytes, *, date: str | None = None,
@@ -201,10 +202,6 @@ class Collection:
         except DavError as exc:
             log.debug("%s: early probe answer not used: %s", self.url, exc)
             return None
-
-    def _own_timed(self, props: Sequence[str]) -> tuple[DavResponse, str | None, float]:
-        found, date, seconds = self._timed_propfind(props, "0")
-        return self._own(found), date, seconds
 
     def _probe_of(self, own: DavResponse, date: str | None, seconds: float) -> Probe | None:
         self._observe(own)

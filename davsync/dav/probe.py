@@ -17,11 +17,14 @@ same run (`sync.gather`), so the run after it is still one probe.
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import Probe
-from davsync.dav.multistatus import DavResponse
 from davsync.dav.quirks import ServerInfo, rating
+
+if TYPE_CHECKING:  # the multistatus parser (5 ms) is not imported before the early probes go
+    from davsync.dav.multistatus import DavResponse
 
 
 def probe_props(server: ServerInfo, *, marked: bool) -> tuple[str, ...]:
