@@ -80,6 +80,19 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class PairingStart:
+    """What a first pairing's query for every item (`synccollection.sync_with_data`) is
+    checked against, read before it: the sync-token, or, where getlastmodified is a change
+    marker, a settled getlastmodified. With the latter the token is read after the query
+    and kept only while getlastmodified is unchanged (nothing changed between the two
+    reads): on Radicale that costs a stat per item before the query instead of reading
+    every item (1.1-1.2 s at 10 000), and the token is read while the items are applied."""
+
+    token: str | None = None
+    modified: str | None = None
+
+
+@dataclass(frozen=True)
 class SyncDelta:
     """Result of RFC 6578 sync-collection, 507 continuations already followed to the end."""
 

@@ -28,6 +28,7 @@ from davsync.dav.api import (
     Created,
     DavError,
     Fetched,
+    PairingStart,
     PreconditionFailed,
     Probe,
     SyncDelta,
@@ -78,7 +79,6 @@ class Collection:
         self.path = normalize_href(self.url, self.url)
         self.last_sync_token: str | None = None
         self.loaded_probe: Probe | None = None
-        self.loaded_token: str | None = None  # asked by `load` where a first pairing uses it
         self._client = client
         self._reports: frozenset[str] | None = None
         self._ignored: set[str] = set()  # hrefs off the collection, reported once
@@ -128,15 +128,15 @@ class Collection:
         """Find out whether the collection exists and is of the right kind (one PROPFIND).
 
         It asks for the probe's properties too and keeps what it saw in `loaded_probe`, so a
-        first run needs no second probe. Where a first pairing reads the sync-token before
-        its query (`synccollection.sync_with_data`, Radicale) it asks for the token instead
-        of getctag: each walks every item on Radicale (1.1-1.2 s at 10 000), and the token
-        is the one the query needs first. The probe then carries the token alone; the
-        getctag is read beside the query (`synccollection._read_and_mark`), and where it is
-        not, the next run's probe finds none recorded and syncs once from the token."""
-        with_token = rating(self._client.server, "query_all_data") == "supported"
-        marker: tuple[str, ...] = ((xb.SUPPORTED_REPORT_SET, xb.SYNC_TOKEN) if with_token
-                                   else xb.PROBE_PROPS)
+        first run needs no second probe. Where a first pairing checks its query for every
+        item against a mark read before it (`PairingStart`, Radicale) it leaves getctag out:
+        that walks every item on Radicale (1.1-1.2 s at 10 000), and is read beside the
+        query instead (`synccollection._read_and_mark`); where it is not, the next run's
+        probe finds none recorded and syncs once from the token. The getlastmodified it
+        asks where that is a change marker (a stat per item) is that pairing's mark when
+        settled."""
+        pairing_by_query = rating(self._client.server, "query_all_data") == "supported"
+        marker = (xb.SUPPORTED_REPORT_SET,) if pairing_by_query else xb.PROBE_PROPS
         if self.modified_marks():
             marker = (*marker, *xb.MODIFIED_PROBE_PROPS)
         started = time.monotonic()
@@ -161,9 +161,6 @@ class Collection:
             return
         self._check_type(own)
         self.loaded_probe = self._probe_of(own, response.headers.get("Date"), seconds)
-        self.loaded_token = own.text(xb.SYNC_TOKEN)
-        if self.loaded_probe is None and self.loaded_token is not None:
-            self.loaded_probe = Probe(None, self.loaded_token)
         self.exists = True
 
     def _check_type(self, own: DavResponse) -> None:
@@ -207,17 +204,35 @@ class Collection:
         self._observe(own)
         return probe_from(own, date=date, seconds=seconds)
 
-    def current_sync_token(self) -> str | None:
-        """A sync-token taken before this call returns: the one `load` read (used once), or
-        the collection's as of now (a PROPFIND Depth 0 for it alone)."""
-        token, self.loaded_token = self.loaded_token, None
-        return token if token is not None else self._token_probe().sync_token
+    def pairing_start(self) -> PairingStart | None:
+        """The mark a first pairing's query is checked against, taken before this call
+        returns (`PairingStart`): the settled getlastmodified `load` read, where that is a
+        change marker; else the sync-token as of now (a PROPFIND Depth 0 for it alone).
+        None when the server gives no token."""
+        loaded = self.loaded_probe
+        if loaded is not None and loaded.mark is not None and self.modified_marks():
+            return PairingStart(modified=loaded.mark)
+        token = self._token_probe().sync_token
+        return PairingStart(token=token) if token is not None else None
 
-    def ctag_if_token(self, token: str) -> str | None:
-        """getctag and the sync-token in one PROPFIND: the getctag while the sync-token is
-        still `token` (nothing changed since it was read), else None."""
-        own = self._own(self._propfind((xb.GETCTAG, xb.SYNC_TOKEN), "0"))
-        return own.text(xb.GETCTAG) if own.text(xb.SYNC_TOKEN) == token else None
+    def marks_after(self, start: PairingStart) -> tuple[str | None, str | None]:
+        """(getctag, sync-token) the items of a first pairing's query are at, read in one
+        PROPFIND after the query: with a `start` by token, that token, and the getctag while
+        the token still is it; with one by getlastmodified, both while getlastmodified is
+        unchanged, else (None, None): something changed since `start`, so no token read now
+        is known to describe the items. getlastmodified is asked first: Radicale answers the
+        properties in order, under one lock that no write to an item can take meanwhile, and
+        the first sync-token it ever makes for a collection creates its cache folder inside
+        the collection's, which moves getlastmodified without any item changing."""
+        props = (*((xb.GETLASTMODIFIED,) if start.token is None else ()), xb.GETCTAG,
+                 xb.SYNC_TOKEN)
+        own = self._own(self._propfind(props, "0"))
+        ctag, token = own.text(xb.GETCTAG), own.text(xb.SYNC_TOKEN)
+        if start.token is not None:
+            return (ctag if token == start.token else None), start.token
+        if own.text(xb.GETLASTMODIFIED) != start.modified:
+            return None, None
+        return ctag, token
 
     def _token_probe(self) -> Probe:
         own = self._own(self._propfind((xb.SYNC_TOKEN,), "0"))

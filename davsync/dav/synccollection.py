@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from davsync.dav import xmlbodies as xb
-from davsync.dav.api import DavError, Fetched, InvalidSyncToken, SyncDelta
+from davsync.dav.api import DavError, Fetched, InvalidSyncToken, PairingStart, SyncDelta
 from davsync.dav.bounds import LISTING
 from davsync.dav.multistatus import (
     Multistatus,
@@ -89,9 +89,11 @@ def sync_with_data(
     """What changed since `token` (None: the whole collection) with each item's data, streamed
     (`syncstream.py`); None where the quirks table does not say the server answers it well.
     A sync-collection asking for the data; for the whole collection, where the table says so,
-    the sync-token first and then a query matching every item (Radicale builds that answer 2.5
-    times faster): the items are then at least as new as the token, and the next sync from it
-    lists again what changed in between, already applied (same etag). Started on a worker;
+    a mark first (`PairingStart`) and then a query matching every item (Radicale builds that
+    answer 2.5 times faster). With the sync-token as the mark the items are at least as new
+    as it, and the next sync from it lists again what changed in between, already applied
+    (same etag); with getlastmodified, the token read beside the query is kept only if
+    nothing changed since that mark (`SyncStream.marks`). Started on a worker;
     returns once the first item (or the end) arrived, and raises DavError when the request
     failed before that (InvalidSyncToken for a token the server no longer knows; refused:
     400/403/507, malformed, truncated), so the caller can take the listing + multiget path
@@ -102,7 +104,7 @@ def sync_with_data(
         return None
     start = None
     if token is None and rating(client.server, "query_all_data") == "supported":
-        start = collection.current_sync_token()
+        start = collection.pairing_start()
     stream = SyncStream(collection.url, partial(_streamed, collection))
     client.executor().submit(_stream_report, client, collection, stream, token, start)
     try:
@@ -115,10 +117,10 @@ def sync_with_data(
 
 def _stream_report(
     client: DavClient, collection: Collection, stream: SyncStream, token: str | None,
-    start: str | None,
+    start: PairingStart | None,
 ) -> None:
     """The request itself (on a worker thread): its outcome goes into `stream`. With `start`
-    (the token taken before it), a query for every item; else the sync-collection from
+    (the mark taken before it), a query for every item; else the sync-collection from
     `token`."""
     url = collection.url
     error: BaseException | None = None
@@ -138,8 +140,8 @@ def _stream_report(
         if response.status_code != 207:
             raise client.failure(what, url, response)
         if start is not None:
-            stream.sync_token = start
-        if stream.sync_token is None:
+            stream.sync_token = start.token  # None: read beside the query (`marks`)
+        elif stream.sync_token is None:
             raise DavError(f"{url}: the sync-collection answer has no sync-token")
         collection.last_sync_token = stream.sync_token
         client.learn(identify(sync_token=stream.sync_token))
@@ -148,28 +150,33 @@ def _stream_report(
     stream.finish(error)
 
 
-def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream, start: str,
-                   response: httpx.Response) -> None:
-    """Read a first pairing's query answer, and ask for the getctag beside it. Radicale builds
-    the whole answer before its first byte, so once that byte is here one PROPFIND for getctag
-    and the sync-token can go out on another connection: Radicale answers it on a thread of
-    its own while the items are applied, instead of the pairing waiting for that walk over
-    every item before its query. Where the token is still `start`, nothing changed since the
-    token the items are at least as new as, and that getctag is the next run's change marker:
-    the run after a pairing is then a probe alone."""
-    if stream.ctag_read is None:
-        stream.ctag_read = client.executor().submit(_ctag_if_unchanged, collection, start)
+def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream,
+                   start: PairingStart, response: httpx.Response) -> None:
+    """Read a first pairing's query answer, and ask for the marks beside it. Radicale builds
+    the whole answer before its first byte, so once that byte is here one PROPFIND for
+    getctag and the sync-token (`Collection.marks_after`) can go out on another connection:
+    Radicale answers it on a thread of its own while the items are applied, instead of the
+    pairing waiting for those walks over every item before its query. Where nothing changed
+    since `start`, that getctag is the next run's change marker: the run after a pairing is
+    then a probe alone."""
+    if stream.marks_read is None:
+        stream.marks_read = client.executor().submit(_marks_after, collection, start)
     stream.read(response)
 
 
-def _ctag_if_unchanged(collection: Collection, token: str) -> str | None:
-    """`Collection.ctag_if_token`, None when it failed (the next run then syncs from the
-    token once and records the getctag)."""
+def _marks_after(collection: Collection, start: PairingStart) -> tuple[str | None, str | None]:
+    """`Collection.marks_after`; when it failed, no getctag and `start`'s token (None for a
+    start by getlastmodified: the next run then lists the whole collection once, comparing
+    etags, and downloads only what differs)."""
     try:
-        return collection.ctag_if_token(token)
+        ctag, token = collection.marks_after(start)
     except DavsyncError as exc:
-        log.debug("%s: getctag after the pairing's query not read: %s", collection.url, exc)
-        return None
+        log.debug("%s: marks after the pairing's query not read: %s", collection.url, exc)
+        return None, start.token
+    if token is None:
+        log.info("%s: changed while it was first downloaded; the next run lists it once",
+                 collection.url)
+    return ctag, token
 
 
 def _streamed(collection: Collection, element: ET.Element) -> Fetched | None:

@@ -155,9 +155,9 @@ class SyncStream:
         self._batch: list[Fetched] = []  # parsed, not yet handed over
         self._stopped = threading.Event()
         self._first: object = None
-        # The getctag that goes with `sync_token`, asked by a request of its own once the
+        # The (getctag, sync-token) the items are at, asked by a request of its own once the
         # answer was built (a first pairing on Radicale: `synccollection`); None: not asked.
-        self.ctag_read: Future[str | None] | None = None
+        self.marks_read: Future[tuple[str | None, str | None]] | None = None
 
     # -- the worker side ------------------------------------------------------------------
 
@@ -217,10 +217,13 @@ class SyncStream:
             yield from value
             value = self._queue.get()
 
-    def ctag(self) -> str | None:
-        """The getctag valid for `sync_token` (read once the iteration ended); None when none
-        was asked, or the collection changed before it was read."""
-        return self.ctag_read.result() if self.ctag_read is not None else None
+    def marks(self) -> tuple[str | None, str | None]:
+        """(getctag, sync-token) the items handed out are at, once the iteration ended: the
+        answer's own token, or the ones read beside a first pairing's query (waited for);
+        None for what is not known (not asked, or the collection changed meanwhile)."""
+        if self.marks_read is None:
+            return None, self.sync_token
+        return self.marks_read.result()
 
     def close(self) -> None:
         self._stopped.set()

@@ -312,8 +312,10 @@ class ServerGather:
                 yield from self._take(fetched, owner, view)
         finally:
             view.stream.close()
-        view.token = view.stream.sync_token
-        view.ctag = view.ctag or view.stream.ctag()  # a first pairing's, read beside it
+        ctag, view.token = view.stream.marks()
+        view.ctag = view.ctag or ctag  # a first pairing's, read beside it
+        if view.token is None:  # changed while first downloaded: no mark fits the items
+            view.modified = None
 
     def _take(
         self, fetched: Fetched, owner: dict[str, str], view: ServerView

@@ -12,9 +12,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
-from tests.fixtures.proxy import Drop, LoopbackProxy, Reply, Request, Upstream, flood, passthrough
+import pytest
+
+from tests.fixtures.proxy import (
+    Drop,
+    Handler,
+    LoopbackProxy,
+    Reply,
+    Request,
+    Upstream,
+    flood,
+    passthrough,
+)
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_dav_hostile import MEASURED_RUN, behind, no_traceback, run
 from tests.integration.test_sync_radicale import ROOT, Device
@@ -61,6 +74,36 @@ def pair(proxy: LoopbackProxy, device: Device) -> dict:  # type: ignore[type-arg
     return got
 
 
+_LASTMOD = re.compile(rb"getlastmodified>([^<]+)</")
+# A first pairing checks its query against getlastmodified where that is settled when the
+# collection is first read (`PairingStart`), else against the sync-token: the two ways.
+WAYS = ("by-modified", "by-token")
+
+
+def dated(way: str, then: Handler = passthrough) -> Handler:
+    """`then`, with the answer to the collection's first PROPFIND (the one asking
+    resourcetype and getlastmodified) dated so that its getlastmodified is a day old
+    ("by-modified": settled) or not old at all ("by-token"), whatever the round trip: which
+    way a pairing takes does not depend on the machine's speed. "by-modified" waits first
+    until the seeding's last change is two seconds old, so the getlastmodified really is
+    settled (a later change lands in a later second): the check it makes stays a real one."""
+    if way == "by-modified":
+        time.sleep(2.1)
+    def handler(request: Request, upstream: Upstream) -> Reply | Drop:
+        reply = then(request, upstream)
+        found = None
+        if (isinstance(reply, Reply) and isinstance(reply.body, bytes)
+                and request.method == "PROPFIND" and b"resourcetype" in request.body):
+            found = _LASTMOD.search(reply.body)
+        if found is not None:
+            modified = parsedate_to_datetime(found.group(1).decode())
+            age = timedelta(days=1) if way == "by-modified" else timedelta(0)
+            reply.headers = {k: v for k, v in reply.headers.items() if k.lower() != "date"}
+            reply.headers["Date"] = format_datetime(modified + age, usegmt=True)
+        return reply
+    return handler
+
+
 def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_path(
     tmp_path: Path, dav_account: DavAccount
 ) -> None:
@@ -72,7 +115,7 @@ def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_pat
         assert sum(1 for r in proxy.seen if with_data(r)) == 1
         assert multigets(proxy) == 0
         assert multigets(op) == 3  # 1 + N/50 on the old path
-        assert token_then_query(proxy.seen, b"addressbook-query")
+        assert mark_then_query(proxy.seen, b"addressbook-query")
         assert phone.uids() == laptop.uids() == old.uids()
         assert sorted(p.name for p in phone.contacts.iterdir()) == sorted(
             p.name for p in old.contacts.iterdir())
@@ -82,14 +125,16 @@ def test_a_first_pairing_downloads_everything_in_one_request_same_as_the_old_pat
         assert phone.sync()["http_requests"] == old.sync()["http_requests"] == 2
 
 
-def token_then_query(seen: list[Request], query: bytes) -> bool:
-    """Radicale's first pairing: the sync-token alone (PROPFIND Depth 0), then one query for
-    every item's data, and no sync-collection listing at all."""
-    kinds = [("token" if r.method == "PROPFIND" and b"sync-token" in r.body else
+def mark_then_query(seen: list[Request], query: bytes) -> bool:
+    """Radicale's first pairing: a mark (PROPFIND Depth 0 for the sync-token or
+    getlastmodified, no getctag), then one query for every item's data, and no
+    sync-collection listing at all."""
+    kinds = [("mark" if r.method == "PROPFIND" and b"getctag" not in r.body
+              and (b"sync-token" in r.body or b"getlastmodified" in r.body) else
               "query" if r.method == "REPORT" and query in r.body else
               "sync" if b"sync-collection" in r.body else "") for r in seen]
     return ("sync" not in kinds and kinds.count("query") == 1
-            and "token" in kinds[:kinds.index("query")])
+            and "mark" in kinds[:kinds.index("query")])
 
 
 def is_marker(request: Request) -> bool:
@@ -98,37 +143,65 @@ def is_marker(request: Request) -> bool:
             and b"sync-token" in request.body and b"resourcetype" not in request.body)
 
 
+def collection_marks(device: Device) -> tuple[object, ...]:
+    db = next((device.root / "state").glob("*.sqlite*"))
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT ctag, sync_token, modified FROM collections "
+                           "WHERE name LIKE '%contacts%'").fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.mark.parametrize("way", WAYS)
 def test_a_first_pairing_reads_the_getctag_beside_its_query_not_before_it(
-    tmp_path: Path, dav_account: DavAccount
+    tmp_path: Path, dav_account: DavAccount, way: str
 ) -> None:
     """On Radicale getctag and the sync-token each walk every item: the collection's first
-    PROPFIND asks the token alone (what the query needs before it), and the getctag goes out
-    once the query's answer started, beside the reading; the token still the same, that
-    getctag is recorded, so the next run is the probe alone."""
+    PROPFIND asks neither, only getlastmodified (a stat per item). Settled, that is the mark
+    the query is checked against; else the token is asked alone before the query. getctag
+    and the token go out once the query's answer started, beside the reading. Nothing
+    changed meanwhile: both are recorded, so the next run is the probe alone."""
     seeded(tmp_path, dav_account)
     phone = Device(tmp_path / "phone", dav_account)
-    with LoopbackProxy(dav_account.url) as proxy:
+    with LoopbackProxy(dav_account.url, dated(way)) as proxy:
         pair(proxy, phone)
+        mine = [r for r in proxy.seen if b"/contacts/" in r.path.encode()]
         kinds = [("load" if r.method == "PROPFIND" and b"resourcetype" in r.body else
                   "marker" if is_marker(r) else
-                  "query" if b"addressbook-query" in r.body else "")
-                 for r in proxy.seen if b"/contacts/" in r.path.encode()]
-        assert kinds == ["load", "query", "marker"], kinds
-        load = next(r for r in proxy.seen if r.method == "PROPFIND" and b"resourcetype" in r.body
-                    and b"/contacts/" in r.path.encode())
-        assert b"getctag" not in load.body and b"sync-token" in load.body
+                  "token" if r.method == "PROPFIND" and b"sync-token" in r.body else
+                  "query" if b"addressbook-query" in r.body else "") for r in mine]
+        assert kinds == (["load", "query", "marker"] if way == "by-modified"
+                         else ["load", "token", "query", "marker"]), kinds
+        load, marker = mine[0], mine[-1]
+        assert b"getctag" not in load.body and b"sync-token" not in load.body
+        assert b"getlastmodified" in load.body
+        assert (b"getlastmodified" in marker.body) == (way == "by-modified")
+        ctag, token, modified = collection_marks(phone)
+        assert ctag and token
+        assert bool(modified) == (way == "by-modified")  # by-token: its load was not settled
         proxy.seen.clear()
         got = phone.sync()
-        assert got["exit"] == 0 and got["http_requests"] == 2, got  # a probe per collection
-        assert all(r.method == "PROPFIND" and b"getctag" in r.body for r in proxy.seen)
+        assert got["exit"] == 0, got
+        # The contacts: the probe alone. The calendar the laptop made is empty and had no
+        # sync-token yet: the one the marks read made creates Radicale's cache folder inside
+        # it, which moves its getlastmodified once (by getlastmodified, that run also syncs
+        # the calendar from its token, finding nothing); from the run after, a probe each.
+        contacts = [r for r in proxy.seen if "/contacts/" in r.path]
+        assert [r.method for r in contacts] == ["PROPFIND"], contacts
+        if way == "by-token":
+            assert got["http_requests"] == 2, got
+        assert phone.sync()["http_requests"] == 2
 
 
+@pytest.mark.parametrize("way", WAYS)
 def test_a_change_before_the_getctag_is_read_is_synced_by_the_next_run(
-    tmp_path: Path, dav_account: DavAccount
+    tmp_path: Path, dav_account: DavAccount, way: str
 ) -> None:
-    """Another client edits an item after the query's answer was built and before the getctag
-    beside it is read: the token then differs from the pairing's, that getctag is not
-    recorded, and the next run syncs from the pairing's token and downloads the edit."""
+    """Another client edits an item after the query's answer was built and before the marks
+    beside it are read. By token: the token then differs from the pairing's, that getctag is
+    not recorded, and the next run syncs from the pairing's token. By getlastmodified: it
+    moved, so neither the getctag nor the token read is recorded, and the next run lists the
+    whole collection. Either way the next run downloads the edit, and only it."""
     seeded(tmp_path, dav_account)
     phone = Device(tmp_path / "phone", dav_account)
 
@@ -137,13 +210,17 @@ def test_a_change_before_the_getctag_is_read_is_synced_by_the_next_run(
             put(dav_account, "contacts", "c5.vcf", card("c5", "Person 5 raced"))
         return upstream()
 
-    with LoopbackProxy(dav_account.url, race) as proxy:
+    with LoopbackProxy(dav_account.url, dated(way, race)) as proxy:
         pair(proxy, phone)
         assert "Person 5 raced" not in (phone.contacts / "c5.vcf").read_text(encoding="utf-8")
+        ctag, token, modified = collection_marks(phone)
+        assert ctag is None
+        assert (token is None and modified is None) == (way == "by-modified")
         again = phone.sync()
         assert again["exit"] == 0, again
         assert again["collections"]["contacts"]["downloaded"] == 1
         assert "Person 5 raced" in (phone.contacts / "c5.vcf").read_text(encoding="utf-8")
+        assert phone.sync()["http_requests"] == 2
 
 
 def test_a_first_calendar_pairing_is_one_query_after_the_token(
@@ -156,20 +233,23 @@ def test_a_first_calendar_pairing_is_one_query_after_the_token(
     phone = Device(tmp_path / "phone", dav_account)
     with LoopbackProxy(dav_account.url) as proxy:
         pair(proxy, phone)
-        assert token_then_query([r for r in proxy.seen if b"/personal/" in r.path.encode()],
-                                b"calendar-query")
+        assert mark_then_query([r for r in proxy.seen if b"/personal/" in r.path.encode()],
+                               b"calendar-query")
         assert sum(1 for r in proxy.seen if b"calendar-multiget" in r.body) == 0
         assert phone.uids("calendars") == laptop.uids("calendars")
         assert len(phone.uids("calendars")) == 60
         assert phone.sync()["http_requests"] == 2
 
 
-def test_a_change_between_the_token_and_the_query_is_applied_once(
-    tmp_path: Path, dav_account: DavAccount
+@pytest.mark.parametrize("way", WAYS)
+def test_a_change_between_the_mark_and_the_query_is_applied_once(
+    tmp_path: Path, dav_account: DavAccount, way: str
 ) -> None:
-    """Another client edits one item and deletes another after davsync took the sync-token
-    and before its query: the query brings the new version; the next run's sync from that
-    token lists both changes again, finds them applied, and downloads nothing."""
+    """Another client edits one item and deletes another after davsync took its mark and
+    before its query: the query brings the new version. By token: the next run's sync from
+    that token lists both changes again, finds them applied, and downloads nothing. By
+    getlastmodified: it moved, so no token is recorded, and the next run's full listing
+    finds every etag as recorded and downloads nothing either."""
     laptop = seeded(tmp_path, dav_account)
     phone = Device(tmp_path / "phone", dav_account)
 
@@ -179,10 +259,11 @@ def test_a_change_between_the_token_and_the_query_is_applied_once(
             delete(dav_account, "contacts/c4.vcf")
         return upstream()
 
-    with LoopbackProxy(dav_account.url, race) as proxy:
+    with LoopbackProxy(dav_account.url, dated(way, race)) as proxy:
         pair(proxy, phone)
         assert "Person 3 raced" in (phone.contacts / "c3.vcf").read_text(encoding="utf-8")
         assert not (phone.contacts / "c4.vcf").exists()
+        assert (collection_marks(phone)[1] is None) == (way == "by-modified")
         again = phone.sync()
         assert again["exit"] == 0, again
         assert again["collections"]["contacts"]["downloaded"] == 0
