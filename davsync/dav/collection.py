@@ -217,15 +217,19 @@ class Collection:
 
     def marks_after(self, start: PairingStart) -> tuple[str | None, str | None]:
         """(getctag, sync-token) the items of a first pairing's query are at, read in one
-        PROPFIND after the query: with a `start` by token, that token, and the getctag while
-        the token still is it; with one by getlastmodified, both while getlastmodified is
-        unchanged, else (None, None): something changed since `start`, so no token read now
-        is known to describe the items. getlastmodified is asked first: Radicale answers the
-        properties in order, under one lock that no write to an item can take meanwhile, and
-        the first sync-token it ever makes for a collection creates its cache folder inside
-        the collection's, which moves getlastmodified without any item changing."""
-        props = (*((xb.GETLASTMODIFIED,) if start.token is None else ()), xb.GETCTAG,
-                 xb.SYNC_TOKEN)
+        PROPFIND after the query. With a `start` by token: that token, and the getctag while
+        the token still is it. With one by getlastmodified: the token while getlastmodified
+        is unchanged, else (None, None): something changed since `start`, so no token read
+        now is known to describe the items. No getctag then: on Radicale it is a second walk
+        over every item (0.7 s at 10 000) that would outlast the applying, and the fresh
+        getlastmodified mark makes the next runs' probes; when that mark is an hour old, one
+        sync from the token records a getctag. getlastmodified is asked first: Radicale
+        answers the properties in order, under one lock that no write to an item can take
+        meanwhile, and the first sync-token it ever makes for a collection creates its cache
+        folder inside the collection's, which moves getlastmodified without any item
+        changing."""
+        props = ((xb.GETLASTMODIFIED, xb.SYNC_TOKEN) if start.token is None
+                 else (xb.GETCTAG, xb.SYNC_TOKEN))
         own = self._own(self._propfind(props, "0"))
         ctag, token = own.text(xb.GETCTAG), own.text(xb.SYNC_TOKEN)
         if start.token is not None:

@@ -153,12 +153,11 @@ def _stream_report(
 def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream,
                    start: PairingStart, response: httpx.Response) -> None:
     """Read a first pairing's query answer, and ask for the marks beside it. Radicale builds
-    the whole answer before its first byte, so once that byte is here one PROPFIND for
-    getctag and the sync-token (`Collection.marks_after`) can go out on another connection:
+    the whole answer before its first byte, so once that byte is here one PROPFIND for the
+    sync-token (and getctag, `Collection.marks_after`) can go out on another connection:
     Radicale answers it on a thread of its own while the items are applied, instead of the
-    pairing waiting for those walks over every item before its query. Where nothing changed
-    since `start`, that getctag is the next run's change marker: the run after a pairing is
-    then a probe alone."""
+    pairing waiting for a walk over every item before its query. Where nothing changed
+    since `start`, the run after the pairing is a probe alone."""
     if stream.marks_read is None:
         stream.marks_read = client.executor().submit(_marks_after, collection, start)
     stream.read(response)

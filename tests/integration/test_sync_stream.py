@@ -138,9 +138,11 @@ def mark_then_query(seen: list[Request], query: bytes) -> bool:
 
 
 def is_marker(request: Request) -> bool:
-    """The PROPFIND for getctag and the sync-token sent beside a first pairing's query."""
-    return (request.method == "PROPFIND" and b"getctag" in request.body
-            and b"sync-token" in request.body and b"resourcetype" not in request.body)
+    """The PROPFIND for the sync-token sent beside a first pairing's query: with getctag
+    (checked by the token) or getlastmodified (checked by that)."""
+    return (request.method == "PROPFIND" and b"sync-token" in request.body
+            and b"resourcetype" not in request.body
+            and (b"getctag" in request.body or b"getlastmodified" in request.body))
 
 
 def collection_marks(device: Device) -> tuple[object, ...]:
@@ -158,9 +160,10 @@ def test_a_first_pairing_reads_the_getctag_beside_its_query_not_before_it(
 ) -> None:
     """On Radicale getctag and the sync-token each walk every item: the collection's first
     PROPFIND asks neither, only getlastmodified (a stat per item). Settled, that is the mark
-    the query is checked against; else the token is asked alone before the query. getctag
-    and the token go out once the query's answer started, beside the reading. Nothing
-    changed meanwhile: both are recorded, so the next run is the probe alone."""
+    the query is checked against; else the token is asked alone before the query. The token
+    goes out once the query's answer started, beside the reading, with getlastmodified
+    again (checked by that) or getctag (checked by the token). Nothing changed meanwhile:
+    the token and the mark are recorded, so the next run is the probe alone."""
     seeded(tmp_path, dav_account)
     phone = Device(tmp_path / "phone", dav_account)
     with LoopbackProxy(dav_account.url, dated(way)) as proxy:
@@ -176,8 +179,10 @@ def test_a_first_pairing_reads_the_getctag_beside_its_query_not_before_it(
         assert b"getctag" not in load.body and b"sync-token" not in load.body
         assert b"getlastmodified" in load.body
         assert (b"getlastmodified" in marker.body) == (way == "by-modified")
+        assert (b"getctag" in marker.body) == (way == "by-token")
         ctag, token, modified = collection_marks(phone)
-        assert ctag and token
+        assert token
+        assert bool(ctag) == (way == "by-token")
         assert bool(modified) == (way == "by-modified")  # by-token: its load was not settled
         proxy.seen.clear()
         got = phone.sync()
@@ -191,6 +196,32 @@ def test_a_first_pairing_reads_the_getctag_beside_its_query_not_before_it(
         if way == "by-token":
             assert got["http_requests"] == 2, got
         assert phone.sync()["http_requests"] == 2
+
+
+def test_after_a_pairing_checked_by_getlastmodified_an_old_mark_costs_one_sync_then_a_probe(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """Such a pairing records no getctag. Once its getlastmodified mark is an hour old the
+    probe asks getctag, finds none to compare with, and syncs once from the token (nothing
+    to download); that run records the getctag, and the next is the probe alone again."""
+    seeded(tmp_path, dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    with LoopbackProxy(dav_account.url, dated("by-modified")) as proxy:
+        pair(proxy, phone)
+        assert collection_marks(phone)[0] is None
+        db = next((phone.root / "state").glob("*.sqlite*"))
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE collections SET modified_at = modified_at - 7200")
+        proxy.seen.clear()
+        got = phone.sync()
+        assert got["exit"] == 0 and got["collections"]["contacts"]["downloaded"] == 0, got
+        contacts = [r for r in proxy.seen if "/contacts/" in r.path]
+        assert b"getctag" in contacts[0].body
+        assert [r.method for r in contacts] == ["PROPFIND", "REPORT"], contacts
+        assert collection_marks(phone)[0] is not None
+        proxy.seen.clear()
+        assert phone.sync()["exit"] == 0
+        assert [r.method for r in proxy.seen if "/contacts/" in r.path] == ["PROPFIND"]
 
 
 @pytest.mark.parametrize("way", WAYS)
