@@ -22,6 +22,11 @@ def create_collection(ctx: Context, ledger: Ledger, actions: list[Action]) -> li
     if creates and ctx.remote.can_bulk_create() and _bulk_create(ctx, ledger, creates):
         return [a for a in actions if a.op is not Op.CREATE_REMOTE]
     ctx.remote.ensure_exists()
+    # A write like any other: its marks are read after the run's writes (`sync.marks`), so
+    # an empty new collection has a sync-token and a getctag from its first run on (the
+    # next run is a probe, and on Radicale no later token request creates its cache folder
+    # inside it, which would move the getlastmodified another device's pairing checks).
+    ledger.wrote_remote = True
     return actions
 
 

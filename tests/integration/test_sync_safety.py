@@ -545,9 +545,10 @@ _PAIRED = 2100  # two batches of 1 000 records made durable in the background, t
 
 
 class HoldTheLastProbe:
-    """A proxy handler holding the getctag PROPFIND a first pairing sends beside its query
-    until the test has killed the process: until then the run cannot finish, so each kill
-    point below is reached with the run still applying (or waiting at its end)."""
+    """A proxy handler holding the PROPFIND for the sync-token a first pairing sends beside
+    its query (with getctag or getlastmodified, `Collection.marks_after`) until the test has
+    killed the process: until then the run cannot finish, so each kill point below is
+    reached with the run still applying (or waiting at its end)."""
 
     def __init__(self) -> None:
         self.hold = True
@@ -558,7 +559,7 @@ class HoldTheLastProbe:
     def __call__(self, request: Request, upstream: Upstream) -> Reply | Drop:
         if request.method == "REPORT":
             self.queried = True
-        elif self.hold and self.queried and b"getctag" in request.body:
+        elif self.hold and self.queried and b"sync-token" in request.body:
             self.held.set()
             assert self.release.wait(120)
             return DROP
