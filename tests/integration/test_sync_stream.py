@@ -253,7 +253,12 @@ def test_a_change_before_the_getctag_is_read_is_synced_by_the_next_run(
         return upstream()
 
     with LoopbackProxy(dav_account.url, dated(way, race)) as proxy:
-        pair(proxy, phone)
+        proxied(phone, proxy)
+        proc = phone.run("-v", "sync")
+        assert proc.returncode == 0, proc.stderr
+        told = f"{proxy.url}{dav_account.username}/contacts/: changed while it was first " \
+               "downloaded; the next run lists it once"
+        assert (told in proc.stderr) == (way == "by-modified"), proc.stderr
         assert "Person 5 raced" not in (phone.contacts / "c5.vcf").read_text(encoding="utf-8")
         ctag, token, modified = collection_marks(phone)
         assert ctag is None
