@@ -130,11 +130,10 @@ class Collection:
         It asks for the probe's properties too and keeps what it saw in `loaded_probe`, so a
         first run needs no second probe. Where a first pairing checks its query for every
         item against a mark read before it (`PairingStart`, Radicale) it leaves getctag out:
-        that walks every item on Radicale (1.1-1.2 s at 10 000), and is read beside the
-        query instead (`synccollection._read_and_mark`); where it is not, the next run's
-        probe finds none recorded and syncs once from the token. The getlastmodified it
+        that walks every item on Radicale (1.1-1.2 s at 10 000). The getlastmodified it
         asks where that is a change marker (a stat per item) is that pairing's mark when
-        settled."""
+        settled (`pairing_start`); the sync-token is read beside the query
+        (`synccollection._read_and_mark`)."""
         pairing_by_query = rating(self._client.server, "query_all_data") == "supported"
         marker = (xb.SUPPORTED_REPORT_SET,) if pairing_by_query else xb.PROBE_PROPS
         if self.modified_marks():
