@@ -138,28 +138,16 @@ class Collection:
         marker = (xb.SUPPORTED_REPORT_SET,) if pairing_by_query else xb.PROBE_PROPS
         if self.modified_marks():
             marker = (*marker, *xb.MODIFIED_PROBE_PROPS)
-        started = time.monotonic()
-        response = self._client.request(
-            "PROPFIND",
-            self.url,
-            headers={"Depth": "0", **_XML},
-            content=xb.propfind((xb.RESOURCETYPE, *marker)),
-        )
-        seconds = time.monotonic() - started
-        if response.status_code == 404:
-            self.exists = False
-            return
-        if response.status_code != 207:
-            raise self._client.failure("PROPFIND", self.url, response)
         try:
-            own = self._own(parse_multistatus(response.content, self.url))
+            answer, date, seconds = self._timed_propfind((xb.RESOURCETYPE, *marker), "0")
+            own = self._own(answer)
         except DavError as exc:
             if exc.status != 404:
                 raise
             self.exists = False
             return
         self._check_type(own)
-        self.loaded_probe = self._probe_of(own, response.headers.get("Date"), seconds)
+        self.loaded_probe = self._probe_of(own, date, seconds)
         self.exists = True
 
     def _check_type(self, own: DavResponse) -> None:
