@@ -150,6 +150,10 @@ class OneFileSource:
         self._check(parsed, name, expect_sig)
         return self._store(parsed, name, data)
 
+    def settled(self, sig: str) -> str:
+        """An item's sig is its content's: known when it is written."""
+        return sig
+
     def delete(self, name: str, expect_sig: str | None) -> None:
         parsed = self._working()
         self._check(parsed, name, expect_sig)

@@ -4,7 +4,7 @@ in, and the records committed in batches. Only this touches the state store's it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from davsync.core.synced import Synced
 from davsync.state.store import Refusal
@@ -110,10 +110,13 @@ class Ledger:
                 continue
             kept.append(record)
         refusals, self._refusals = self._refusals, []
+        settled = ctx.source.settled
         with ctx.store.transaction():
             run: list[tuple[Synced, str | None]] = []  # records in a row, one statement
             for uid, synced, text in kept:
                 if synced is not None:
+                    if synced.device_sig is not None:
+                        synced = replace(synced, device_sig=settled(synced.device_sig))
                     run.append((synced, text))
                     continue
                 ctx.store.upsert(ctx.name, run)

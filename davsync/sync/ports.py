@@ -60,7 +60,14 @@ class Source(Protocol):
         ...
 
     def write(self, name: str, data: bytes, expect_sig: str | None) -> str:
-        """Replace an item; returns the new sig."""
+        """Replace an item; returns the new sig (see `settled`)."""
+        ...
+
+    def settled(self, sig: str) -> str:
+        """The item's sig for one `create`/`write` returned, once the flush that made the
+        write durable is done: a store that writes the files at the flush (a vdir's large
+        batches, written by a helper process) returns a placeholder there, known only to it
+        until then. The sync records only settled sigs."""
         ...
 
     def delete(self, name: str, expect_sig: str | None) -> None: ...

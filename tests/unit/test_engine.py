@@ -10,6 +10,7 @@ import pytest
 
 from davsync.core.item import parse_item
 from davsync.dav.api import DavError
+from davsync.sources import vdir
 from davsync.sources.vdir import VdirSource
 from tests.unit.rig import Rig, vcard
 
@@ -207,11 +208,15 @@ def test_server_without_sync_collection_uses_etag_listing(tmp_path: Path) -> Non
     assert rig.remote.requests == 1  # unchanged ctag: the probe only
 
 
-def test_a_pairing_applies_downloads_while_later_ones_are_still_coming(tmp_path: Path) -> None:
+def test_a_pairing_applies_downloads_while_later_ones_are_still_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With nothing deleted anywhere, downloaded items are written chunk by chunk: memory stays
     at a chunk, not the collection. Seen from the server: when the last item is handed out,
     most of the earlier ones are already files on the device (named, or written and waiting
-    for the batch's one sync before they get their names)."""
+    for the batch's one sync before they get their names). The vdir writes every file itself
+    here: from `_HELPER_FROM` files on, a batch's files are written by its flush."""
+    monkeypatch.setattr(vdir, "_HELPER_FROM", 10**6)
     rig = Rig(tmp_path)
     for i in range(200):
         rig.remote.put_raw(f"/u/c/{i:03d}.vcf", vcard(f"u{i:03d}", f"Person {i}"))
@@ -425,3 +430,24 @@ def test_an_item_over_the_size_limit_is_reported_and_kept(tmp_path: Path) -> Non
     report = rig.sync()
     assert "over the 0.0 MiB davsync sends for one item" in report.errors[0]["reason"]
     assert rig.server() == {"a": "Anna"} and (rig.dir / "a.vcf").exists()
+
+
+def test_large_batches_written_by_the_helper_are_recorded_with_the_files_own_sigs(
+    tmp_path: Path,
+) -> None:
+    """A pairing and a large server-side change whose files the vdir's helper process wrote:
+    every record holds the sig of its file on disk (not the placeholder the write returned),
+    so the next run reads no file and finds nothing to do."""
+    rig = Rig(tmp_path)
+    for i in range(1500):
+        rig.remote.put_raw(f"/u/c/{i:04d}.vcf", vcard(f"u{i:04d}", f"Person {i}"))
+    assert rig.sync().downloaded == 1500
+    for i in range(0, 1500, 2):
+        rig.remote.put_raw(f"/u/c/{i:04d}.vcf", vcard(f"u{i:04d}", f"Person {i} edited"))
+    assert rig.sync().downloaded == 750
+    scan = VdirSource(rig.dir, "contacts").scan()
+    records = rig.store.items("c")
+    assert len(records) == 1500
+    assert {r.filename: r.device_sig for r in records.values()} == scan
+    report = rig.sync()
+    assert (report.downloaded, report.uploaded, report.errors) == (0, 0, [])

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from davsync.fsutil import TMP_PREFIX, atomic_file, in_background, stop_background, write_atomic
+from davsync.fsutil import (
+    TMP_PREFIX,
+    HelperLost,
+    atomic_file,
+    in_background,
+    in_helper,
+    stop_background,
+    write_atomic,
+)
 
 
 def _names(folder: Path) -> list[str]:
@@ -89,3 +101,69 @@ def test_stop_background_waits_for_the_work_and_ends_its_threads() -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("davsync-test")]
     assert in_background("davsync-test", lambda: "again").result(5) == "again"  # made anew
     stop_background()
+
+
+
+# The helper imports what a call names: stdlib functions here (this test module is not
+# importable there).
+def test_in_helper_runs_the_work_in_another_process_and_hands_back_its_value(
+    tmp_path: Path
+) -> None:
+    pid = in_helper(os.getpid).result(30)
+    assert pid != os.getpid()
+    assert in_helper(os.getpid).result(30) == pid  # the same helper again
+    assert in_helper(partial(os.path.join, "a", "b")).result(30) == "a/b"
+    with pytest.raises(FileNotFoundError) as raised:
+        in_helper(partial(os.stat, tmp_path / "missing")).result(30)
+    assert raised.value.errno == errno.ENOENT  # the helper's exception, whole
+    assert in_helper(os.getpid).result(30) == pid
+    stop_background()
+    assert in_helper(os.getpid).result(30) not in (pid, os.getpid())  # a new one
+    stop_background()
+
+
+def test_a_helper_gone_while_it_held_work_is_told_and_a_new_one_takes_the_next() -> None:
+    pid = in_helper(os.getpid).result(30)
+    with pytest.raises(HelperLost, match="the helper process stopped"):
+        in_helper(partial(os.kill, pid, signal.SIGKILL)).result(30)
+    assert in_helper(os.getpid).result(30) not in (pid, os.getpid())
+    stop_background()
+
+
+def test_where_no_helper_can_start_the_work_runs_in_this_process(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop_background()
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    assert in_helper(os.getpid).result(30) == os.getpid()
+    stop_background()
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its exit status left (a zombie nobody reaped yet)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the helper's tie to its parent is Linux's")
+def test_the_helper_dies_with_a_killed_davsync() -> None:
+    """A `kill -9` of davsync must leave no helper writing into the device folder while the
+    next run starts."""
+    code = ("import os, time; from davsync.fsutil import in_helper; "
+            "print(in_helper(os.getpid).result(30), flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    try:
+        helper = int(parent.stdout.readline())
+        assert not _gone(helper)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while not _gone(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(helper)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import threading
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from davsync.core.plan import Op
 from davsync.core.synced import Synced
+from davsync.fsutil import in_background
 from davsync.sources.vdir import VdirSource, _Batch
 from davsync.state.store import StateStore
 from davsync.sync.context import Context, SyncOptions
@@ -173,6 +175,9 @@ def test_a_batch_whose_flush_failed_is_never_recorded_and_the_next_run_converges
         real(folder, paths)
 
     monkeypatch.setattr(vdir_module, "sync_files", failing_sync)
+    # The batches' files are synced where this process's patch reaches: on a thread, not in
+    # the helper process (`in_helper` itself is tested in test_fsutil).
+    monkeypatch.setattr(vdir_module, "in_helper", partial(in_background, "davsync-test"))
     report = rig.sync()
     assert [e["reason"] for e in report.errors] == [
         "cannot sync the device folder to disk (Input/output error); the files written "

@@ -474,8 +474,9 @@ def test_a_background_flush_that_fails_is_raised_and_nothing_after_it_is_placed(
 def test_a_batch_that_replaces_or_deletes_files_is_placed_before_start_flush_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only new files are named in the background: replacing files there was measured to
-    slow the applying thread (its reuse of replaced files contends with the placing)."""
+    """Only new files are named in the background, below `_HELPER_FROM`: replacing files on
+    a thread was measured to slow the applying thread (its reuse of replaced files contends
+    with the placing for the interpreter lock)."""
     held = _HeldSync(monkeypatch)
     held.go.set()
     src = VdirSource(tmp_path, "contacts")
@@ -489,3 +490,39 @@ def test_a_batch_that_replaces_or_deletes_files_is_placed_before_start_flush_ret
     src.delete(b, sig_b)
     assert src.start_flush() == {}
     assert not held.started.is_set() and src.scan() == {a: sig_a2}
+
+
+def test_a_large_batch_is_written_and_named_by_the_helper_with_sigs_settled_after(
+    tmp_path: Path,
+) -> None:
+    """From `_HELPER_FROM` files on, a batch's data waits in memory and the helper process
+    writes, syncs and names its files (reusing the files the batch before took out of use):
+    the sigs handed out meanwhile are placeholders that `settled` turns into the files' own,
+    reads and stale-write checks see the waiting data, and a user's edit made before the
+    helper got to the file is kept."""
+    src = VdirSource(tmp_path, "contacts")
+    size = vdir_module._HELPER_FROM + 50
+    first = {src.create(f"u{i}", b"v1 %d" % i)[0]: i for i in range(size)}
+    assert src.flush() == {}
+    sigs = src.scan()
+    written = {name: src.write(name, b"v2 %d" % i, sigs[name]) for name, i in first.items()}
+    late = [name for name, sig in written.items() if sig.startswith("unwritten:")]
+    assert len(late) == 50  # the first _HELPER_FROM were written here, the rest wait
+    assert src.read(late[0]) == b"v2 %d" % first[late[0]]
+    with pytest.raises(SourceError, match="changed while syncing"):
+        src.write(late[0], b"v3", sigs[late[0]])  # the waiting version is the one to expect
+    edited = late[1]
+    (tmp_path / edited).write_bytes(b"the user's")
+    assert src.start_flush() == {}  # under way in the helper
+    assert src.flush() == {edited: f"{tmp_path / edited} changed while syncing; left untouched"}
+    on_disk = src.scan()
+    for name, sig in written.items():
+        if name != edited:
+            assert src.settled(sig) == on_disk[name]
+            assert (tmp_path / name).read_bytes() == b"v2 %d" % first[name]
+    assert (tmp_path / edited).read_bytes() == b"the user's"
+    again = src.write(late[2], b"v3", written[late[2]])  # a settled placeholder still matches
+    assert src.flush() == {}
+    assert src.settled(again) == src.scan()[late[2]]
+    src.settle()
+    assert sorted(os.listdir(tmp_path)) == sorted(first)
