@@ -339,11 +339,19 @@ def start_helper() -> None:
     in_background(_HELPER_THREAD, _helper)
 
 
+def helper_ready() -> bool:
+    """True while a helper process is running and has said it is ready: work handed to it
+    then waits for no start (a caller may choose to do small work itself until then)."""
+    return _READY.is_set()
+
+
 _HELPER_THREAD: Final = "davsync-helper"
 # The helper process, touched only on the `_HELPER_THREAD` thread (and by `_stop_helper`
 # once that thread has ended).
 _HELPER: list[subprocess.Popen[bytes]] = []
 _HELPER_STARTED: list[bool] = []  # once one was started: `_stop_helper` registered at exit
+_READY: Final = threading.Event()
+_READY_BYTE: Final = b"R"  # the helper's first word: imported and listening
 _PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 
 
@@ -363,10 +371,16 @@ def _helper() -> subprocess.Popen[bytes] | None:
                                 stdout=subprocess.PIPE, start_new_session=True)
     except OSError:
         return None
+    assert proc.stdout is not None
+    if proc.stdout.read(1) != _READY_BYTE:  # it could not start: no helper, then
+        _HELPER.append(proc)
+        _stop_helper()
+        return None
     if not _HELPER_STARTED:
         atexit.register(_stop_helper)  # an exit without `stop_background` ends it too
         _HELPER_STARTED.append(True)
     _HELPER.append(proc)
+    _READY.set()
     return proc
 
 
@@ -389,6 +403,7 @@ def _call_helper(work: Callable[[], T]) -> T:
 
 def _stop_helper() -> None:
     """End the helper: it leaves when its input closes (it holds no work then)."""
+    _READY.clear()
     if not _HELPER:
         return
     proc = _HELPER.pop()
@@ -418,6 +433,8 @@ def serve_helper(parent: int) -> None:
     source, sink = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes where the parent's errors go, not into the answers
     sys.stdout = sys.stderr
+    sink.write(_READY_BYTE)
+    sink.flush()
     while True:
         try:
             work = pickle.load(source)  # noqa: S301  (from the process that started us)

@@ -19,6 +19,7 @@ from davsync.fsutil import (
     TMP_PREFIX,
     HelperLost,
     fsync_dir,
+    helper_ready,
     in_background,
     in_helper,
     place_staged,
@@ -37,8 +38,9 @@ _MAX_SPARE = 2000  # files out of use kept for reuse: two of the sync's record b
 # From this many files waiting for the next flush on, the files of the batch are written,
 # synced and named by the helper process (`fsutil.in_helper`), whose system calls then no
 # longer take the interpreter lock from the applying thread (that was half of its time in
-# 5 000 downloads). Fewer are not worth the helper's start (about 0.1 s of another core).
-_HELPER_FROM = 100
+# 5 000 downloads). Fewer are written faster here than the helper starts (about 0.1 s of
+# CPU): with it from 100 on, a change of 500 of 1 000 took 0.12 s longer.
+_HELPER_FROM = 600
 # The sig `write`/`create` return for an item whose file the flush writes: replaced by the
 # file's own once it was written (`settled`). Never the sig of a file (those are numbers).
 _UNWRITTEN = "unwritten:"
@@ -84,11 +86,12 @@ class _Placed:
 
 @dataclass
 class _Flushing:
-    """A batch being placed by `start_flush`'s thread, and its names (looked up without
-    waiting); `outcome` once the applying thread took it in."""
+    """A batch being placed by `start_flush`'s thread or the helper, and its names (looked
+    up without waiting); `outcome` once the applying thread took it in."""
 
     done: Future[_Placed]
     by_name: dict[str, _Staged]
+    batch: _Batch
     outcome: _Placed | None = None
 
 
@@ -285,8 +288,11 @@ class VdirSource:
         return self._stage(name, data, replace=True, expect_sig=expect)
 
     def _deferring(self) -> bool:
-        """True when the next file staged waits for the flush to be written (`_stage`)."""
-        return len(self._staged) + len(self._gone) >= _HELPER_FROM
+        """True when the next file staged waits for the flush to be written (`_stage`): a
+        large batch, once the helper is ready (until then, as in a small run, it is written
+        here: waiting for the helper's start would cost a 500-item change more than it
+        saves)."""
+        return len(self._staged) + len(self._gone) >= _HELPER_FROM and helper_ready()
 
     def settled(self, sig: str) -> str:
         """The sig of the file written for an `_UNWRITTEN` one, once its flush wrote it."""
@@ -390,7 +396,7 @@ class VdirSource:
             placing = in_background("davsync-flush", partial(_place_batch, self.location, batch))
         else:
             return failed
-        self._flushing = _Flushing(placing, {item.name: item for item in batch.staged})
+        self._flushing = _Flushing(placing, {item.name: item for item in batch.staged}, batch)
         return failed
 
     def flush(self) -> dict[str, str]:
@@ -402,8 +408,8 @@ class VdirSource:
         failed = self._finish_flushing()
         batch = self._to_place()
         if _for_helper(batch):
-            return failed | self._outcome(_placed(in_helper(partial(_place_batch, self.location,
-                                                                    batch))))
+            placing = in_helper(partial(_place_batch, self.location, batch))
+            return failed | self._outcome(_placed(placing, batch))
         return failed | self._outcome(_place_batch(self.location, batch))
 
     def _outcome(self, placed: _Placed) -> dict[str, str]:
@@ -447,7 +453,7 @@ class VdirSource:
         anything touches a name it is placing, or when its freed files are wanted."""
         flushing = self._flushing
         if flushing is not None and flushing.outcome is None:
-            flushing.outcome = _placed(flushing.done)
+            flushing.outcome = _placed(flushing.done, flushing.batch)
             self._absorb(flushing.outcome)
 
     def _finish_flushing(self) -> dict[str, str]:
@@ -487,17 +493,22 @@ class VdirSource:
 
 
 def _for_helper(batch: _Batch) -> bool:
-    return len(batch.staged) + len(batch.gone) >= _HELPER_FROM
+    """The batch holds data only the flush writes, or is large and the helper is ready."""
+    return (any(item.data is not None for item in batch.staged)
+            or (len(batch.staged) + len(batch.gone) >= _HELPER_FROM and helper_ready()))
 
 
-def _placed(done: Future[_Placed]) -> _Placed:
+def _placed(done: Future[_Placed], batch: _Batch) -> _Placed:
     """A batch's outcome, from whichever thread or process placed it; a helper process lost
     meanwhile stops the batch like a failed sync (which of its files got their names is not
-    known: none is recorded, and the next run finds them again)."""
+    known: none is recorded, and the next run finds them again). The batch's temporary names
+    are removed: a file that got its name no longer has one."""
     try:
         return done.result()
     except HelperLost as exc:
-        return _Placed({}, [], StoreUnavailable(
+        for path in [*(item.tmp for item in batch.staged), *batch.spares]:
+            _discard(path)
+        return _Placed({}, batch.gone, StoreUnavailable(
             f"{exc} while placing written files; the files written since the last sync were "
             "not recorded and are written again next run"))
 

@@ -19,6 +19,7 @@ from davsync.fsutil import (
     TMP_PREFIX,
     HelperLost,
     atomic_file,
+    helper_ready,
     in_background,
     in_helper,
     stop_background,
@@ -109,8 +110,10 @@ def test_stop_background_waits_for_the_work_and_ends_its_threads() -> None:
 def test_in_helper_runs_the_work_in_another_process_and_hands_back_its_value(
     tmp_path: Path
 ) -> None:
+    stop_background()
+    assert not helper_ready()
     pid = in_helper(os.getpid).result(30)
-    assert pid != os.getpid()
+    assert pid != os.getpid() and helper_ready()
     assert in_helper(os.getpid).result(30) == pid  # the same helper again
     assert in_helper(partial(os.path.join, "a", "b")).result(30) == "a/b"
     with pytest.raises(FileNotFoundError) as raised:
@@ -118,6 +121,7 @@ def test_in_helper_runs_the_work_in_another_process_and_hands_back_its_value(
     assert raised.value.errno == errno.ENOENT  # the helper's exception, whole
     assert in_helper(os.getpid).result(30) == pid
     stop_background()
+    assert not helper_ready()
     assert in_helper(os.getpid).result(30) not in (pid, os.getpid())  # a new one
     stop_background()
 
@@ -130,12 +134,15 @@ def test_a_helper_gone_while_it_held_work_is_told_and_a_new_one_takes_the_next()
     stop_background()
 
 
+@pytest.mark.parametrize("python", ["/nonexistent/python", "/bin/false"])
 def test_where_no_helper_can_start_the_work_runs_in_this_process(
-    monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, python: str
 ) -> None:
+    """No interpreter to start, or one that ends before it says it is ready."""
     stop_background()
-    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    monkeypatch.setattr("sys.executable", python)
     assert in_helper(os.getpid).result(30) == os.getpid()
+    assert not helper_ready()
     stop_background()
 
 

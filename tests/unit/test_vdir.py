@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from pathlib import Path
 
 import pytest
 
-from davsync.fsutil import remove_later
+from davsync.fsutil import HelperLost, in_helper, remove_later
 from davsync.sources import vdir as vdir_module
 from davsync.sources.base import SourceError, StoreUnavailable
 from davsync.sources.vdir import VdirSource
@@ -500,6 +500,7 @@ def test_a_large_batch_is_written_and_named_by_the_helper_with_sigs_settled_afte
     the sigs handed out meanwhile are placeholders that `settled` turns into the files' own,
     reads and stale-write checks see the waiting data, and a user's edit made before the
     helper got to the file is kept."""
+    in_helper(os.getpid).result(30)  # ready: files are left to it (before, written here)
     src = VdirSource(tmp_path, "contacts")
     size = vdir_module._HELPER_FROM + 50
     first = {src.create(f"u{i}", b"v1 %d" % i)[0]: i for i in range(size)}
@@ -526,3 +527,27 @@ def test_a_large_batch_is_written_and_named_by_the_helper_with_sigs_settled_afte
     assert src.settled(again) == src.scan()[late[2]]
     src.settle()
     assert sorted(os.listdir(tmp_path)) == sorted(first)
+
+
+def test_a_helper_lost_while_placing_stops_the_batch_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How much of the batch the helper did is not known: the flush raises, none of its
+    writes is recorded (the sync finds them again next run), nothing is left half-named."""
+    def lost(work: object) -> Future[object]:
+        done: Future[object] = Future()
+        done.set_exception(HelperLost("the helper process stopped (EOFError)"))
+        return done
+
+    monkeypatch.setattr(vdir_module, "in_helper", lost)
+    monkeypatch.setattr(vdir_module, "helper_ready", lambda: True)
+    src = VdirSource(tmp_path, "contacts")
+    for i in range(vdir_module._HELPER_FROM + 1):
+        src.create(f"u{i}", b"v1")
+    with pytest.raises(StoreUnavailable) as raised:
+        src.flush()
+    assert str(raised.value) == (
+        "the helper process stopped (EOFError) while placing written files; the files "
+        "written since the last sync were not recorded and are written again next run")
+    src.settle()
+    assert os.listdir(tmp_path) == []  # the files written here for the batch removed too
