@@ -349,7 +349,6 @@ _HELPER_THREAD: Final = "davsync-helper"
 # The helper process, touched only on the `_HELPER_THREAD` thread (and by `_stop_helper`
 # once that thread has ended).
 _HELPER: list[subprocess.Popen[bytes]] = []
-_HELPER_STARTED: list[bool] = []  # once one was started: `_stop_helper` registered at exit
 _READY: Final = threading.Event()
 _READY_BYTE: Final = b"R"  # the helper's first word: imported and listening
 _PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
@@ -376,9 +375,6 @@ def _helper() -> subprocess.Popen[bytes] | None:
         _HELPER.append(proc)
         _stop_helper()
         return None
-    if not _HELPER_STARTED:
-        atexit.register(_stop_helper)  # an exit without `stop_background` ends it too
-        _HELPER_STARTED.append(True)
     _HELPER.append(proc)
     _READY.set()
     return proc
@@ -417,6 +413,9 @@ def _stop_helper() -> None:
         proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+atexit.register(_stop_helper)  # an exit without `stop_background` ends the helper too
 
 
 def serve_helper(parent: int) -> None:

@@ -277,14 +277,10 @@ class VdirSource:
         """Stage the new content. Refused here when `expect_sig` is not the item's staged
         version, or not its file; in a batch the helper places, the file is checked only
         there, just before it is replaced (a stat per file less on the applying thread)."""
-        staged = self._last_staged(name)
-        if staged is not None:
-            if expect_sig is not None and staged.sig != expect_sig:
-                raise SourceError(f"{self.path / name} changed while syncing; left untouched")
-            return self._stage(name, data, replace=True, expect_sig=None)
-        expect = None if expect_sig is None else self.settled(expect_sig)
-        if not self._deferring():
-            _check_file(self._where(name), expect)
+        staged = self._last_staged(name) is not None
+        if staged or not self._deferring():
+            self._check(name, expect_sig)
+        expect = None if staged or expect_sig is None else self.settled(expect_sig)
         return self._stage(name, data, replace=True, expect_sig=expect)
 
     def _deferring(self) -> bool:
@@ -292,7 +288,11 @@ class VdirSource:
         large batch, once the helper is ready (until then, as in a small run, it is written
         here: waiting for the helper's start would cost a 500-item change more than it
         saves)."""
-        return len(self._staged) + len(self._gone) >= _HELPER_FROM and helper_ready()
+        return self._waiting() >= _HELPER_FROM and helper_ready()
+
+    def _waiting(self) -> int:
+        """Files the next flush makes durable: staged, and deleted ones set aside."""
+        return len(self._staged) + len(self._gone)
 
     def settled(self, sig: str) -> str:
         """The sig of the file written for an `_UNWRITTEN` one, once its flush wrote it."""
@@ -359,7 +359,7 @@ class VdirSource:
     def _one_more(self) -> None:
         """One more file for the next flush: the batch that reaches `_HELPER_FROM` starts the
         helper process, which is then ready when the batch is placed."""
-        if len(self._staged) + len(self._gone) == _HELPER_FROM:
+        if self._waiting() == _HELPER_FROM:
             start_helper()
 
     def _restage(self, data: bytes) -> tuple[str, os.stat_result | None]:
