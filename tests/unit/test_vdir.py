@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, wait
 from pathlib import Path
 
 import pytest
 
-from davsync.fsutil import HelperLost, in_helper, remove_later
+from davsync.fsutil import HelperLost, helper_ready, in_helper, remove_later, stop_background
 from davsync.sources import vdir as vdir_module
 from davsync.sources.base import SourceError, StoreUnavailable
 from davsync.sources.vdir import VdirSource
+
+
+@pytest.fixture(autouse=True)
+def _no_helper() -> Iterator[None]:
+    """Each test starts with no helper process: once one is ready (a large sync run earlier
+    in this process starts it), every batch is left to it, and these tests check the files
+    written here as well. One a test started is stopped after it."""
+    stop_background()
+    yield
+    stop_background()
 
 
 def test_create_write_delete_with_signatures(tmp_path: Path) -> None:
@@ -495,20 +506,27 @@ def test_a_batch_that_replaces_or_deletes_files_is_placed_before_start_flush_ret
 def test_a_large_batch_is_written_and_named_by_the_helper_with_sigs_settled_after(
     tmp_path: Path,
 ) -> None:
-    """From `_HELPER_FROM` files on, a batch's data waits in memory and the helper process
-    writes, syncs and names its files (reusing the files the batch before took out of use):
-    the sigs handed out meanwhile are placeholders that `settled` turns into the files' own,
-    reads and stale-write checks see the waiting data, and a user's edit made before the
-    helper got to the file is kept."""
-    in_helper(os.getpid).result(30)  # ready: files are left to it (before, written here)
+    """The `_HELPER_FROM`th file of a batch starts the helper process; once it is ready, a
+    batch's data waits in memory from its first file and the helper writes, syncs and names
+    its files (reusing the files the batch before took out of use): the sigs handed out
+    meanwhile are placeholders that `settled` turns into the files' own, reads and
+    stale-write checks see the waiting data, and a user's edit made before the helper got
+    to the file is kept."""
     src = VdirSource(tmp_path, "contacts")
     size = vdir_module._HELPER_FROM + 50
-    first = {src.create(f"u{i}", b"v1 %d" % i)[0]: i for i in range(size)}
+    first: dict[str, int] = {}
+    for i in range(size):
+        name, sig = src.create(f"u{i}", b"v1 %d" % i)
+        first[name] = i
+        if i < vdir_module._HELPER_FROM:
+            assert not sig.startswith("unwritten:")
     assert src.flush() == {}
+    in_helper(os.getpid).result(30)  # the one the batch started, ready by now
+    assert helper_ready()
     sigs = src.scan()
     written = {name: src.write(name, b"v2 %d" % i, sigs[name]) for name, i in first.items()}
     late = [name for name, sig in written.items() if sig.startswith("unwritten:")]
-    assert len(late) == 50  # the first _HELPER_FROM were written here, the rest wait
+    assert len(late) == size  # every file of the batch waits for the helper
     assert src.read(late[0]) == b"v2 %d" % first[late[0]]
     with pytest.raises(SourceError, match="changed while syncing"):
         src.write(late[0], b"v3", sigs[late[0]])  # the waiting version is the one to expect
