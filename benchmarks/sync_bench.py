@@ -339,6 +339,7 @@ class Measure:
     own_requests: int | None = None
     rss_mb: float | None = None
     error: str | None = None
+    rounds: list[float] = field(default_factory=list)  # a median's samples, in run order
 
 
 @dataclass
@@ -477,8 +478,8 @@ class Client:
         # Each timed run starts with the disk's write-back done, so no contender pays for the
         # setup's writes (the seeding, the collection copies) or for the other's: davsync
         # makes its files durable with one syncfs, which would otherwise also write out
-        # everything the benchmark left dirty before it, where vdirsyncer's fsync per file
-        # writes only its own.
+        # everything the benchmark left dirty before it (vdirsyncer 0.21 fsyncs nothing on
+        # Linux, so it never waits for write-back, its own or another's).
         os.sync()
         before = self.server.requests_seen()
         result = self._run_sync()
@@ -732,7 +733,7 @@ def _median_measure(runs: list[Measure]) -> Measure:
     mid = ordered[len(ordered) // 2]
     return Measure(statistics.median(m.seconds for m in runs),
                    max(m.server_requests or 0 for m in runs), mid.own_requests,
-                   max(m.rss_mb or 0.0 for m in runs))
+                   max(m.rss_mb or 0.0 for m in runs), rounds=[m.seconds for m in runs])
 
 
 def scenario_existing(opts: Options, size: int, work: Path, report: Report,

@@ -45,7 +45,9 @@ def synced(tmp_path: Path, account: DavAccount, proxy: LoopbackProxy) -> Device:
     write_cards(device, {f"m{i}": f"Mark {i}" for i in range(5)})
     assert device.sync()["exit"] == 0
     assert device.sync()["exit"] == 0  # the calendar, made empty by the first run, is read
-    assert marks(device)["contacts"] is None  # just written: not settled
+    # Whether the second run already finds the upload settled depends on how long the two runs
+    # took (a loaded CI machine: yes), so it is not asserted here; the rule itself is
+    # tests/unit/test_dav_probe.py's.
     time.sleep(SETTLE)
     got = device.sync()
     assert got["http_requests"] == 2  # the getctags said nothing changed; the times are kept
