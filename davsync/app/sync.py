@@ -137,6 +137,7 @@ def _locked_run(
         if not collection_kinds(config) and _only_vdirs(config, targets) \
                 and _nothing_to_do(store, targets, result):
             return
+        _send_early_syncs(config, auth, targets, counter, store, tls)
         # httpx: imported while the probes are out
         with make_client(config, auth, base_url, counter, tls) as client:
             _run(config, client, store, targets, result, allow_mass_delete, cancel,
@@ -147,8 +148,9 @@ def _locked_run(
         result.fatal = exc
     finally:
         for target in targets:
-            if target.early is not None:
-                target.early.close()
+            for early in (target.early, target.early_sync):
+                if early is not None:
+                    early.close()
         result.http_requests = counter.count
         store.close()
 
@@ -403,6 +405,38 @@ def _send_early_probes(
             read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
         )
     return tls
+
+
+def _send_early_syncs(
+    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter,
+    store: StateStore, tls: ssl.SSLContext | None,
+) -> None:
+    """For each collection whose early probe has answered (none is waited for) with a change
+    the engine will take from its sync-token in one sync-collection with the data (the
+    quirks table's "sync_collection_data"), send that request now, the same way: the server
+    builds its answer while httpx and the engine are imported (`dav.earlyprobe`). Not where
+    the engine would probe again first (`Probe.wants_ctag_probe`)."""
+    from davsync.dav import xmlbodies as xb
+    from davsync.dav.earlyprobe import EarlySync
+    from davsync.dav.quirks import identify, rating
+
+    for target in targets:
+        early = target.early
+        known = store.collection(target.key)
+        if early is None or known is None or known.sync_token is None or not early.arrived():
+            continue
+        if rating(identify(sync_token=known.sync_token), "sync_collection_data") != "supported":
+            continue
+        probe = early.probe()
+        if (probe is None or probe.shows_no_change(known.ctag, known.sync_token, known.modified)
+                or probe.wants_ctag_probe(known.ctag, known.sync_token, known.modified)):
+            continue
+        server = config.server
+        target.early_sync = EarlySync(
+            early.url, basic_authorization(auth), xb.sync_with_data(known.sync_token, target.kind),
+            known.sync_token, tls=tls, connect_timeout=server.connect_timeout,
+            read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
+        )
 
 
 def _probe_props(store: StateStore, target: Target) -> tuple[str, ...]:

@@ -78,6 +78,17 @@ class Probe:
         """The getlastmodified to store as the next run's mark (None: not settled)."""
         return self.modified if self.settled else None
 
+    def wants_ctag_probe(self, ctag: str | None, sync_token: str | None,
+                         modified: str | None = None) -> bool:
+        """True when this probe shows a change made so lately that its getlastmodified
+        cannot be the next run's mark, and nothing else here could be: a getctag probe is
+        then read before the listing (`sync.gather`), so that the run after this one is a
+        probe alone. Nothing may be listed before that probe (`app.sync`'s early
+        sync-collection is not sent)."""
+        return (self.ctag is None and self.modified is not None and self.mark is None
+                and (ctag, sync_token) != (None, None)
+                and not self.shows_no_change(ctag, sync_token, modified))
+
 
 @dataclass(frozen=True)
 class PairingStart:

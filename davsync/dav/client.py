@@ -254,7 +254,8 @@ class DavClient:
         except httpx.TransportError as exc:
             if past_deadline():
                 raise RequestOverdue from None
-            raise failures.connection_lost(self.origin, method, url, exc) from None
+            raise failures.connection_lost(self.origin, method, url,
+                                           type(exc).__name__) from None
         finally:
             response.close()
         return httpx.Response(207, request=response.request)

@@ -53,6 +53,7 @@ from davsync.dav.writegate import WriteGate
 
 if TYPE_CHECKING:
     from davsync.dav.client import DavClient
+    from davsync.dav.earlyprobe import EarlySync
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class Collection:
         self._ignored: set[str] = set()  # hrefs off the collection, reported once
         self._ignored_lock = threading.Lock()
         self._writes = WriteGate(client.concurrency, self.url)
+        self._early_sync: EarlySync | None = None
+        self._early_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Collection({self.url!r}, {self.kind!r}, exists={self.exists})"
@@ -167,7 +170,10 @@ class Collection:
 
     def probe(self, *, marked: bool = False) -> Probe:
         """The change probe (`dav.probe.probe_props`: `marked`, a fresh getlastmodified mark
-        is stored); servers with no marker get a second PROPFIND for the sync-token."""
+        is stored); servers with no marker get a second PROPFIND for the sync-token. An
+        early sync-collection sent before it is dropped: a listing must come after the
+        probe whose marks are kept."""
+        self._drop_early_sync()
         answer, date, seconds = self._timed_propfind(
             probe_props(self._client.server, marked=marked), "0")
         found = self._probe_of(self._own(answer), date, seconds)
@@ -237,6 +243,28 @@ class Collection:
         if self._reports is None:
             self._observe(self._own(self._propfind((xb.SUPPORTED_REPORT_SET,), "0")))
         return xb.SYNC_COLLECTION in (self._reports or frozenset())
+
+    def present_early_sync(self, early: EarlySync) -> None:
+        """The sync-collection with data the composition root sent right after the early
+        probe's answer (`dav.earlyprobe`): `sync_with_data` from its token reads its answer
+        instead of asking again, unless a probe went out after it."""
+        with self._early_lock:
+            self._early_sync = early
+
+    def take_early_sync(self, token: str | None) -> EarlySync | None:
+        """The early sync-collection sent from `token`, once; None when there is none."""
+        with self._early_lock:
+            early, self._early_sync = self._early_sync, None
+        if early is not None and early.token != token:
+            early.close()
+            return None
+        return early
+
+    def _drop_early_sync(self) -> None:
+        with self._early_lock:
+            early, self._early_sync = self._early_sync, None
+        if early is not None:
+            early.close()
 
     def sync(self, token: str | None) -> SyncDelta:
         """What changed since `token` (RFC 6578 sync-collection, `synccollection.py`)."""

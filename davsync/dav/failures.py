@@ -105,12 +105,11 @@ def too_large(origin: str, method: str, url: str, exc: AnswerTooLarge) -> DavErr
     )
 
 
-def connection_lost(
-    origin: str, method: str, url: str, exc: httpx.TransportError
-) -> DavUnreachable:
+def connection_lost(origin: str, method: str, url: str, what: str) -> DavUnreachable:
+    """`what`: the failure's name (an exception's type), never its text."""
     return DavUnreachable(
         f"{origin}: {method} {strip_userinfo(url)} lost the connection while "
-        f"reading the answer ({type(exc).__name__}); try again later"
+        f"reading the answer ({what}); try again later"
     )
 
 

@@ -15,9 +15,11 @@ import xml.etree.ElementTree as ET
 from functools import partial
 from typing import TYPE_CHECKING, Final
 
+from davsync.dav import failures
 from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DavError, Fetched, InvalidSyncToken, PairingStart, SyncDelta
-from davsync.dav.bounds import LISTING
+from davsync.dav.bounds import LISTING, AnswerTooLarge
+from davsync.dav.earlyprobe import EarlyAnswer, EarlyLost, EarlyOverdue
 from davsync.dav.multistatus import (
     Multistatus,
     SyncAccumulator,
@@ -30,10 +32,13 @@ from davsync.dav.syncstream import SyncStream, fetched_from
 from davsync.errors import DavsyncError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from davsync.dav.client import DavClient
     from davsync.dav.collection import Collection
+    from davsync.dav.earlyprobe import EarlySync
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,7 @@ def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
     )
     status = response.status_code
     if status in (403, 412):
-        raise _refused_token(url, response)
+        raise _refused_token(url, response.status_code, response.content)
     if status != 207:
         raise client.failure("REPORT sync-collection", url, response)
     ms = parse_multistatus(response.content, url)
@@ -73,9 +78,8 @@ def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
     return ms
 
 
-def _refused_token(url: str, response: httpx.Response) -> InvalidSyncToken:
-    status = response.status_code
-    conditions = error_conditions(response.content)
+def _refused_token(url: str, status: int, content: bytes) -> InvalidSyncToken:
+    conditions = error_conditions(content)
     detail = "valid-sync-token" if xb.VALID_SYNC_TOKEN in conditions else f"HTTP {status}"
     return InvalidSyncToken(
         f"{url}: the server refused the sync token ({detail}); a full listing is needed",
@@ -106,7 +110,11 @@ def sync_with_data(
     if token is None and rating(client.server, "query_all_data") == "supported":
         start = collection.pairing_start()
     stream = SyncStream(collection.url, partial(_streamed, collection))
-    client.executor().submit(_stream_report, client, collection, stream, token, start)
+    early = collection.take_early_sync(token) if start is None else None
+    if early is not None:
+        client.executor().submit(_stream_early, client, collection, stream, token, early)
+    else:
+        client.executor().submit(_stream_report, client, collection, stream, token, start)
     try:
         stream.first()
     except BaseException:
@@ -124,30 +132,74 @@ def _stream_report(
     `token`."""
     url = collection.url
     error: BaseException | None = None
-    data = xb.data_prop(collection.kind)
     what = "REPORT query" if start is not None else "REPORT sync-collection"
     try:
         response = client.request(
             "REPORT", url,
             headers={"Depth": "1" if start is not None else "0", **xb.XML_CONTENT},
             content=(xb.query_all(collection.kind) if start is not None
-                     else xb.sync_collection(token, (xb.GETETAG, data))),
-            consume=(stream.read if start is None
+                     else xb.sync_with_data(token, collection.kind)),
+            consume=(_read_stream(stream) if start is None
                      else partial(_read_and_mark, client, collection, stream, start)),
         )
         if token is not None and response.status_code in (403, 412):
-            raise _refused_token(url, response)
+            raise _refused_token(url, response.status_code, response.content)
         if response.status_code != 207:
             raise client.failure(what, url, response)
         if start is not None:
             stream.sync_token = start.token  # None: read beside the query (`marks`)
-        elif stream.sync_token is None:
-            raise DavError(f"{url}: the sync-collection answer has no sync-token")
-        collection.last_sync_token = stream.sync_token
-        client.learn(identify(sync_token=stream.sync_token))
+        _streamed_to_the_end(client, collection, stream, token_in_answer=start is None)
     except BaseException as exc:  # handed to the consuming thread, raised there
         error = exc
     stream.finish(error)
+
+
+def _stream_early(client: DavClient, collection: Collection, stream: SyncStream,
+                  token: str | None, early: EarlySync) -> None:
+    """The answer to the sync-collection sent early (`dav.earlyprobe`), on a worker thread:
+    a 207 is read into `stream` as the one `_stream_report` gets, and a refused token (403,
+    412) raises InvalidSyncToken as it would there; anything else (no answer, a 401, a
+    5xx) sends the request again through the client, which owns retries and credential
+    refresh."""
+    answer = early.take()
+    if answer is None:
+        log.debug("%s: early sync-collection answer not used; asking again", collection.url)
+        _stream_report(client, collection, stream, token, None)
+        return
+    error: BaseException | None = None
+    try:
+        if isinstance(answer, EarlyAnswer):  # the token refused (403, 412)
+            raise _refused_token(collection.url, answer.status, answer.content)
+        try:
+            stream.read(answer.chunks())
+        except EarlyOverdue as exc:
+            raise failures.overdue(client.origin, "REPORT", collection.url,
+                                   exc.deadline) from None
+        except EarlyLost as exc:
+            raise failures.connection_lost(client.origin, "REPORT", collection.url,
+                                           str(exc)) from None
+        except AnswerTooLarge as exc:
+            raise failures.too_large(client.origin, "REPORT", collection.url, exc) from None
+        finally:
+            answer.close()
+        _streamed_to_the_end(client, collection, stream, token_in_answer=True)
+    except BaseException as exc:  # handed to the consuming thread, raised there
+        error = exc
+    stream.finish(error)
+
+
+def _read_stream(stream: SyncStream) -> Callable[[httpx.Response], None]:
+    return lambda response: stream.read(response.iter_bytes())
+
+
+def _streamed_to_the_end(client: DavClient, collection: Collection, stream: SyncStream, *,
+                         token_in_answer: bool) -> None:
+    """An answer read whole: its token (`token_in_answer`: a sync-collection's, which must
+    carry one) is the collection's, and names the server."""
+    if token_in_answer and stream.sync_token is None:
+        raise DavError(f"{collection.url}: the sync-collection answer has no sync-token")
+    collection.last_sync_token = stream.sync_token
+    client.learn(identify(sync_token=stream.sync_token))
 
 
 def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream,
@@ -160,7 +212,7 @@ def _read_and_mark(client: DavClient, collection: Collection, stream: SyncStream
     since `start`, the run after the pairing is a probe alone."""
     if stream.marks_read is None:
         stream.marks_read = client.executor().submit(_marks_after, collection, start)
-    stream.read(response)
+    stream.read(response.iter_bytes())
 
 
 def _marks_after(collection: Collection, start: PairingStart) -> tuple[str | None, str | None]:

@@ -21,12 +21,11 @@ import contextlib
 import queue
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Final
 
 import defusedxml
-import httpx
 from defusedxml.ElementTree import DefusedXMLParser
 
 from davsync.dav.api import DavError, Fetched
@@ -161,12 +160,12 @@ class SyncStream:
 
     # -- the worker side ------------------------------------------------------------------
 
-    def read(self, response: httpx.Response) -> None:
-        """Parse `response` (a streamed 207) into the queue; runs on the worker thread. What
-        each chunk completed is handed over before the next is read, so a slow server never
-        keeps parsed items from the applying thread."""
+    def read(self, chunks: Iterable[bytes]) -> None:
+        """Parse a streamed 207's body (its decoded `chunks`) into the queue; runs on the
+        worker thread. What each chunk completed is handed over before the next is read, so
+        a slow server never keeps parsed items from the applying thread."""
         reader = ResponseReader(self.url, self._put_element)
-        for chunk in response.iter_bytes():
+        for chunk in chunks:
             reader.feed(chunk)
             self._hand_over()
         self.sync_token = reader.close()

@@ -73,6 +73,11 @@ def sync_collection(token: str | None, props: Iterable[str] = (GETETAG,)) -> byt
     return _serialize(root)
 
 
+def sync_with_data(token: str | None, kind: str) -> bytes:
+    """The sync-collection from `token` that asks for each changed item's etag and data."""
+    return sync_collection(token, (GETETAG, data_prop(kind)))
+
+
 def data_prop(kind: str) -> str:
     """The property that carries an item's data: address-data for an addressbook,
     calendar-data for a calendar."""

@@ -214,9 +214,7 @@ class ServerGather:
             self.exists = False
             gone: dict[str, Seen | None] = {u: None for u, r in self.state.items() if r.href}
             return ServerView(gone, None, None, read=True)
-        if (probe.ctag is None and probe.modified is not None and probe.mark is None
-                and (old_ctag, old_token) != (None, None)
-                and not probe.shows_no_change(old_ctag, old_token, old_modified)):
+        if probe.wants_ctag_probe(old_ctag, old_token, old_modified):
             # Changed so lately that its time cannot be the next run's mark: the getctag
             # will be (read before the listing, as every mark), so that run is one probe.
             probe = ctx.remote.probe()

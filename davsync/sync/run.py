@@ -83,6 +83,8 @@ class SyncRun:
             remote = open_collection(self.client, target.url, target.kind,
                                                  displayname=target.name)
             target.remote = remote
+            if target.early_sync is not None:
+                remote.present_early_sync(target.early_sync)
             if target.probe is None:
                 target.probe = self.client.executor().submit(_settle_probe, remote,
                                                              target.early, marked)

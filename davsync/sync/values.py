@@ -18,7 +18,7 @@ from davsync.report import CollectionReport
 if TYPE_CHECKING:
     from davsync.core.kinds import Kind
     from davsync.dav.collection import Collection
-    from davsync.dav.earlyprobe import EarlyProbe
+    from davsync.dav.earlyprobe import EarlyProbe, EarlySync
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Target:
     key: str
     url: str | None = None  # known from the state: opened without a request
     early: EarlyProbe | None = None
+    early_sync: EarlySync | None = None  # sent once the early probe showed a change
     remote: Collection | None = None
     probe: Future[Probe] | None = None
     report_key: str = ""  # its key in `sync --json` (`report.report_keys`); "": the name

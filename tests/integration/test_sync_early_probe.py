@@ -1,20 +1,27 @@
-"""The early probe against a real Radicale: used when it can be, and every way it cannot be
-(a proxy in the environment, refused credentials, a server gone) ends exactly as a run without
-it would."""
+"""The early probe, and the early sync-collection sent when it shows a change, against a real
+Radicale: used when they can be, and every way they cannot be (a proxy in the environment,
+refused credentials, a server gone, an answer only the client can judge) ends exactly as a run
+without them would."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from davsync.devtools.radicale_local import start_radicale
 from tests.fixtures.ports import free_port
+from tests.fixtures.proxy import LoopbackProxy, Reply, Request, Upstream
 from tests.fixtures.radicale import DavAccount
 from tests.integration.test_sync_radicale import ROOT, Device, copy_samples
+from tests.integration.test_sync_safety import proxied
 
 EARLY = "early probe: PROPFIND"
 
@@ -145,3 +152,82 @@ def test_an_unreadable_device_file_is_reported_on_every_run(
         errors = got["collections"]["contacts"]["errors"]
         assert [e["item"].endswith("broken.vcf") for e in errors] == [True]
     assert (device.contacts / "broken.vcf").exists()
+
+
+EARLY_SYNC = "early sync-collection: REPORT"
+SETTLED = 2.2  # seconds after a change before its getlastmodified is a mark (`dav.probe`)
+
+
+def edit_on_laptop(laptop: Device, phone: Device) -> None:
+    """Both devices synced; then the laptop edits two contacts and deletes one, and the
+    change's time settles, so the phone's early probe alone decides (`Probe.mark`)."""
+    copy_samples(laptop)
+    assert laptop.sync()["exit"] == 0
+    assert phone.sync()["exit"] == 0
+    cards = sorted(laptop.contacts.glob("*.vcf"))
+    for victim in cards[:2]:
+        victim.write_text(victim.read_text(encoding="utf-8").replace(
+            "END:VCARD", "NOTE:edited on the laptop\r\nEND:VCARD"), encoding="utf-8")
+    cards[2].unlink()
+    got = laptop.sync()
+    assert got["collections"]["contacts"]["updated"] == 2, got
+    assert got["collections"]["contacts"]["deleted_remote"] == 1, got
+    time.sleep(SETTLED)
+
+
+def test_a_change_the_early_probe_saw_is_asked_for_while_the_run_imports(
+    tmp_path: Path, dav_account: DavAccount
+) -> None:
+    """Issue 13: the sync-collection with the data goes out over the standard library as
+    soon as the early probe shows the change (Radicale answers it gzip-compressed here), and
+    the engine reads that answer: no request through httpx at all."""
+    laptop = Device(tmp_path / "laptop", dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    edit_on_laptop(laptop, phone)
+    proc = run(phone, "-vv", "sync", "--json")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["http_requests"] == 3  # two probes and the one sync-collection
+    assert f"{EARLY_SYNC} {dav_account.url}" in proc.stderr and "-> 207" in proc.stderr
+    assert "httpx" not in proc.stderr
+    contacts = got["collections"]["contacts"]
+    assert (contacts["downloaded"], contacts["deleted_local"]) == (2, 1)
+    assert phone.uids() == laptop.uids()
+    assert "edited on the laptop" in "".join(
+        p.read_text(encoding="utf-8") for p in phone.contacts.glob("*.vcf"))
+    again = run(phone, "sync", "--json")  # the marks it kept: a probe per collection
+    assert json.loads(again.stdout)["http_requests"] == 2
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_an_early_answer_only_the_client_can_judge_is_asked_for_again(
+    tmp_path: Path, dav_account: DavAccount, status: int
+) -> None:
+    """A 401 (credentials to refresh), a 5xx (to retry) or anything but a 207 or a refused
+    token: the early answer is dropped and the client sends the request again."""
+    laptop = Device(tmp_path / "laptop", dav_account)
+    phone = Device(tmp_path / "phone", dav_account)
+    armed = False
+
+    def first_refused(request: Request, upstream: Upstream) -> Reply:
+        if armed and request.method == "REPORT" and sum(1 for r in proxy.seen
+                                                        if r.method == "REPORT") == 1:
+            return Reply(status, {"WWW-Authenticate": 'Basic realm="x"'}, b"not now")
+        return upstream()
+
+    with LoopbackProxy(dav_account.url, first_refused) as proxy:
+        proxied(phone, proxy)
+        edit_on_laptop(laptop, phone)
+        proxy.seen.clear()
+        armed = True
+        proc = run(phone, "-vv", "sync", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"{EARLY_SYNC} {re.escape(proxy.url)}\S+ -> {status}\b", proc.stderr)
+    reports = [r for r in proxy.seen if r.method == "REPORT"]
+    assert len(reports) == 2 and reports[0].body == reports[1].body
+    assert "httpx: HTTP Request: REPORT" in proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["http_requests"] == 4
+    assert got["collections"]["contacts"]["downloaded"] == 2
+    assert phone.uids() == laptop.uids()
+    assert dav_account.password not in proc.stderr + proc.stdout
