@@ -54,3 +54,26 @@ def test_the_probe_takes_getlastmodified_where_the_answer_has_it() -> None:
 def test_else_the_getctag_and_else_nothing() -> None:
     assert probe_from(_own('<CS:getctag>"c1"</CS:getctag>')) == Probe('"c1"', None)
     assert probe_from(_own("<displayname>x</displayname>")) is None
+
+
+MODIFIED = "Wed, 02 Dec 2026 12:00:00 GMT"
+
+
+@pytest.mark.parametrize(("probe", "stored", "wanted"), [
+    # a fresh change, not settled, against marks stored before: getctag first
+    (Probe(None, None, MODIFIED, settled=False), ('"1"', "tok", None), True),
+    (Probe(None, None, MODIFIED, settled=False), (None, "tok", "older"), True),
+    # settled: the time itself is the next mark
+    (Probe(None, None, MODIFIED, settled=True), ('"1"', "tok", None), False),
+    # the probe carried a getctag: it decides
+    (Probe('"2"', None, MODIFIED, settled=False), ('"1"', "tok", None), False),
+    # nothing stored yet (a first pairing): nothing to keep the next run a probe
+    (Probe(None, None, MODIFIED, settled=False), (None, None, None), False),
+    # no change at all
+    (Probe(None, None, MODIFIED, settled=False), ('"1"', "tok", MODIFIED), False),
+])
+def test_a_getctag_probe_comes_first_only_for_a_change_too_recent_to_be_a_mark(
+    probe: Probe, stored: tuple[str | None, str | None, str | None], wanted: bool
+) -> None:
+    """The rule the engine re-probes by and the early sync-collection is held back by."""
+    assert probe.wants_ctag_probe(*stored) is wanted
