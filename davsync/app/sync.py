@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from davsync.core.kinds import Kind
     from davsync.dav.client import DavClient
-    from davsync.dav.earlyprobe import EarlyProbe
+    from davsync.dav.earlyprobe import EarlyProbe, EarlyRoute
     from davsync.report import CollectionReport
     from davsync.sync.collections import Discovered
     from davsync.sync.context import SyncOptions
@@ -133,13 +133,15 @@ def _locked_run(
         auth = make_authenticator(config)
         base_url = dav_url(config, auth)
         targets = _targets(config, store, base_url, only)
-        tls = _send_early_probes(config, auth, targets, counter, store)
+        route = _send_early_probes(config, auth, targets, counter, store)
         if not collection_kinds(config) and _only_vdirs(config, targets) \
                 and _nothing_to_do(store, targets, result):
             return
-        _send_early_syncs(config, auth, targets, counter, store, tls)
+        if route is not None:
+            _send_early_syncs(route, targets, store)
         # httpx: imported while the probes are out
-        with make_client(config, auth, base_url, counter, tls) as client:
+        with make_client(config, auth, base_url, counter,
+                         route.tls if route else None) as client:
             _run(config, client, store, targets, result, allow_mass_delete, cancel,
                  (base_url, only))
     except ServerSettingError as exc:
@@ -379,15 +381,16 @@ def _adopt_key_with_userinfo(store: StateStore, key: str) -> CollectionState | N
 def _send_early_probes(
     config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter,
     store: StateStore,
-) -> ssl.SSLContext | None:
+) -> EarlyRoute | None:
     """Send the probe of every collection whose URL is known, all at once (a no-op run then
-    costs the slowest probe, not their sum); returns the TLS context built for them, if any.
-    Each asks what `Collection.probe` would (`_probe_props`)."""
+    costs the slowest probe, not their sum); returns the way they went (with the TLS context
+    built for them, if any), None when none was sent. Each asks what `Collection.probe`
+    would (`_probe_props`)."""
     known = [(t, t.url) for t in targets if t.url is not None]
     if not known:
         return None
     from davsync.dav import xmlbodies as xb
-    from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
+    from davsync.dav.earlyprobe import EarlyProbe, EarlyRoute, proxy_configured
 
     if proxy_configured() or recording.active():
         return None
@@ -397,20 +400,14 @@ def _send_early_probes(
         from davsync.dav.tls import tls_context
 
         tls = tls_context(server.verify_tls)
-    authorization = basic_authorization(auth)
+    route = EarlyRoute(basic_authorization(auth), tls, server.connect_timeout,
+                       server.read_timeout, counter, server.request_timeout)
     for target, url in known:
-        body = xb.propfind(_probe_props(store, target))
-        target.early = EarlyProbe(
-            url, authorization, body, tls=tls, connect_timeout=server.connect_timeout,
-            read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
-        )
-    return tls
+        target.early = EarlyProbe(url, xb.propfind(_probe_props(store, target)), route)
+    return route
 
 
-def _send_early_syncs(
-    config: Config, auth: Authenticator, targets: list[Target], counter: RequestCounter,
-    store: StateStore, tls: ssl.SSLContext | None,
-) -> None:
+def _send_early_syncs(route: EarlyRoute, targets: list[Target], store: StateStore) -> None:
     """For each collection whose early probe has answered (none is waited for) with a change
     the engine will take from its sync-token in one sync-collection with the data (the
     quirks table's "sync_collection_data"), send that request now, the same way: the server
@@ -431,12 +428,8 @@ def _send_early_syncs(
         if (probe is None or probe.shows_no_change(known.ctag, known.sync_token, known.modified)
                 or probe.wants_ctag_probe(known.ctag, known.sync_token, known.modified)):
             continue
-        server = config.server
-        target.early_sync = EarlySync(
-            early.url, basic_authorization(auth), xb.sync_with_data(known.sync_token, target.kind),
-            known.sync_token, tls=tls, connect_timeout=server.connect_timeout,
-            read_timeout=server.read_timeout, deadline=server.request_timeout, counter=counter,
-        )
+        body = xb.sync_with_data(known.sync_token, target.kind)
+        target.early_sync = EarlySync(early.url, body, known.sync_token, route)
 
 
 def _probe_props(store: StateStore, target: Target) -> tuple[str, ...]:

@@ -60,6 +60,20 @@ class EarlyAnswer:
     seconds: float = 0.0  # from sending the request to the whole answer
 
 
+@dataclass(frozen=True)
+class EarlyRoute:
+    """How a run's early requests reach the server: the Basic credentials' header, the TLS
+    context, the client's timeouts (`deadline`: seconds from sending by which a whole answer
+    must have arrived) and the run's request counter."""
+
+    authorization: str
+    tls: ssl.SSLContext | None
+    connect_timeout: float
+    read_timeout: float
+    counter: RequestCounter
+    deadline: float = DEFAULT_REQUEST_TIMEOUT
+
+
 def proxy_configured() -> bool:
     """True when httpx would send requests through a proxy from the environment."""
     return any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items())
@@ -69,38 +83,28 @@ class _EarlyRequest:
     """One request sent at once on a connection of its own (`http.client`), its answer read
     later, whole by the deadline `deadline` seconds after sending."""
 
-    def __init__(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        tls: ssl.SSLContext | None,
-        connect_timeout: float,
-        read_timeout: float,
-        counter: RequestCounter,
-        deadline: float,
-    ) -> None:
+    def __init__(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+                 route: EarlyRoute) -> None:
         self.url = url
-        self.deadline = deadline
+        self.deadline = route.deadline
         self._method = method
-        self._read_timeout = read_timeout
+        self._read_timeout = route.read_timeout
         self._sent = time.monotonic()
-        self._until = self._sent + deadline
+        self._until = self._sent + route.deadline
         self._conn: http.client.HTTPConnection | None = None
         parts = urlsplit(url)
         path = parts.path or "/"
-        timeout = min(connect_timeout, MAX_CONNECT_SECONDS)
+        timeout = min(route.connect_timeout, MAX_CONNECT_SECONDS)
         conn = (
             http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
-                                        context=tls)
+                                        context=route.tls)
             if parts.scheme == "https"
             else http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
         )
-        counter.add(method)
+        route.counter.add(method)
         try:
-            conn.request(method, path, body=body, headers=dict(headers))
+            conn.request(method, path, body=body,
+                         headers={"Authorization": route.authorization, **headers})
         except (OSError, http.client.HTTPException) as exc:
             log.debug("early %s of %s not sent: %s", method, url, type(exc).__name__)
             conn.close()
@@ -139,27 +143,10 @@ class _EarlyRequest:
 class EarlyProbe(_EarlyRequest):
     """One PROPFIND Depth 0 in flight on its own connection; `answer()` reads it once."""
 
-    def __init__(
-        self,
-        url: str,
-        authorization: str,
-        body: bytes,
-        *,
-        tls: ssl.SSLContext | None,
-        connect_timeout: float,
-        read_timeout: float,
-        counter: RequestCounter,
-        deadline: float = DEFAULT_REQUEST_TIMEOUT,
-    ) -> None:
-        """`deadline`: seconds from now by which the whole answer must have arrived."""
+    def __init__(self, url: str, body: bytes, route: EarlyRoute) -> None:
         self._answered = False
         self._answer: EarlyAnswer | None = None
-        super().__init__(
-            "PROPFIND", url,
-            {"Authorization": authorization, "Depth": "0", **_XML_BODY},
-            body, tls=tls, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            counter=counter, deadline=deadline,
-        )
+        super().__init__("PROPFIND", url, {"Depth": "0", **_XML_BODY}, body, route)
 
     def answer(self) -> EarlyAnswer | None:
         """The server's status and body, or None when there is none to act on. Read once;
@@ -233,27 +220,10 @@ class EarlySync(_EarlyRequest):
     (`xmlbodies.sync_with_data`), in flight on its own connection while the run imports
     the rest; `take()` opens its answer once."""
 
-    def __init__(
-        self,
-        url: str,
-        authorization: str,
-        body: bytes,
-        token: str,
-        *,
-        tls: ssl.SSLContext | None,
-        connect_timeout: float,
-        read_timeout: float,
-        counter: RequestCounter,
-        deadline: float = DEFAULT_REQUEST_TIMEOUT,
-    ) -> None:
+    def __init__(self, url: str, body: bytes, token: str, route: EarlyRoute) -> None:
         self.token = token
-        super().__init__(
-            "REPORT", url,
-            {"Authorization": authorization, "Depth": "0", "Accept-Encoding": "gzip",
-             **_XML_BODY},
-            body, tls=tls, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            counter=counter, deadline=deadline,
-        )
+        super().__init__("REPORT", url,
+                         {"Depth": "0", "Accept-Encoding": "gzip", **_XML_BODY}, body, route)
 
     def take(self) -> EarlyStream | EarlyAnswer | None:
         """A 207 answer to read as it streams in (`EarlyStream`); a refusal of the token

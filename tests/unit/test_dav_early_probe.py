@@ -21,7 +21,7 @@ from davsync.cli import _exit_status
 from davsync.dav.api import RequestCounter, basic_authorization
 from davsync.dav.client import DavClient
 from davsync.dav.discovery import open_collection
-from davsync.dav.earlyprobe import EarlyProbe, proxy_configured
+from davsync.dav.earlyprobe import EarlyProbe, EarlyRoute, proxy_configured
 from davsync.dav.tls import tls_context
 from davsync.dav.xmlbodies import PROBE_PROPS, propfind
 from davsync.secret import Secret
@@ -127,9 +127,9 @@ def listening() -> Iterator[socket.socket]:
 
 def probe_to(port: int, *, read_timeout: float = 5, counter: RequestCounter | None = None,
              body: bytes = b"<x/>") -> EarlyProbe:
-    return EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", body, tls=None,
-                      connect_timeout=2, read_timeout=read_timeout,
-                      counter=counter or RequestCounter())
+    return EarlyProbe(f"http://127.0.0.1:{port}/a/", body,
+                      EarlyRoute("Basic eA==", None, 2, read_timeout,
+                                 counter or RequestCounter()))
 
 
 def test_nobody_listening_gives_no_answer_but_counts_the_attempt() -> None:
@@ -269,8 +269,7 @@ def test_an_oversized_answer_is_not_read_into_memory_or_used() -> None:
 
         server = threading.Thread(target=flood, daemon=True)
         server.start()
-        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
-                           connect_timeout=2, read_timeout=5, counter=RequestCounter())
+        early = probe_to(port)
         assert early.answer() is None
         server.join(timeout=10)
 
@@ -291,8 +290,8 @@ def test_a_server_that_does_not_accept_holds_the_run_up_at_most_briefly(
         with socket.create_connection(("127.0.0.1", port)):  # fills the accept queue
             counter = RequestCounter()
             started = time.monotonic()
-            early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
-                               connect_timeout=60, read_timeout=60, counter=counter)
+            early = EarlyProbe(f"http://127.0.0.1:{port}/a/", b"<x/>",
+                               EarlyRoute("Basic eA==", None, 60, 60, counter))
             assert early.answer() is None
             assert time.monotonic() - started < 30  # 0.3 s cap, far from the 60 s timeout
             assert counter.count == 1

@@ -19,9 +19,16 @@ from davsync.dav.api import DavError, RequestCounter
 from davsync.dav.client import DavClient
 from davsync.dav.collection import Collection
 from davsync.dav.discovery import open_collection
-from davsync.dav.earlyprobe import EarlyAnswer, EarlyOverdue, EarlyStream, EarlySync
+from davsync.dav.earlyprobe import (
+    EarlyAnswer,
+    EarlyOverdue,
+    EarlyRoute,
+    EarlyStream,
+    EarlySync,
+)
 from davsync.dav.xmlbodies import sync_with_data
 from davsync.secret import Secret
+from tests.fixtures.peer import scripted_peer
 from tests.fixtures.ports import free_port
 
 TOKEN = "http://radicale.org/ns/sync/abc"
@@ -34,44 +41,33 @@ def answering(head: bytes, body: Iterator[bytes] | bytes = b"", pause: float = 0
     """Accepts one connection, reads the whole request, sends `head` and then `body` (a piece
     every `pause` seconds when it is an iterator); the event is set once the client hung up."""
     hung_up = threading.Event()
-    stop = threading.Event()
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
 
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                request = b""
-                while not request.endswith(BODY):
-                    request += conn.recv(65536)
-                try:
-                    conn.sendall(head)
-                    for piece in [body] if isinstance(body, bytes) else body:
-                        if stop.wait(pause):
-                            return
-                        conn.sendall(piece)
-                    conn.settimeout(10)
-                    while conn.recv(65536):
-                        pass
-                except OSError:
-                    pass  # the client hung up mid-answer, as it may
-                hung_up.set()
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        request = b""
+        while not request.endswith(BODY):
+            request += conn.recv(65536)
         try:
-            yield listener.getsockname()[1], hung_up
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+            conn.sendall(head)
+            for piece in [body] if isinstance(body, bytes) else body:
+                if stop.wait(pause):
+                    return
+                conn.sendall(piece)
+            conn.settimeout(10)
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass  # the client hung up mid-answer, as it may
+        hung_up.set()
+
+    with scripted_peer(serve) as port:
+        yield port, hung_up
 
 
 def early_to(port: int, *, deadline: float = 60.0, counter: RequestCounter | None = None
              ) -> EarlySync:
-    return EarlySync(f"http://127.0.0.1:{port}/alice/contacts/", "Basic eA==", BODY, TOKEN,
-                     tls=None, connect_timeout=2, read_timeout=5, deadline=deadline,
-                     counter=counter or RequestCounter())
+    return EarlySync(f"http://127.0.0.1:{port}/alice/contacts/", BODY, TOKEN,
+                     EarlyRoute("Basic eA==", None, 2, 5, counter or RequestCounter(),
+                                deadline=deadline))
 
 
 def head(status: str, length: int | None, *headers: str) -> bytes:

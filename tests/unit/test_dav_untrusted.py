@@ -23,9 +23,10 @@ from davsync.dav.api import DavError, DavUnreachable, RequestCounter
 from davsync.dav.bounds import LISTING, SMALL, AnswerLimit, install_deadline
 from davsync.dav.client import DavClient
 from davsync.dav.discovery import find_collection, list_home, open_collection
-from davsync.dav.earlyprobe import EarlyProbe
+from davsync.dav.earlyprobe import EarlyProbe, EarlyRoute
 from davsync.dav.hrefs import is_member, normalize_href, same_origin, without_userinfo
 from davsync.secret import Secret
+from tests.fixtures.peer import scripted_peer
 
 BASE = "http://127.0.0.1:9/"
 COLLECTION = "http://127.0.0.1:9/alice/contacts/"
@@ -177,30 +178,18 @@ def test_listings_ignore_and_report_once_what_is_not_in_the_collection(
 @contextmanager
 def trickling_server(answer: bytes, pause: float) -> Iterator[int]:
     """Accepts one connection, reads the request, then sends `answer` a byte at a time."""
-    stop = threading.Event()
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(65536)
-                try:
-                    for i in range(len(answer)):
-                        if stop.wait(pause):
-                            return
-                        conn.sendall(answer[i : i + 1])
-                except OSError:
-                    pass  # the client hung up, as it should
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
+    def serve(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(65536)
         try:
-            yield listener.getsockname()[1]
-        finally:
-            stop.set()
-            thread.join(timeout=10)
+            for i in range(len(answer)):
+                if stop.wait(pause):
+                    return
+                conn.sendall(answer[i : i + 1])
+        except OSError:
+            pass  # the client hung up, as it should
+
+    with scripted_peer(serve) as port:
+        yield port
 
 
 SLOW_ANSWER = (b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\n"
@@ -232,9 +221,8 @@ def test_the_deadline_reaches_every_connection_pool_proxies_too(
 
 def test_the_early_probe_hangs_up_at_its_deadline() -> None:
     with trickling_server(SLOW_ANSWER, 0.05) as port:
-        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", "Basic eA==", b"<x/>", tls=None,
-                           connect_timeout=2, read_timeout=5, deadline=0.5,
-                           counter=RequestCounter())
+        early = EarlyProbe(f"http://127.0.0.1:{port}/a/", b"<x/>",
+                           EarlyRoute("Basic eA==", None, 2, 5, RequestCounter(), deadline=0.5))
         assert early.answer() is None
 
 
