@@ -725,14 +725,15 @@ class SizeResult:
 
 
 def _median_measure(runs: list[Measure]) -> Measure:
-    """Median time, but the worst request count and RSS: a target must hold on every run."""
+    """Median time, but the worst request count (the server's and the client's own, from the
+    same rounds, so that the two are compared like for like) and RSS: a target must hold on
+    every run."""
     bad = [m for m in runs if m.error is not None]
     if bad:
         return bad[0]
-    ordered = sorted(runs, key=lambda m: m.seconds)
-    mid = ordered[len(ordered) // 2]
+    own = [m.own_requests for m in runs if m.own_requests is not None]
     return Measure(statistics.median(m.seconds for m in runs),
-                   max(m.server_requests or 0 for m in runs), mid.own_requests,
+                   max(m.server_requests or 0 for m in runs), max(own) if own else None,
                    max(m.rss_mb or 0.0 for m in runs), rounds=[m.seconds for m in runs])
 
 
