@@ -147,6 +147,8 @@ class EarlyProbe(_EarlyRequest):
     def __init__(self, url: str, body: bytes, route: EarlyRoute) -> None:
         self._answered = False
         self._answer: EarlyAnswer | None = None
+        self._probe: Probe | None = None
+        self._probed = False
         super().__init__("PROPFIND", url, {"Depth": "0", **_XML_BODY}, body, route)
 
     def answer(self) -> EarlyAnswer | None:
@@ -174,7 +176,12 @@ class EarlyProbe(_EarlyRequest):
 
     def probe(self) -> Probe | None:
         """The change marker of a usable 207 answer (`dav.probe`), else None (then the run
-        probes again)."""
+        probes again). Parsed once: the no-op check and the early sync-collection both ask."""
+        if not self._probed:
+            self._probe, self._probed = self._parse_probe(), True
+        return self._probe
+
+    def _parse_probe(self) -> Probe | None:
         answer = self.answer()
         if answer is None or answer.status != 207:
             return None

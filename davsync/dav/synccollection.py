@@ -70,7 +70,7 @@ def _sync_report(client: DavClient, url: str, token: str | None) -> Multistatus:
     )
     status = response.status_code
     if status in (403, 412):
-        raise _refused_token(url, response.status_code, response.content)
+        raise _refused_token(url, status, response.content)
     if status != 207:
         raise client.failure("REPORT sync-collection", url, response)
     ms = parse_multistatus(response.content, url)
