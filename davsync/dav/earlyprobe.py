@@ -40,6 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from davsync.dav import xmlbodies as xb
 from davsync.dav.api import DEFAULT_REQUEST_TIMEOUT, DavError, Probe, RequestCounter
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ _MAX_ANSWER = 1 << 20  # a Depth 0 answer is a few hundred bytes; more is not a 
 # accept (or one whose packets are dropped) gets the main client's patience and retries instead.
 MAX_CONNECT_SECONDS = 2.0
 _CHUNK = 1 << 16  # bytes read, or unpacked from gzip, at a time
-_XML_BODY = {"Content-Type": "application/xml; charset=utf-8"}
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class EarlyProbe(_EarlyRequest):
         self._answer: EarlyAnswer | None = None
         self._probe: Probe | None = None
         self._probed = False
-        super().__init__("PROPFIND", url, {"Depth": "0", **_XML_BODY}, body, route)
+        super().__init__("PROPFIND", url, {"Depth": "0", **xb.XML_CONTENT}, body, route)
 
     def answer(self) -> EarlyAnswer | None:
         """The server's status and body, or None when there is none to act on. Read once;
@@ -231,7 +231,7 @@ class EarlySync(_EarlyRequest):
     def __init__(self, url: str, body: bytes, token: str, route: EarlyRoute) -> None:
         self.token = token
         super().__init__("REPORT", url,
-                         {"Depth": "0", "Accept-Encoding": "gzip", **_XML_BODY}, body, route)
+                         {"Depth": "0", "Accept-Encoding": "gzip", **xb.XML_CONTENT}, body, route)
 
     def take(self) -> EarlyStream | EarlyAnswer | None:
         """A 207 answer to read as it streams in (`EarlyStream`); a refusal of the token
